@@ -149,7 +149,7 @@ public static class RequestTraceReader
 
     private static string?[] ReadStrings(string path, ParquetRowGroupReader group, DataField field, int n)
     {
-        if (field.ClrType != typeof(string))
+        if (field.ClrType != typeof(string) && field.ClrType != typeof(ReadOnlyMemory<char>))
             throw new UserInputException($"{path}: column '{field.Name}' has type {field.ClrType.Name}; expected a string");
         var raw = new string?[n];
         group.ReadAsync(field, raw.AsMemory()).GetAwaiter().GetResult();

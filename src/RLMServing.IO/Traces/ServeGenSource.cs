@@ -10,7 +10,7 @@ namespace RLMServing.IO.Traces;
 /// from the given start time of day (default 0). Prompt = input_tokens (or, for multimodal data, the sum of
 /// text/image/audio/video tokens); thinking = round(output × reason_ratio) where the data has a reason ratio.
 /// </summary>
-internal sealed class ServeGenSource : IRequestTraceSource
+public sealed class ServeGenSource : IRequestTraceSource
 {
     public const double DefaultDurationS = 3600;
 
