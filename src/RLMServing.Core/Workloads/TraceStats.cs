@@ -66,29 +66,43 @@ public sealed class TraceStatsAccumulator
 /// <summary>Exact histogram of non-negative integers with linear-interpolation quantiles.</summary>
 public sealed class CountHistogram
 {
+    // Token counts below this are counted in an array (the common case, and much faster than a dictionary).
+    private const int DenseLimit = 1 << 17;
     private readonly Dictionary<long, long> _counts = [];
+    private long[]? _dense;
     private double _sum;
 
     public long Count { get; private set; }
 
     public void Add(long value)
     {
-        _counts[value] = _counts.GetValueOrDefault(value) + 1;
+        if ((ulong)value < DenseLimit) (_dense ??= new long[DenseLimit])[value]++;
+        else _counts[value] = _counts.GetValueOrDefault(value) + 1;
         _sum += value;
         Count++;
+    }
+
+    private KeyValuePair<long, long>[] Sorted()
+    {
+        var all = new List<KeyValuePair<long, long>>();
+        if (_dense is not null)
+            for (int v = 0; v < _dense.Length; v++)
+                if (_dense[v] > 0) all.Add(new(v, _dense[v]));
+        all.AddRange(_counts.OrderBy(kv => kv.Key));
+        return [.. all];
     }
 
     public TokenSummary Summary()
     {
         if (Count == 0) return new TokenSummary(0, 0, 0, 0, 0);
-        var sorted = _counts.OrderBy(kv => kv.Key).ToArray();
+        var sorted = Sorted();
         return new TokenSummary(_sum / Count, Quantile(sorted, 0.5), Quantile(sorted, 0.9), Quantile(sorted, 0.99), sorted[^1].Key);
     }
 
     public double Quantile(double q)
     {
         if (Count == 0) return 0;
-        return Quantile(_counts.OrderBy(kv => kv.Key).ToArray(), q);
+        return Quantile(Sorted(), q);
     }
 
     private double Quantile(KeyValuePair<long, long>[] sorted, double q)

@@ -9,6 +9,9 @@ namespace RLMServing.IO.Traces;
 internal sealed class CsvLines : IDisposable
 {
     private readonly StreamReader _reader;
+    private char[] _buffer = new char[1 << 16];
+    private int _start, _end;
+    private bool _eof;
 
     public CsvLines(string path)
     {
@@ -23,22 +26,51 @@ internal sealed class CsvLines : IDisposable
     public long LineNumber { get; private set; }
 
     /// <summary>Next non-blank line, or null at the end.</summary>
-    public string? Next()
+    public string? Next() => TryNext(out var line) ? line.ToString() : null;
+
+    /// <summary>
+    /// Next non-blank line without allocating: the span points into an internal buffer and is valid until the next
+    /// call. A trailing '\r' is removed.
+    /// </summary>
+    public bool TryNext(out ReadOnlySpan<char> line)
     {
         while (true)
         {
-            var line = _reader.ReadLine();
-            if (line is null) return null;
-            LineNumber++;
-            if (line.Length > 0 && !string.IsNullOrWhiteSpace(line)) return line;
+            var pending = _buffer.AsSpan(_start, _end - _start);
+            int newline = pending.IndexOf('\n');
+            if (newline >= 0 || (_eof && pending.Length > 0))
+            {
+                int length = newline >= 0 ? newline : pending.Length;
+                line = pending[..length];
+                _start += newline >= 0 ? newline + 1 : length;
+                LineNumber++;
+                if (line.Length > 0 && line[^1] == '\r') line = line[..^1];
+                if (line.IsEmpty || line.IsWhiteSpace()) continue;
+                return true;
+            }
+            if (_eof)
+            {
+                line = default;
+                return false;
+            }
+            if (_start > 0)
+            {
+                pending.CopyTo(_buffer);
+                _end = pending.Length;
+                _start = 0;
+            }
+            if (_end == _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);
+            int read = _reader.Read(_buffer, _end, _buffer.Length - _end);
+            if (read == 0) _eof = true;
+            else _end += read;
         }
     }
 
     /// <summary>Splits a line at commas; returns the field count (fields beyond the span's length are counted, not stored).</summary>
-    public static int Split(string line, Span<Range> fields)
+    public static int Split(ReadOnlySpan<char> line, Span<Range> fields)
     {
         int count = 0, start = 0;
-        var span = line.AsSpan();
+        var span = line;
         if (span.IndexOf('"') < 0)
         {
             while (true)
@@ -97,6 +129,18 @@ internal sealed class CsvLines : IDisposable
 
     public static bool TryParseCount(ReadOnlySpan<char> text, out int value)
     {
+        // Fast path: plain ASCII digits, no sign, at most 9 digits (cannot overflow).
+        if (text.Length is > 0 and <= 9)
+        {
+            int v = 0, i = 0;
+            for (; i < text.Length; i++)
+            {
+                int digit = text[i] - '0';
+                if ((uint)digit > 9) break;
+                v = v * 10 + digit;
+            }
+            if (i == text.Length) { value = v; return true; }
+        }
         text = text.Trim();
         if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value)) return true;
         // Some exports write counts as floats ("12.0"); accept integral values only.
@@ -109,8 +153,33 @@ internal sealed class CsvLines : IDisposable
         return false;
     }
 
-    public static bool TryParseTime(ReadOnlySpan<char> text, out double value) =>
-        double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value) && value >= 0;
+    private static readonly double[] PowersOfTen = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18];
+
+    public static bool TryParseTime(ReadOnlySpan<char> text, out double value)
+    {
+        // Fast path for plain decimals ("123.456789"): mantissa and 10^k are exact doubles, so one IEEE division
+        // gives the correctly rounded value, the same as double.Parse.
+        if (text.Length is > 0 and <= 16)
+        {
+            long mantissa = 0;
+            int fractionDigits = -1, i = 0;
+            for (; i < text.Length; i++)
+            {
+                char c = text[i];
+                if (c == '.' && fractionDigits < 0) { fractionDigits = 0; continue; }
+                int digit = c - '0';
+                if ((uint)digit > 9) break;
+                mantissa = mantissa * 10 + digit;
+                if (fractionDigits >= 0) fractionDigits++;
+            }
+            if (i == text.Length && fractionDigits != 0 && text[0] != '.')
+            {
+                value = fractionDigits <= 0 ? mantissa : mantissa / PowersOfTen[fractionDigits];
+                return true;
+            }
+        }
+        return double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value) && value >= 0;
+    }
 
     public void Dispose() => _reader.Dispose();
 }

@@ -19,25 +19,34 @@ internal abstract class CsvTraceSource : IRequestTraceSource
         var parser = CreateParser(path, header, context);
         var order = new ArrivalOrder();
         var ranges = new Range[Math.Max(header.Count, 1) + 8];
-        string? line;
-        while ((line = csv.Next()) is not null)
+        while (csv.TryNext(out var line))
         {
             int n = CsvLines.Split(line, ranges);
             var fields = new Fields(line, ranges, Math.Min(n, ranges.Length));
-            RequestTraceRow row;
-            try
+            var (row, error) = ParseLine(parser, fields, n, header.Count, order);
+            if (error is not null)
             {
-                if (n < header.Count) throw new RowError(line.Length + 1, $"expected {header.Count} fields, found {n}");
-                row = parser(fields);
-                if (order.Check(row.ArrivalTimeS) is string problem) throw new RowError(1, problem);
-            }
-            catch (RowError e)
-            {
-                context.Bad.Report(csv.LineNumber, e.Column, e.Message);
+                context.Bad.Report(csv.LineNumber, error.Column, error.Message);
                 continue;
             }
             order.Accept(row.ArrivalTimeS);
             yield return row;
+        }
+    }
+
+    // Iterators cannot hold ref structs across yields, so the span-based work happens here.
+    private static (RequestTraceRow Row, RowError? Error) ParseLine(Func<Fields, RequestTraceRow> parser, Fields fields, int n, int expected, ArrivalOrder order)
+    {
+        try
+        {
+            if (n < expected) throw new RowError(fields.LineLength + 1, $"expected {expected} fields, found {n}");
+            var row = parser(fields);
+            if (order.Check(row.ArrivalTimeS) is string problem) throw new RowError(1, problem);
+            return (row, null);
+        }
+        catch (RowError e)
+        {
+            return (default, e);
         }
     }
 
@@ -59,11 +68,15 @@ internal abstract class CsvTraceSource : IRequestTraceSource
     }
 
     /// <summary>The fields of one line with their 1-based character columns for error messages.</summary>
-    protected internal readonly ref struct Fields(string line, Range[] ranges, int count)
+    protected internal readonly ref struct Fields(ReadOnlySpan<char> line, Range[] ranges, int count)
     {
-        public ReadOnlySpan<char> this[int i] => i < count ? line.AsSpan()[ranges[i]] : [];
+        private readonly ReadOnlySpan<char> _line = line;
 
-        public int Column(int i) => i < count ? ranges[i].Start.GetOffset(line.Length) + 1 : line.Length + 1;
+        public int LineLength => _line.Length;
+
+        public ReadOnlySpan<char> this[int i] => i < count ? _line[ranges[i]] : [];
+
+        public int Column(int i) => i < count ? ranges[i].Start.GetOffset(_line.Length) + 1 : _line.Length + 1;
 
         public int Count(int i, string name)
         {

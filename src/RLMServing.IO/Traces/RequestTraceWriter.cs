@@ -4,8 +4,9 @@ namespace RLMServing.IO.Traces;
 
 /// <summary>
 /// Writes request-trace rows to Parquet in fixed-size row groups, so memory stays constant however long the trace.
-/// Call <see cref="Complete"/> to write the footer with file metadata; disposing without completing leaves an
-/// unusable file (importers write to a temporary path and delete it on failure).
+/// A full row group is encoded on a background task while the caller fills the next one (two buffers, so parsing and
+/// encoding overlap). Call <see cref="Complete"/> to write the footer with file metadata; disposing without completing
+/// leaves an unusable file (importers write to a temporary path and delete it on failure).
 /// </summary>
 public sealed class RequestTraceWriter : IDisposable
 {
@@ -14,28 +15,16 @@ public sealed class RequestTraceWriter : IDisposable
     private readonly Stream _stream;
     private readonly ParquetWriter _writer;
     private readonly int _rowGroupSize;
-    private readonly double[] _arrival;
-    private readonly int[] _prompt, _output;
-    private readonly int?[] _thinking, _turn;
-    private readonly string?[] _session, _model, _status, _hashes;
-    private readonly bool?[] _failed;
-    private int _buffered;
+    private Batch _current;
+    private Batch? _free, _pendingBatch;
+    private Task? _pending;
     private bool _completed, _disposed;
 
     public RequestTraceWriter(string path, int rowGroupSize = DefaultRowGroupSize)
     {
         if (rowGroupSize <= 0) throw new ArgumentOutOfRangeException(nameof(rowGroupSize));
         _rowGroupSize = rowGroupSize;
-        _arrival = new double[rowGroupSize];
-        _prompt = new int[rowGroupSize];
-        _output = new int[rowGroupSize];
-        _thinking = new int?[rowGroupSize];
-        _turn = new int?[rowGroupSize];
-        _session = new string?[rowGroupSize];
-        _model = new string?[rowGroupSize];
-        _status = new string?[rowGroupSize];
-        _hashes = new string?[rowGroupSize];
-        _failed = new bool?[rowGroupSize];
+        _current = new Batch(rowGroupSize);
         _stream = File.Create(path);
         try
         {
@@ -53,26 +42,28 @@ public sealed class RequestTraceWriter : IDisposable
 
     public void Write(in RequestTraceRow row)
     {
-        int i = _buffered;
-        _arrival[i] = row.ArrivalTimeS;
-        _prompt[i] = row.PromptTokens;
-        _output[i] = row.OutputTokens;
-        _thinking[i] = row.ThinkingTokens;
-        _session[i] = row.SessionId;
-        _turn[i] = row.TurnIndex;
-        _model[i] = row.Model;
-        _failed[i] = row.Failed;
-        _status[i] = row.Status;
-        _hashes[i] = row.HashIds;
-        _buffered++;
+        var b = _current;
+        int i = b.Count;
+        b.Arrival[i] = row.ArrivalTimeS;
+        b.Prompt[i] = row.PromptTokens;
+        b.Output[i] = row.OutputTokens;
+        b.Thinking[i] = row.ThinkingTokens;
+        b.Session[i] = row.SessionId;
+        b.Turn[i] = row.TurnIndex;
+        b.Model[i] = row.Model;
+        b.Failed[i] = row.Failed;
+        b.Status[i] = row.Status;
+        b.Hashes[i] = row.HashIds;
+        b.Count++;
         Rows++;
-        if (_buffered == _rowGroupSize) Flush();
+        if (b.Count == _rowGroupSize) Flush();
     }
 
     /// <summary>Writes the remaining rows and the footer; <paramref name="metadata"/> becomes file-level key/values.</summary>
     public void Complete(IReadOnlyDictionary<string, string> metadata)
     {
         Flush();
+        WaitPending();
         var custom = new Dictionary<string, string>(metadata)
         {
             [RequestTraceSchema.KeySchema] = RequestTraceSchema.SchemaName,
@@ -87,26 +78,45 @@ public sealed class RequestTraceWriter : IDisposable
 
     private void Flush()
     {
-        if (_buffered == 0) return;
-        int n = _buffered;
-        using (var group = _writer.CreateRowGroup())
+        if (_current.Count == 0) return;
+        WaitPending();
+        var batch = _current;
+        _pendingBatch = batch;
+        _pending = Task.Run(() => WriteRowGroup(batch));
+        _current = _free ?? new Batch(_rowGroupSize);
+        _free = null;
+    }
+
+    private void WaitPending()
+    {
+        if (_pending is null) return;
+        try
         {
-            group.WriteAsync<double>(RequestTraceSchema.ArrivalTimeS, _arrival.AsMemory(0, n)).GetAwaiter().GetResult();
-            group.WriteAsync<int>(RequestTraceSchema.PromptTokens, _prompt.AsMemory(0, n)).GetAwaiter().GetResult();
-            group.WriteAsync<int>(RequestTraceSchema.OutputTokens, _output.AsMemory(0, n)).GetAwaiter().GetResult();
-            group.WriteAsync<int>(RequestTraceSchema.ThinkingTokens, (ReadOnlyMemory<int?>)_thinking.AsMemory(0, n)).GetAwaiter().GetResult();
-            group.WriteAsync(RequestTraceSchema.SessionId, new ArraySegment<string>(_session!, 0, n)).GetAwaiter().GetResult();
-            group.WriteAsync<int>(RequestTraceSchema.TurnIndex, (ReadOnlyMemory<int?>)_turn.AsMemory(0, n)).GetAwaiter().GetResult();
-            group.WriteAsync(RequestTraceSchema.Model, new ArraySegment<string>(_model!, 0, n)).GetAwaiter().GetResult();
-            group.WriteAsync<bool>(RequestTraceSchema.Failed, (ReadOnlyMemory<bool?>)_failed.AsMemory(0, n)).GetAwaiter().GetResult();
-            group.WriteAsync(RequestTraceSchema.Status, new ArraySegment<string>(_status!, 0, n)).GetAwaiter().GetResult();
-            group.WriteAsync(RequestTraceSchema.HashIds, new ArraySegment<string>(_hashes!, 0, n)).GetAwaiter().GetResult();
+            _pending.GetAwaiter().GetResult();
         }
-        Array.Clear(_session, 0, n);
-        Array.Clear(_model, 0, n);
-        Array.Clear(_status, 0, n);
-        Array.Clear(_hashes, 0, n);
-        _buffered = 0;
+        finally
+        {
+            _pending = null;
+            _pendingBatch!.Clear();
+            _free = _pendingBatch;
+            _pendingBatch = null;
+        }
+    }
+
+    private void WriteRowGroup(Batch b)
+    {
+        int n = b.Count;
+        using var group = _writer.CreateRowGroup();
+        group.WriteAsync<double>(RequestTraceSchema.ArrivalTimeS, b.Arrival.AsMemory(0, n)).GetAwaiter().GetResult();
+        group.WriteAsync<int>(RequestTraceSchema.PromptTokens, b.Prompt.AsMemory(0, n)).GetAwaiter().GetResult();
+        group.WriteAsync<int>(RequestTraceSchema.OutputTokens, b.Output.AsMemory(0, n)).GetAwaiter().GetResult();
+        group.WriteAsync<int>(RequestTraceSchema.ThinkingTokens, (ReadOnlyMemory<int?>)b.Thinking.AsMemory(0, n)).GetAwaiter().GetResult();
+        group.WriteAsync(RequestTraceSchema.SessionId, new ArraySegment<string>(b.Session!, 0, n)).GetAwaiter().GetResult();
+        group.WriteAsync<int>(RequestTraceSchema.TurnIndex, (ReadOnlyMemory<int?>)b.Turn.AsMemory(0, n)).GetAwaiter().GetResult();
+        group.WriteAsync(RequestTraceSchema.Model, new ArraySegment<string>(b.Model!, 0, n)).GetAwaiter().GetResult();
+        group.WriteAsync<bool>(RequestTraceSchema.Failed, (ReadOnlyMemory<bool?>)b.Failed.AsMemory(0, n)).GetAwaiter().GetResult();
+        group.WriteAsync(RequestTraceSchema.Status, new ArraySegment<string>(b.Status!, 0, n)).GetAwaiter().GetResult();
+        group.WriteAsync(RequestTraceSchema.HashIds, new ArraySegment<string>(b.Hashes!, 0, n)).GetAwaiter().GetResult();
     }
 
     public void Dispose()
@@ -115,11 +125,36 @@ public sealed class RequestTraceWriter : IDisposable
         _disposed = true;
         try
         {
+            if (!_completed)
+            {
+                // Failure path: let a running row group finish (its error, if any, is secondary) before closing.
+                try { WaitPending(); } catch (Exception) { }
+            }
             if (_completed) _writer.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
         finally
         {
             _stream.Dispose();
+        }
+    }
+
+    /// <summary>Column buffers for one row group.</summary>
+    private sealed class Batch(int size)
+    {
+        public readonly double[] Arrival = new double[size];
+        public readonly int[] Prompt = new int[size], Output = new int[size];
+        public readonly int?[] Thinking = new int?[size], Turn = new int?[size];
+        public readonly string?[] Session = new string?[size], Model = new string?[size], Status = new string?[size], Hashes = new string?[size];
+        public readonly bool?[] Failed = new bool?[size];
+        public int Count;
+
+        public void Clear()
+        {
+            Array.Clear(Session, 0, Count);
+            Array.Clear(Model, 0, Count);
+            Array.Clear(Status, 0, Count);
+            Array.Clear(Hashes, 0, Count);
+            Count = 0;
         }
     }
 }

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Globalization;
+using RLMServing.IO.Traces;
+
+namespace RLMServing.Benchmarks;
+
+/// <summary>
+/// `trace-import [ROWS...]`: writes canonical CSVs of the given sizes (default 1,000,000 and 5,000,000 rows) to a
+/// temporary folder, imports each to Parquet and streams stats over it, reporting rows/s and the peak working set
+/// sampled during each phase (constant memory shows as the same peak for both sizes). Files are deleted afterwards.
+/// </summary>
+internal static class TraceImportBenchmark
+{
+    public static int Run(string[] args)
+    {
+        long[] sizes = args.Length > 0 ? args.Select(a => long.Parse(a, CultureInfo.InvariantCulture)).ToArray() : [1_000_000, 5_000_000];
+        string dir = Path.Combine(Path.GetTempPath(), "rlms-bench-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            Console.WriteLine($"{"rows",12} {"csv MB",8} {"import s",9} {"rows/s",12} {"peak WS MB",11} {"stats s",8} {"rows/s",12} {"peak WS MB",11}");
+            foreach (long rows in sizes)
+            {
+                string csv = Path.Combine(dir, $"trace-{rows}.csv");
+                string parquet = Path.Combine(dir, $"trace-{rows}.parquet");
+                Generate(csv, rows);
+                double mb = new FileInfo(csv).Length / 1e6;
+                GC.Collect();
+                var (importS, importPeak) = Measure(() =>
+                {
+                    var result = TraceImporters.Get("csv").Import(csv, parquet, new ImportOptions());
+                    if (result.Rows != rows) throw new InvalidOperationException($"imported {result.Rows} rows, expected {rows}");
+                });
+                GC.Collect();
+                var (statsS, statsPeak) = Measure(() =>
+                {
+                    var (stats, _) = RequestTraceStats.Compute(csv, "csv");
+                    if (stats.Rows != rows) throw new InvalidOperationException($"stats saw {stats.Rows} rows, expected {rows}");
+                });
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{rows,12:N0} {mb,8:F1} {importS,9:F2} {rows / importS,12:N0} {importPeak / 1e6,11:F0} {statsS,8:F2} {rows / statsS,12:N0} {statsPeak / 1e6,11:F0}"));
+                File.Delete(csv);
+                File.Delete(parquet);
+            }
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static void Generate(string path, long rows)
+    {
+        var random = new Random(42);
+        using var writer = new StreamWriter(path, false, new System.Text.UTF8Encoding(false), 1 << 20);
+        writer.Write("arrival_time_s,prompt_tokens,output_tokens,thinking_tokens\n");
+        double t = 0;
+        for (long i = 0; i < rows; i++)
+        {
+            t += -Math.Log(1 - random.NextDouble()) * 0.01;
+            int output = random.Next(1, 8192);
+            writer.Write(t.ToString("F6", CultureInfo.InvariantCulture));
+            writer.Write(',');
+            writer.Write(random.Next(1, 16384).ToString(CultureInfo.InvariantCulture));
+            writer.Write(',');
+            writer.Write(output.ToString(CultureInfo.InvariantCulture));
+            writer.Write(',');
+            writer.Write(random.Next(0, output + 1).ToString(CultureInfo.InvariantCulture));
+            writer.Write('\n');
+        }
+    }
+
+    private static (double Seconds, long PeakWorkingSetBytes) Measure(Action action)
+    {
+        using var process = Process.GetCurrentProcess();
+        long peak = 0;
+        using var done = new ManualResetEventSlim();
+        var sampler = new Thread(() =>
+        {
+            while (!done.Wait(20))
+            {
+                process.Refresh();
+                peak = Math.Max(peak, process.WorkingSet64);
+            }
+        }) { IsBackground = true };
+        sampler.Start();
+        var watch = Stopwatch.StartNew();
+        action();
+        double seconds = watch.Elapsed.TotalSeconds;
+        done.Set();
+        sampler.Join();
+        return (seconds, peak);
+    }
+}
