@@ -21,11 +21,12 @@ public sealed class BadRows(string file, bool skip)
     public string? FirstProblem { get; private set; }
 
     /// <summary>Reports a bad row. <paramref name="column"/> is 1-based; 0 when there is no column position.</summary>
-    public void Report(long line, int column, string problem, string unit = "line")
+    public void Report(long line, int column, string problem, string unit = "line", string? file = null)
     {
+        file ??= File;
         string where = unit == "line"
-            ? (column > 0 ? $"{File}:{line}:{column}" : $"{File}:{line}")
-            : $"{File}: {unit} {line}";
+            ? (column > 0 ? $"{file}:{line}:{column}" : $"{file}:{line}")
+            : $"{file}: {unit} {line}";
         string message = $"{where}: {problem}";
         if (!Skip) throw new UserInputException(message);
         Count++;

@@ -80,7 +80,7 @@ public sealed class ServeGenSource : IRequestTraceSource
         while ((line = csv.Next()) is not null)
         {
             int n = CsvLines.Split(line, ranges);
-            if (n != 6) { bad.Report(csv.LineNumber, 1, $"expected 6 fields (timestamp_s,rate_rps,cv,arrival_dist,dist_param1,dist_param2), found {n}"); continue; }
+            if (n != 6) { bad.Report(csv.LineNumber, 1, file: path, problem: $"expected 6 fields (timestamp_s,rate_rps,cv,arrival_dist,dist_param1,dist_param2), found {n}"); continue; }
             var span = line.AsSpan();
             double[] v = new double[6];
             string? problem = null;
@@ -102,7 +102,7 @@ public sealed class ServeGenSource : IRequestTraceSource
                 problem = $"arrival_dist: '{dist}' is not Gamma, Weibull or empty";
                 column = ranges[3].Start.GetOffset(line.Length) + 1;
             }
-            if (problem is not null) { bad.Report(csv.LineNumber, column, problem); continue; }
+            if (problem is not null) { bad.Report(csv.LineNumber, column, problem, file: path); continue; }
             windows.Add(new RateWindow(v[0], v[1], v[2], dist.Length == 0 ? null : dist, v[4], v[5]));
         }
         return windows;

@@ -107,3 +107,53 @@ public class FormatTests
         Assert.Equal(expectedS, rows[1].ArrivalTimeS, 9);
     }
 }
+
+/// <summary>Parquet input written by other tools, determinism of the output, and ServeGen error locations.</summary>
+public class ParquetInputTests
+{
+    [Fact]
+    public async Task ParquetWithInt64AndNullableDoubleColumnsIsAccepted()
+    {
+        using var temp = new TempDir();
+        string path = temp.File("pandas-like.parquet");
+        var arrival = new Parquet.Schema.DataField<double>("arrival_time_s");
+        var prompt = new Parquet.Schema.DataField<long>("prompt_tokens");
+        var output = new Parquet.Schema.DataField<long>("output_tokens");
+        var thinking = new Parquet.Schema.DataField<double?>("thinking_tokens");
+        var extra = new Parquet.Schema.DataField<string>("user_column", nullable: true);
+        await using (var stream = File.Create(path))
+        {
+            await using var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(arrival, prompt, output, thinking, extra), stream);
+            using var group = writer.CreateRowGroup();
+            await group.WriteAsync<double>(arrival, new double[] { 0, 1.5 }.AsMemory());
+            await group.WriteAsync<long>(prompt, new long[] { 10, 20 }.AsMemory());
+            await group.WriteAsync<long>(output, new long[] { 30, 40 }.AsMemory());
+            await group.WriteAsync<double>(thinking, new double?[] { 25, null }.AsMemory());
+            await group.WriteAsync(extra, new[] { "a", "b" });
+        }
+        var rows = RequestTraceReader.Read(path, new BadRows(path, false)).ToList();
+        Assert.Equal([new RequestTraceRow(0, 10, 30, 25), new RequestTraceRow(1.5, 20, 40, null)], rows);
+    }
+
+    [Fact]
+    public void ImportIsByteForByteDeterministic()
+    {
+        using var temp = new TempDir();
+        string a = temp.File("a.parquet"), b = temp.File("b.parquet");
+        var options = new ImportOptions(Seed: 11, DurationS: 30, StartS: 45000);
+        TraceImporters.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), a, options);
+        TraceImporters.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), b, options);
+        Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
+    }
+
+    [Fact]
+    public void ServeGenRateErrorsNameTheChunkFile()
+    {
+        using var temp = new TempDir();
+        File.Copy(SharedData.Path_("servegen-deepseek-r1", "chunk-0-dataset.json"), Path.Combine(temp.Path, "chunk-0-dataset.json"));
+        string trace = temp.File("chunk-0-trace.csv", "0,0,0,,0,0\n600,0.5,1.0,Poisson,1,1\n");
+        var e = Assert.Throws<UserInputException>(() => RequestTraceStats.Compute(temp.Path, "servegen"));
+        Assert.StartsWith($"{trace}:2:", e.Message);
+        Assert.Contains("Poisson", e.Message);
+    }
+}
