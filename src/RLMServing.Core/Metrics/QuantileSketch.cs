@@ -13,6 +13,9 @@ public sealed class QuantileSketch
     private double _zeroWeight;
     private double _weight, _sum, _sumSq;
     private double _max = double.NegativeInfinity, _min = double.PositiveInfinity;
+    // The last bucket used: consecutive latencies of a steady decode stretch mostly land in it, skipping the log.
+    private int _lastKey = int.MinValue;
+    private double _lastLow = double.PositiveInfinity, _lastHigh = double.NegativeInfinity;
 
     /// <param name="relativeAccuracy">Quantiles are within this relative error of a true sample value.</param>
     public QuantileSketch(double relativeAccuracy = 0.005)
@@ -40,8 +43,16 @@ public sealed class QuantileSketch
         if (value > _max) _max = value;
         if (value < _min) _min = value;
         if (value < 1e-12) { _zeroWeight += weight; return; }
-        int key = (int)Math.Ceiling(Math.Log(value) / _logGamma);
-        _buckets[key] = _buckets.GetValueOrDefault(key) + weight;
+        int key;
+        if (value > _lastLow && value <= _lastHigh) key = _lastKey;
+        else
+        {
+            key = (int)Math.Ceiling(Math.Log(value) / _logGamma);
+            _lastKey = key;
+            _lastHigh = Math.Pow(_gamma, key);
+            _lastLow = _lastHigh / _gamma;
+        }
+        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_buckets, key, out _) += weight;
     }
 
     /// <summary>Adds another sketch of the same accuracy (e.g. from another replica).</summary>

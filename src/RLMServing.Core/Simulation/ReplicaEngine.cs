@@ -85,6 +85,9 @@ internal sealed class ReplicaEngine
     public List<TimeseriesPoint> Timeseries { get; }
     public Action? OnRequestDone { get; set; }
 
+    /// <summary>Re-derives the KV accounting from every request at each scheduler turn (tests; slow).</summary>
+    public bool CheckInvariants { get; set; }
+
     private int BlockSize => _kv.BlockSize;
     private long TotalBlocks => _kv.TotalBlocks;
     private int RunningCount => _prefilling.Count + _decoding.Count;
@@ -94,11 +97,13 @@ internal sealed class ReplicaEngine
     /// <summary>Runs until every arrival (including closed-loop follow-ups) has completed or been rejected.</summary>
     public void Run()
     {
+        double lastClock = 0;
         while (true)
         {
             ProcessDueDecodeEvents();
             AdmitArrivals();
             Sample();
+            if (CheckInvariants) Verify(ref lastClock);
             if (RunningCount == 0 && _waiting.Count == 0 && !_batchActive)
             {
                 if (_arrivals.Count == 0) break;
@@ -165,6 +170,7 @@ internal sealed class ReplicaEngine
     /// <summary>Moves the head of the queue into prefill if it fits; the caller sizes the first chunk.</summary>
     private bool TryAdmit(SimRequest r, int firstChunk, long reservedBlocks = 0)
     {
+        if (_batchActive) throw new InvalidOperationException("static batching admitted a request mid-batch");
         long need = BlocksFor(r.Prefilled + firstChunk) - r.BlocksHeld;
         if (need > FreeBlocks - reservedBlocks) return false;
         _waiting.Dequeue();
@@ -376,10 +382,15 @@ internal sealed class ReplicaEngine
     private long NewBlocksAt(long dc) => _phaseCount[(int)(((-dc) % BlockSize + BlockSize) % BlockSize)];
 
     /// <summary>Makes room for one more KV entry per decoding request, preempting by recompute when full.</summary>
-    private void EnsureDecodeBlocks()
+    private bool EnsureDecodeBlocks()
     {
+        bool preempted = false;
         while (_decoding.Count > 0 && _usedBlocks + NewBlocksAt(_dc) > TotalBlocks)
+        {
             Preempt(PickVictim());
+            preempted = true;
+        }
+        return preempted;
     }
 
     /// <summary>vLLM's choice: the most recently admitted running request (lowest priority first under priority order).</summary>
@@ -442,7 +453,8 @@ internal sealed class ReplicaEngine
     /// </summary>
     private void DecodeStretch(bool respectArrivals)
     {
-        EnsureDecodeBlocks();
+        // Blocks freed by a preemption may let a waiting request in: one iteration, then the scheduler again.
+        bool preempted = EnsureDecodeBlocks();
         if (_decoding.Count == 0) return;
         long eventDc = NextEventDc();
         double arrivalBound = respectArrivals && _arrivals.Count > 0 ? _arrivals.Peek().ArrivalTimeS : double.PositiveInfinity;
@@ -463,7 +475,7 @@ internal sealed class ReplicaEngine
             _dc++;
             _lastDecodeEndS = _clock;
         }
-        while (_fastForward && _dc < eventDc && _clock < timeBound);
+        while (_fastForward && !preempted && _dc < eventDc && _clock < timeBound);
     }
 
     /// <summary>One decode step for the decode set inside a mixed (chunked-prefill) iteration.</summary>
@@ -530,7 +542,30 @@ internal sealed class ReplicaEngine
         r.State = RequestState.Done;
         r.LastEmitS = lastTokenS;
         r.CompletionS = lastTokenS;
+        r.FirstAnswerS ??= lastTokenS;   // the answer began at the last token at the latest (answer event on the same step)
         Finish(r, lastTokenS);
+    }
+
+    /// <summary>
+    /// The invariants the property tests rely on: blocks held by requests add up to the allocator's count,
+    /// allocated + free = total with neither negative, the clock never goes back, and the decode aggregates
+    /// (count, KV sum, block phases) match the requests.
+    /// </summary>
+    private void Verify(ref double lastClock)
+    {
+        if (_clock < lastClock) throw new InvalidOperationException($"clock went back from {lastClock} to {_clock}");
+        lastClock = _clock;
+        long held = _prefilling.Sum(r => (long)r.BlocksHeld) + _decoding.Sum(r => BlocksFor(r.KvAt(_dc)));
+        if (held != _usedBlocks) throw new InvalidOperationException($"blocks held by requests {held} != allocated {_usedBlocks}");
+        if (_usedBlocks < 0 || _usedBlocks > TotalBlocks || FreeBlocks + _usedBlocks != TotalBlocks)
+            throw new InvalidOperationException($"allocated {_usedBlocks} + free {FreeBlocks} != total {TotalBlocks}");
+        if (_decoding.Sum(r => r.KvAt(_dc)) != _kvSum) throw new InvalidOperationException("decode KV sum out of step");
+        var phases = new long[BlockSize];
+        foreach (var r in _decoding) phases[Phase(r)]++;
+        if (!phases.AsSpan().SequenceEqual(_phaseCount)) throw new InvalidOperationException("block phase histogram out of step");
+        if (_decoding.Any(r => r.GeneratedAt(_dc) >= r.Target)) throw new InvalidOperationException("a finished request is still decoding");
+        if (RunningCount > _sched.MaxNumSeqs && _sched.Batching != BatchingPolicy.Static) throw new InvalidOperationException("more running than max_num_seqs");
+        if (_batch.Count > _sched.MaxNumSeqs) throw new InvalidOperationException("static batch larger than max_num_seqs");
     }
 
     private long NextEventDc() => _decodeEvents.TryPeek(out _, out var p) ? p.Dc : long.MaxValue;

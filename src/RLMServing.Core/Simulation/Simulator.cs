@@ -23,7 +23,7 @@ public sealed record SimulationResult(
 public static class Simulator
 {
     public static SimulationResult Run(Scenario scenario, ModelArchitecture model, GpuSpec gpu, ICostModel cost,
-        IProgress<double>? progress = null)
+        IProgress<double>? progress = null, bool checkInvariants = false)
     {
         var hw = scenario.Hardware;
         var plan = KvCachePlan.For(model, gpu, hw.TensorParallel, scenario.KvCache, scenario.Scheduler);
@@ -46,7 +46,11 @@ public static class Simulator
             stats[i] = new ReplicaStats(0.005);
             IClientLoop? clients = closedLoop is null ? null : new ClientLoop(closedLoop.ThinkTimeMs / 1000.0);
             engines[i] = new ReplicaEngine(i, scenario.Scheduler, cost, plan, scenario.Simulation.FastForward,
-                scenario.Metrics.TimeseriesIntervalS, clients, stats[i], records, timeseries) { OnRequestDone = onDone };
+                scenario.Metrics.TimeseriesIntervalS, clients, stats[i], records, timeseries)
+            {
+                OnRequestDone = onDone,
+                CheckInvariants = checkInvariants,
+            };
         }
 
         if (closedLoop is null) RouteOpenLoop(scenario, requests, engines);
