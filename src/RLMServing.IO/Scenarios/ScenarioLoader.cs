@@ -19,16 +19,7 @@ public static class ScenarioLoader
     public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null)
     {
         if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
-        var stream = new YamlStream();
-        try
-        {
-            using var reader = File.OpenText(path);
-            stream.Load(reader);
-        }
-        catch (YamlException e)
-        {
-            throw new UserInputException($"{path}: line {e.Start.Line}: malformed YAML: {Innermost(e).Message}");
-        }
+        var stream = LoadYaml(path);
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode rootYaml)
             throw new UserInputException($"{path}: expected a mapping of scenario keys at the top level");
         var root = (ConfigMap)ConfigNode.FromYaml(rootYaml);
@@ -280,4 +271,32 @@ public static class ScenarioLoader
     }
 
     private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
+
+    /// <summary>
+    /// Parses YAML, turning every parser failure into a user error with a line number. YamlDotNet reports most
+    /// syntax errors as YamlException with a position, but a few (an unclosed flow sequence) as a bare
+    /// InvalidOperationException; for those the line of the last event parsed is the best position we have.
+    /// </summary>
+    public static YamlStream LoadYaml(string path)
+    {
+        var text = File.ReadAllText(path);
+        var parser = new Parser(new StringReader(text));
+        try
+        {
+            while (parser.MoveNext()) { }
+        }
+        catch (YamlException e)
+        {
+            throw new UserInputException($"{path}: line {e.Start.Line}: malformed YAML: {Innermost(e).Message}");
+        }
+        catch (InvalidOperationException)
+        {
+            var line = parser.Current?.End.Line ?? 0;
+            throw new UserInputException($"{path}: line {line}: malformed YAML: unexpected end of a flow collection or scalar (unclosed bracket or quote?)");
+        }
+        var stream = new YamlStream();
+        try { stream.Load(new StringReader(text)); }
+        catch (YamlException e) { throw new UserInputException($"{path}: line {e.Start.Line}: malformed YAML: {Innermost(e).Message}"); }
+        return stream;
+    }
 }
