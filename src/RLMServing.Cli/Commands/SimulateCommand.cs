@@ -99,6 +99,7 @@ public sealed class SimulateCommand : ICommand
         Row("peak / mean KV usage", s => $"{N(s.PeakKvCacheUsage * 100, "F0")}% / {N(s.MeanKvCacheUsage * 100, "F0")}%");
         Row("preemptions", s => s.Preemptions.ToString(CultureInfo.InvariantCulture));
         Row("GPU busy", s => $"{N(s.GpuBusyFraction * 100, "F0")}%");
+        Row("est. bandwidth / compute util", s => $"{N(s.EstBandwidthUtilization * 100, "F0")}% / {N(s.EstComputeUtilization * 100, "F0")}%");
         Row("stable", s => s.Unstable ? "NO" : "yes");
         return table;
     }
