@@ -177,7 +177,7 @@ internal sealed class ReplicaEngine
         _usedBlocks += need;
         r.BlocksHeld += (int)need;
         r.State = RequestState.Prefilling;
-        if (r.AdmitSeq < 0) r.AdmitSeq = _admitSeq++;
+        r.AdmitSeq = _admitSeq++;   // re-admission after a preemption counts as the latest, as in vLLM's running list
         r.FirstScheduledS ??= _clock;
         _prefilling.Add(r);
         return true;

@@ -17,7 +17,7 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     public int Target => Spec.OutputTokens;
     public RequestState State { get; set; } = RequestState.Pending;
 
-    /// <summary>Order of first admission; the latest admitted is preempted first.</summary>
+    /// <summary>Order of (re)admission; the latest admitted is preempted first.</summary>
     public long AdmitSeq { get; set; } = -1;
 
     /// <summary>Tokens emitted, valid while not decoding (see <see cref="GeneratedAt"/>).</summary>
