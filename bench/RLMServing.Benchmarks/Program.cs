@@ -1,4 +1,66 @@
-// Benchmark modes are chosen by the first argument; each mode lives in its own file.
+using System.Diagnostics;
+using System.Globalization;
+using RLMServing.IO.Catalog;
+using RLMServing.IO.Runs;
+using RLMServing.IO.Scenarios;
+using RLMServing.Simulation;
+
+// Simulator speed benchmark: times Simulator.Run on bench-100k.yaml (no file output) at several request counts,
+// to show the time per run, the peak memory and that time grows linearly with requests.
+// Usage: dotnet run -c Release --project bench/RLMServing.Benchmarks -- [simulator] [SCENARIO] [--sizes 25000,50000,100000]
+// `trace-import [ROWS] [RUNS]` (request-trace import speed) lives in TraceImportBenchmark.cs.
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
-Console.WriteLine("benchmarks: see docs/performance.md");
+var argsList = args.ToList();
+if (argsList.Count > 0 && argsList[0] == "simulator") argsList.RemoveAt(0);
+string scenarioPath = argsList.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? FindScenario();
+int[] sizes = [25_000, 50_000, 100_000];
+int si = argsList.IndexOf("--sizes");
+if (si >= 0) sizes = argsList[si + 1].Split(',').Select(int.Parse).ToArray();
+
+var catalog = CatalogLoader.LoadDefault();
+Console.WriteLine($"scenario: {scenarioPath}  (Release build: {!Debugger.IsAttached && IsRelease()})");
+{
+    // Warm-up: JIT every path once so the first measured size does not pay for compilation.
+    var warm = ScenarioLoader.Load(scenarioPath, ["workload.requests=3000"]);
+    var w = ScenarioRunner.Prepare(warm, catalog)[0];
+    Simulator.Run(w.Scenario, w.Model, w.Gpu, w.Cost);
+}
+Console.WriteLine("requests   output_tokens   iterations   best_s   median_s   ns_per_iteration   peak_working_set_mb");
+foreach (var n in sizes)
+{
+    var file = ScenarioLoader.Load(scenarioPath, [$"workload.requests={n}"]);
+    var run = ScenarioRunner.Prepare(file, catalog)[0];
+    var times = new List<double>();
+    SimulationResult? result = null;
+    for (int rep = 0; rep < 3; rep++)
+    {
+        GC.Collect();
+        var sw = Stopwatch.StartNew();
+        result = Simulator.Run(run.Scenario, run.Model, run.Gpu, run.Cost);
+        times.Add(sw.Elapsed.TotalSeconds);
+    }
+    times.Sort();
+    long tokens = result!.Summary.TotalOutputTokens;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{n,8}   {tokens,13}   {result.Summary.Iterations,10}   {times[0],6:F3}   {times[1],8:F3}   {times[0] * 1e9 / result.Summary.Iterations,16:F0}   {Process.GetCurrentProcess().PeakWorkingSet64 / 1e6,19:F0}"));
+}
 return 0;
+
+static string FindScenario()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        var p = Path.Combine(dir.FullName, "scenarios", "bench-100k.yaml");
+        if (File.Exists(p)) return p;
+    }
+    throw new FileNotFoundException("scenarios/bench-100k.yaml not found; pass a scenario path");
+}
+
+static bool IsRelease()
+{
+#if DEBUG
+    return false;
+#else
+    return true;
+#endif
+}

@@ -1,4 +1,11 @@
+using System.Globalization;
 using CommandLine;
+using RLMServing.IO.Catalog;
+using RLMServing.IO.Results;
+using RLMServing.IO.Runs;
+using RLMServing.IO.Scenarios;
+using RLMServing.Metrics;
+using Spectre.Console;
 
 namespace RLMServing.Cli.Commands;
 
@@ -17,5 +24,83 @@ public sealed class SimulateCommand : ICommand
     [Option("set", HelpText = "Override a scenario key: dotted.key=value (repeatable).")]
     public IEnumerable<string> Set { get; set; } = [];
 
-    public int Run() => throw new UserInputException("simulate: not wired yet");
+    [Option("catalog", HelpText = "Extra catalog folders or files (GPUs, models) added to the bundled catalog.")]
+    public IEnumerable<string> Catalog { get; set; } = [];
+
+    [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
+    public bool Quiet { get; set; }
+
+    public int Run()
+    {
+        var catalog = CatalogLoader.LoadDefault(Catalog);
+        var file = ScenarioLoader.Load(File, Set, Seed);
+        var runs = ScenarioRunner.Prepare(file, catalog);   // every variant is validated before anything runs
+        var outDir = Out ?? Path.Combine("results", file.Name);
+        var command = "rlms simulate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+        var summaries = new List<RunSummary>();
+        foreach (var run in runs)
+        {
+            string? variant = file.HasVariants ? run.Name : null;
+            var dir = variant is null ? outDir : Path.Combine(outDir, variant);
+            var result = WithProgress(run, variant);
+            ResultWriter.WriteRunAsync(dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
+            summaries.Add(result.Summary);
+            if (result.Summary.Unstable)
+                Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
+        }
+        if (file.HasVariants) ScenarioRunner.WriteComparisonAsync(outDir, file.Name, summaries).GetAwaiter().GetResult();
+        if (!Quiet) AnsiConsole.Write(SummaryTable(file.Name, summaries));
+        Console.WriteLine($"results: {outDir}");
+        return 0;
+    }
+
+    private Simulation.SimulationResult WithProgress(PreparedRun run, string? variant)
+    {
+        int requests = run.Scenario.ReplayRequests?.Count ?? run.Scenario.Workload!.Requests;
+        if (Quiet || requests < 5000 || !AnsiConsole.Profile.Capabilities.Interactive)
+            return ScenarioRunner.Simulate(run, variant);
+        Simulation.SimulationResult? result = null;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask($"simulating {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
+                result = ScenarioRunner.Simulate(run, variant, new Progress(task));
+                task.Value = 1.0;
+            });
+        return result!;
+    }
+
+    private sealed class Progress(ProgressTask task) : IProgress<double>
+    {
+        public void Report(double value) => task.Value = value;
+    }
+
+    /// <summary>The metrics a capacity planner looks at first, one column per variant.</summary>
+    public static Table SummaryTable(string title, IReadOnlyList<RunSummary> summaries)
+    {
+        var table = new Table().Title(Markup.Escape(title)).AddColumn("metric");
+        foreach (var s in summaries) table.AddColumn(new TableColumn(Markup.Escape(s.Variant ?? "result")).RightAligned());
+        void Row(string name, Func<RunSummary, string> f) => table.AddRow([name, .. summaries.Select(s => Markup.Escape(f(s)))]);
+        static string N(double v, string fmt = "F1") => v.ToString(fmt, CultureInfo.InvariantCulture);
+        Row("model", s => s.Model);
+        Row("completed / rejected", s => $"{s.Completed} / {s.Rejected}");
+        Row("duration (s)", s => N(s.Duration));
+        Row("request throughput (req/s)", s => N(s.RequestThroughput, "F2"));
+        Row("output throughput (tok/s)", s => N(s.OutputThroughput, "F0"));
+        if (summaries.Any(s => s.RequestGoodput is not null)) Row("request goodput (req/s)", s => s.RequestGoodput is { } g ? N(g, "F2") : "-");
+        Row("mean / p99 TTFT (ms)", s => $"{N(s.MeanTtftMs, "F0")} / {N(s.P99TtftMs, "F0")}");
+        Row("mean / p99 TTFAT (ms)", s => $"{N(s.MeanTtfatMs, "F0")} / {N(s.P99TtfatMs, "F0")}");
+        Row("mean / p99 TPOT (ms)", s => $"{N(s.MeanTpotMs, "F1")} / {N(s.P99TpotMs, "F1")}");
+        Row("mean / p99 ITL (ms)", s => $"{N(s.MeanItlMs, "F1")} / {N(s.P99ItlMs, "F1")}");
+        Row("mean / p99 E2E (s)", s => $"{N(s.MeanE2elMs / 1000)} / {N(s.P99E2elMs / 1000)}");
+        Row("mean thinking tokens", s => N(s.MeanThinkingTokens, "F0"));
+        Row("mean batch size", s => N(s.MeanBatchSize));
+        Row("peak / mean KV usage", s => $"{N(s.PeakKvCacheUsage * 100, "F0")}% / {N(s.MeanKvCacheUsage * 100, "F0")}%");
+        Row("preemptions", s => s.Preemptions.ToString(CultureInfo.InvariantCulture));
+        Row("GPU busy", s => $"{N(s.GpuBusyFraction * 100, "F0")}%");
+        Row("est. bandwidth / compute util", s => $"{N(s.EstBandwidthUtilization * 100, "F0")}% / {N(s.EstComputeUtilization * 100, "F0")}%");
+        Row("stable", s => s.Unstable ? "NO" : "yes");
+        return table;
+    }
 }

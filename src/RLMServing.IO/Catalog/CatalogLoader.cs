@@ -60,6 +60,10 @@ public static class CatalogLoader
         {
             throw new UserInputException($"{file}: line {e.Start.Line}: {Innermost(e).Message}", e);
         }
+        catch (InvalidOperationException e)
+        {
+            throw new UserInputException($"{file}: malformed YAML (unclosed bracket or quote?)", e);
+        }
     }
 
     private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);

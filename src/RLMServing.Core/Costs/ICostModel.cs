@@ -1,0 +1,36 @@
+namespace RLMServing.Costs;
+
+/// <summary>One prefill chunk in an iteration: its new tokens and the tokens already in its KV cache before it.</summary>
+public readonly record struct PrefillChunk(int Tokens, long ContextTokens, bool SamplesToken);
+
+/// <summary>
+/// What one iteration of a replica computes. Decode requests are summarised by their count and the *sum* of the
+/// KV lengths they attend to (including the new token), never by a mean: skew matters for attention cost.
+/// </summary>
+public readonly record struct BatchShape(ReadOnlyMemory<PrefillChunk> Prefills, int DecodeCount, long DecodeKvSum)
+{
+    public static BatchShape DecodeOnly(int count, long kvSum) => new(ReadOnlyMemory<PrefillChunk>.Empty, count, kvSum);
+
+    public int PrefillTokens
+    {
+        get { int t = 0; foreach (var c in Prefills.Span) t += c.Tokens; return t; }
+    }
+
+    public int TotalTokens => PrefillTokens + DecodeCount;
+}
+
+/// <summary>Duration of an iteration and the work it did (for utilisation estimates).</summary>
+public readonly record struct IterationCost(double TimeS, double Flops, double Bytes);
+
+/// <summary>Prices one iteration of one replica. Implementations: roofline (analytic), calibrated (fitted to traces).</summary>
+public interface ICostModel
+{
+    IterationCost Iteration(in BatchShape shape);
+
+    /// <summary>Fast path for a decode-only iteration; must equal <see cref="Iteration"/> on the same shape.</summary>
+    IterationCost Decode(int decodeCount, long kvSum);
+
+    /// <summary>Peak compute in FLOP/s and memory bandwidth in B/s of the replica, for utilisation figures.</summary>
+    double PeakFlops { get; }
+    double PeakBandwidth { get; }
+}

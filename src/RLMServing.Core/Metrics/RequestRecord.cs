@@ -1,0 +1,35 @@
+namespace RLMServing.Metrics;
+
+public enum RequestStatus { Completed, Rejected }
+
+/// <summary>
+/// One row of requests.parquet: the same schema for simulated and measured runs. Times in seconds from the start
+/// of the run; latencies in milliseconds. TPOT follows vLLM: (e2el - ttft) / (output_tokens - 1).
+/// </summary>
+public sealed record RequestRecord(
+    long RequestId,
+    double ArrivalTimeS,
+    int PromptTokens,
+    int OutputTokens,
+    int ThinkingTokens,
+    RequestStatus Status,
+    double? FirstScheduledTimeS,
+    double? FirstTokenTimeS,
+    double? FirstAnswerTokenTimeS,
+    double? CompletionTimeS,
+    int Preemptions,
+    int Replica,
+    string? RejectReason,
+    bool ThinkingTruncated)
+{
+    public double? TtftMs => FirstTokenTimeS is { } f ? (f - ArrivalTimeS) * 1000 : null;
+    public double? TtfatMs => FirstAnswerTokenTimeS is { } f ? (f - ArrivalTimeS) * 1000 : null;
+    public double? E2elMs => CompletionTimeS is { } c ? (c - ArrivalTimeS) * 1000 : null;
+
+    public double? TpotMs => CompletionTimeS is { } c && FirstTokenTimeS is { } f && OutputTokens > 1
+        ? (c - f) * 1000 / (OutputTokens - 1)
+        : null;
+}
+
+/// <summary>One row of timeseries.parquet: a replica's queue, batch and KV use at a moment of simulated time.</summary>
+public readonly record struct TimeseriesPoint(double TimeS, int Replica, int Waiting, int Running, long KvBlocksUsed, double KvUsage);

@@ -1,0 +1,69 @@
+using System.Text.Json.Serialization;
+
+namespace RLMServing.Metrics;
+
+/// <summary>
+/// summary.json. Keys follow vLLM's benchmark result files where the metric exists there (so existing tooling
+/// reads it); RLMServing's own metrics sit beside them. Latencies in ms, duration in s, throughputs per second.
+/// </summary>
+public sealed record RunSummary
+{
+    [JsonPropertyName("scenario")] public string Scenario { get; init; } = "";
+    [JsonPropertyName("variant")] public string? Variant { get; init; }
+    [JsonPropertyName("model")] public string Model { get; init; } = "";
+    [JsonPropertyName("gpu")] public string Gpu { get; init; } = "";
+    [JsonPropertyName("replicas")] public int Replicas { get; init; }
+    [JsonPropertyName("tensor_parallel")] public int TensorParallel { get; init; }
+    [JsonPropertyName("batching")] public string Batching { get; init; } = "";
+    [JsonPropertyName("seed")] public int Seed { get; init; }
+
+    [JsonPropertyName("completed")] public int Completed { get; init; }
+    [JsonPropertyName("failed")] public int Failed { get; init; }
+    [JsonPropertyName("duration")] public double Duration { get; init; }
+    [JsonPropertyName("total_input_tokens")] public long TotalInputTokens { get; init; }
+    [JsonPropertyName("total_output_tokens")] public long TotalOutputTokens { get; init; }
+    [JsonPropertyName("request_throughput")] public double RequestThroughput { get; init; }
+    [JsonPropertyName("request_goodput")] public double? RequestGoodput { get; init; }
+    [JsonPropertyName("output_throughput")] public double OutputThroughput { get; init; }
+    [JsonPropertyName("total_token_throughput")] public double TotalTokenThroughput { get; init; }
+
+    [JsonPropertyName("mean_ttft_ms")] public double MeanTtftMs { get; init; }
+    [JsonPropertyName("median_ttft_ms")] public double MedianTtftMs { get; init; }
+    [JsonPropertyName("std_ttft_ms")] public double StdTtftMs { get; init; }
+    [JsonPropertyName("p90_ttft_ms")] public double P90TtftMs { get; init; }
+    [JsonPropertyName("p99_ttft_ms")] public double P99TtftMs { get; init; }
+    [JsonPropertyName("mean_tpot_ms")] public double MeanTpotMs { get; init; }
+    [JsonPropertyName("median_tpot_ms")] public double MedianTpotMs { get; init; }
+    [JsonPropertyName("std_tpot_ms")] public double StdTpotMs { get; init; }
+    [JsonPropertyName("p90_tpot_ms")] public double P90TpotMs { get; init; }
+    [JsonPropertyName("p99_tpot_ms")] public double P99TpotMs { get; init; }
+    [JsonPropertyName("mean_itl_ms")] public double MeanItlMs { get; init; }
+    [JsonPropertyName("median_itl_ms")] public double MedianItlMs { get; init; }
+    [JsonPropertyName("std_itl_ms")] public double StdItlMs { get; init; }
+    [JsonPropertyName("p90_itl_ms")] public double P90ItlMs { get; init; }
+    [JsonPropertyName("p99_itl_ms")] public double P99ItlMs { get; init; }
+    [JsonPropertyName("mean_e2el_ms")] public double MeanE2elMs { get; init; }
+    [JsonPropertyName("median_e2el_ms")] public double MedianE2elMs { get; init; }
+    [JsonPropertyName("std_e2el_ms")] public double StdE2elMs { get; init; }
+    [JsonPropertyName("p90_e2el_ms")] public double P90E2elMs { get; init; }
+    [JsonPropertyName("p99_e2el_ms")] public double P99E2elMs { get; init; }
+
+    // RLMServing's own metrics.
+    [JsonPropertyName("mean_ttfat_ms")] public double MeanTtfatMs { get; init; }
+    [JsonPropertyName("median_ttfat_ms")] public double MedianTtfatMs { get; init; }
+    [JsonPropertyName("p99_ttfat_ms")] public double P99TtfatMs { get; init; }
+    [JsonPropertyName("rejected")] public int Rejected { get; init; }
+    [JsonPropertyName("preemptions")] public long Preemptions { get; init; }
+    [JsonPropertyName("peak_kv_cache_usage")] public double PeakKvCacheUsage { get; init; }
+    [JsonPropertyName("mean_kv_cache_usage")] public double MeanKvCacheUsage { get; init; }
+    [JsonPropertyName("kv_cache_capacity_tokens")] public long KvCacheCapacityTokens { get; init; }
+    [JsonPropertyName("gpu_busy_fraction")] public double GpuBusyFraction { get; init; }
+    [JsonPropertyName("mean_batch_size")] public double MeanBatchSize { get; init; }
+    [JsonPropertyName("iterations")] public long Iterations { get; init; }
+    [JsonPropertyName("est_bandwidth_utilization")] public double EstBandwidthUtilization { get; init; }
+    [JsonPropertyName("est_compute_utilization")] public double EstComputeUtilization { get; init; }
+    [JsonPropertyName("mean_thinking_tokens")] public double MeanThinkingTokens { get; init; }
+    [JsonPropertyName("thinking_truncated")] public int ThinkingTruncated { get; init; }
+    [JsonPropertyName("unstable")] public bool Unstable { get; init; }
+    [JsonPropertyName("unstable_reason")] public string? UnstableReason { get; init; }
+}

@@ -1,0 +1,63 @@
+using RLMServing.Workloads;
+
+namespace RLMServing.Scenarios;
+
+public enum BatchingPolicy { Static, Continuous, ChunkedPrefill }
+
+public enum QueueOrder { Fcfs, Sjf, Priority }
+
+public enum PreemptionMode { Recompute }
+
+public enum RouterKind { RoundRobin, Random }
+
+/// <summary>GPU type and how many replicas of what tensor-parallel degree serve the model.</summary>
+public sealed record HardwareConfig(string Gpu, int Replicas, int TensorParallel);
+
+/// <summary>Which cost model prices each iteration, with the roofline model's efficiency knobs.</summary>
+public sealed record CostModelConfig(
+    string Kind,
+    string? File,
+    double ComputeEfficiency,
+    double BandwidthEfficiency,
+    double StepOverheadMs,
+    double AllReduceLatencyUs);
+
+public sealed record SchedulerConfig(
+    BatchingPolicy Batching,
+    int MaxNumSeqs,
+    int MaxNumBatchedTokens,
+    QueueOrder Queue,
+    PreemptionMode Preemption,
+    double BatchTimeoutMs,
+    RouterKind Router);
+
+public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, double? ActivationReserveGib);
+
+/// <summary>Service-level objectives; a request counts towards goodput when it meets every one that is set.</summary>
+public sealed record SloConfig(double? TtftMs, double? TpotMs, double? E2elMs)
+{
+    public bool IsSet => TtftMs is not null || TpotMs is not null || E2elMs is not null;
+}
+
+public sealed record MetricsConfig(double TimeseriesIntervalS);
+
+/// <summary>Engine switches: fast_forward advances steady decode stretches in closed form (identical results).</summary>
+public sealed record SimulationConfig(bool FastForward);
+
+/// <summary>A named set of dotted-key overrides run side by side with the other variants.</summary>
+public sealed record VariantSpec(string Name, IReadOnlyDictionary<string, object?> Set);
+
+/// <summary>A fully bound, validated scenario: what the simulator runs.</summary>
+public sealed record Scenario(
+    string Name,
+    int Seed,
+    HardwareConfig Hardware,
+    string Model,
+    CostModelConfig CostModel,
+    SyntheticWorkload? Workload,
+    IReadOnlyList<RequestSpec>? ReplayRequests,
+    SchedulerConfig Scheduler,
+    KvCacheConfig KvCache,
+    SloConfig Slo,
+    MetricsConfig Metrics,
+    SimulationConfig Simulation);

@@ -1,0 +1,595 @@
+using RLMServing.Costs;
+using RLMServing.Memory;
+using RLMServing.Metrics;
+using RLMServing.Scenarios;
+using RLMServing.Scheduling;
+
+namespace RLMServing.Simulation;
+
+/// <summary>Totals a replica accumulates over a run; memory is constant in the number of tokens.</summary>
+internal sealed class ReplicaStats(double itlAccuracy)
+{
+    public double BusyS;
+    public double Flops;
+    public double Bytes;
+    public long Iterations;
+    public long BatchRequestsSum;
+    public double KvBlockSeconds;
+    public long PeakBlocks;
+    public long Preemptions;
+    public double EndS;
+    public QuantileSketch Itl { get; } = new(itlAccuracy);
+}
+
+/// <summary>
+/// One serving replica: an iteration-level loop over a waiting queue, a running batch and a paged KV cache.
+/// The batching policy decides each iteration; the cost model prices it; progress is applied at its end.
+/// Steady decode stretches (no arrival that matters, no completion, no milestone, no KV exhaustion, no sample
+/// point) are advanced with O(1) work per iteration and none per request; with fast-forward off every iteration
+/// goes back through the scheduler, and the results are identical (tested).
+/// </summary>
+internal sealed class ReplicaEngine
+{
+    private const int FinishEvent = 0, AnswerEvent = 1;
+
+    private readonly int _replica;
+    private readonly SchedulerConfig _sched;
+    private readonly ICostModel _cost;
+    private readonly KvCachePlan _kv;
+    private readonly bool _fastForward;
+    private readonly double _sampleIntervalS;
+    private readonly IClientLoop? _clients;
+
+    private readonly PriorityQueue<SimRequest, (double, long)> _arrivals = new();
+    private readonly WaitingQueue _waiting;
+    private readonly List<SimRequest> _prefilling = new();   // admitted, prefill not finished, in admission order
+    private readonly List<SimRequest> _decoding = new();     // decode set (unordered; removal by swap)
+    private readonly Dictionary<SimRequest, int> _decodeIndex = new(ReferenceEqualityComparer.Instance);
+    private readonly List<SimRequest> _fresh = new();        // joined the decode set since the last decode iteration
+    private readonly PriorityQueue<(SimRequest R, int Version, int Kind), (long Dc, long Seq)> _decodeEvents = new();
+    private readonly long[] _phaseCount;
+    private readonly List<SimRequest> _batch = new();        // static batching: members of the current batch
+    private readonly List<PrefillChunk> _chunkBuffer = new();
+    private readonly List<SimRequest> _chunkOwners = new();
+
+    private double _clock;
+    private long _dc;              // decode iterations executed
+    private long _kvSum;           // sum of KV entries over the decode set
+    private long _usedBlocks;
+    private long _admitSeq;
+    private double _lastDecodeEndS;
+    private double _nextSampleS;
+    private bool _batchActive;
+
+    public ReplicaEngine(int replica, SchedulerConfig sched, ICostModel cost, KvCachePlan kv, bool fastForward,
+        double sampleIntervalS, IClientLoop? clients, ReplicaStats stats,
+        List<RequestRecord> records, List<TimeseriesPoint> timeseries)
+    {
+        _replica = replica;
+        _sched = sched;
+        _cost = cost;
+        _kv = kv;
+        _fastForward = fastForward;
+        _sampleIntervalS = sampleIntervalS;
+        _clients = clients;
+        Stats = stats;
+        Records = records;
+        Timeseries = timeseries;
+        _waiting = new WaitingQueue(sched.Queue);
+        _phaseCount = new long[kv.BlockSize];
+    }
+
+    public ReplicaStats Stats { get; }
+    public IClientLoop? Clients => _clients;
+    public List<RequestRecord> Records { get; }
+    public List<TimeseriesPoint> Timeseries { get; }
+    public Action? OnRequestDone { get; set; }
+
+    /// <summary>Re-derives the KV accounting from every request at each scheduler turn (tests; slow).</summary>
+    public bool CheckInvariants { get; set; }
+
+    private int BlockSize => _kv.BlockSize;
+    private long TotalBlocks => _kv.TotalBlocks;
+    private int RunningCount => _prefilling.Count + _decoding.Count;
+
+    public void AddArrival(SimRequest r) => _arrivals.Enqueue(r, (r.ArrivalTimeS, r.Spec.Id));
+
+    /// <summary>Runs until every arrival (including closed-loop follow-ups) has completed or been rejected.</summary>
+    public void Run()
+    {
+        double lastClock = 0;
+        while (true)
+        {
+            ProcessDueDecodeEvents();
+            AdmitArrivals();
+            Sample();
+            if (CheckInvariants) Verify(ref lastClock);
+            if (RunningCount == 0 && _waiting.Count == 0 && !_batchActive)
+            {
+                if (_arrivals.Count == 0) break;
+                _clock = Math.Max(_clock, _arrivals.Peek().ArrivalTimeS);  // idle until the next arrival
+                continue;
+            }
+            bool progressed = _sched.Batching switch
+            {
+                BatchingPolicy.Static => StepStatic(),
+                BatchingPolicy.Continuous => StepContinuous(),
+                _ => StepChunked(),
+            };
+            if (!progressed)
+            {
+                // Nothing can run now (a static batch waiting for its timeout): wait for the next event.
+                double next = NextWakeS();
+                if (double.IsPositiveInfinity(next))
+                    throw new InvalidOperationException($"replica {_replica}: scheduler stalled with {_waiting.Count} waiting, {_prefilling.Count} prefilling, {_decoding.Count} decoding, batch {_batchActive}, dc {_dc}, next event {NextEventDc()}");
+                _clock = Math.Max(_clock, next);
+            }
+        }
+        Stats.EndS = _clock;
+    }
+
+    // ---- arrivals and admission ------------------------------------------------------------------
+
+    private void AdmitArrivals()
+    {
+        while (_arrivals.Count > 0 && _arrivals.Peek().ArrivalTimeS <= _clock)
+        {
+            var r = _arrivals.Dequeue();
+            long needed = (long)r.Spec.PromptTokens + r.Target;
+            if (r.Spec.PromptTokens + 1 > _kv.CapacityTokens)
+                Reject(r, "prompt_exceeds_kv_cache");
+            else if (needed > _kv.CapacityTokens)
+                Reject(r, "exceeds_kv_cache");
+            else
+            {
+                r.PrefillTarget = r.Spec.PromptTokens;
+                r.State = RequestState.Waiting;
+                _waiting.Enqueue(r);
+            }
+        }
+    }
+
+    private void Reject(SimRequest r, string reason)
+    {
+        r.RejectReason = reason;
+        r.State = RequestState.Done;
+        Finish(r, r.ArrivalTimeS);
+    }
+
+    private void Finish(SimRequest r, double timeS)
+    {
+        Records.Add(r.ToRecord(_replica));
+        OnRequestDone?.Invoke();
+        _clients?.OnDone(r, timeS, this);
+    }
+
+    private long BlocksFor(long tokens) => (tokens + BlockSize - 1) / BlockSize;
+
+    private long FreeBlocks => TotalBlocks - _usedBlocks;
+
+    /// <summary>Moves the head of the queue into prefill if it fits; the caller sizes the first chunk.</summary>
+    private bool TryAdmit(SimRequest r, int firstChunk, long reservedBlocks = 0)
+    {
+        if (_batchActive) throw new InvalidOperationException("static batching admitted a request mid-batch");
+        long need = BlocksFor(r.Prefilled + firstChunk) - r.BlocksHeld;
+        if (need > FreeBlocks - reservedBlocks) return false;
+        _waiting.Dequeue();
+        _usedBlocks += need;
+        r.BlocksHeld += (int)need;
+        r.State = RequestState.Prefilling;
+        r.AdmitSeq = _admitSeq++;   // re-admission after a preemption counts as the latest, as in vLLM's running list
+        r.FirstScheduledS ??= _clock;
+        _prefilling.Add(r);
+        return true;
+    }
+
+    // ---- batching policies -----------------------------------------------------------------------
+
+    /// <summary>vLLM-style without chunking: an iteration runs waiting prefills if any fit, otherwise decodes.</summary>
+    private bool StepContinuous()
+    {
+        _chunkBuffer.Clear();
+        _chunkOwners.Clear();
+        int budget = _sched.MaxNumBatchedTokens;
+        while (_waiting.Count > 0 && RunningCount < _sched.MaxNumSeqs)
+        {
+            var r = _waiting.Peek();
+            int tokens = r.PrefillTarget;
+            // A prompt longer than the token budget runs alone rather than never.
+            if (tokens > budget && _chunkOwners.Count > 0) break;
+            if (!TryAdmit(r, tokens)) break;
+            AddChunk(r, tokens);
+            budget -= tokens;
+            if (budget <= 0) break;
+        }
+        if (_chunkOwners.Count > 0)
+        {
+            RunPrefillIteration(withDecodes: false);
+            return true;
+        }
+        if (_decoding.Count > 0)
+        {
+            DecodeStretch(respectArrivals: true);
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>Sarathi-style: every iteration carries all decodes plus prefill chunks up to the token budget.</summary>
+    private bool StepChunked()
+    {
+        _chunkBuffer.Clear();
+        _chunkOwners.Clear();
+        // Running decodes are scheduled first (preempting if KV is full); prefill chunks get what is left.
+        EnsureDecodeBlocks();
+        long reserved = _decoding.Count > 0 ? NewBlocksAt(_dc) : 0;
+        int budget = _sched.MaxNumBatchedTokens - _decoding.Count;
+        foreach (var r in _prefilling)
+        {
+            if (budget <= 0) break;
+            int chunk = Math.Min(r.PrefillTarget - r.Prefilled, budget);
+            long need = BlocksFor(r.Prefilled + chunk) - r.BlocksHeld;
+            if (need > FreeBlocks - reserved) break;
+            _usedBlocks += need;
+            r.BlocksHeld += (int)need;
+            AddChunk(r, chunk);
+            budget -= chunk;
+        }
+        while (budget > 0 && _waiting.Count > 0 && RunningCount < _sched.MaxNumSeqs && _chunkOwners.Count == _prefilling.Count)
+        {
+            var r = _waiting.Peek();
+            int chunk = Math.Min(r.PrefillTarget, budget);
+            if (!TryAdmit(r, chunk, reserved)) break;
+            AddChunk(r, chunk);
+            budget -= chunk;
+        }
+        if (_chunkOwners.Count > 0)
+        {
+            RunPrefillIteration(withDecodes: true);
+            return true;
+        }
+        if (_decoding.Count > 0)
+        {
+            DecodeStretch(respectArrivals: true);
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Request-level batching: a batch is formed from the queue (up to max_num_seqs, after an optional timeout),
+    /// prefilled, then decoded until its last member finishes; nothing joins mid-batch.
+    /// </summary>
+    private bool StepStatic()
+    {
+        if (!_batchActive)
+        {
+            if (_waiting.Count == 0) return false;
+            if (_sched.BatchTimeoutMs > 0 && _waiting.Count < _sched.MaxNumSeqs
+                && _clock < _waiting.OldestArrivalS() + _sched.BatchTimeoutMs / 1000.0)
+                return false;
+            while (_waiting.Count > 0 && _batch.Count < _sched.MaxNumSeqs)
+            {
+                var r = _waiting.Peek();
+                if (!TryAdmit(r, r.PrefillTarget)) break;
+                _batch.Add(r);
+            }
+            if (_batch.Count == 0) return false;
+            _batchActive = true;
+        }
+        if (_prefilling.Count > 0) return RunLeftoverPrefills();
+        if (_decoding.Count > 0)
+        {
+            DecodeStretch(respectArrivals: false);
+            return true;
+        }
+        // Every member has finished.
+        _batch.Clear();
+        _batchActive = false;
+        return true;
+    }
+
+    /// <summary>Prefills of admitted requests that have not run yet, whole prompts within the token budget.</summary>
+    private bool RunLeftoverPrefills()
+    {
+        _chunkBuffer.Clear();
+        _chunkOwners.Clear();
+        int budget = _sched.MaxNumBatchedTokens;
+        foreach (var r in _prefilling)
+        {
+            int tokens = r.PrefillTarget - r.Prefilled;
+            if (tokens > budget && _chunkOwners.Count > 0) break;
+            long need = BlocksFor(r.Prefilled + tokens) - r.BlocksHeld;
+            if (need > FreeBlocks) break;
+            _usedBlocks += need;
+            r.BlocksHeld += (int)need;
+            AddChunk(r, tokens);
+            budget -= tokens;
+            if (budget <= 0) break;
+        }
+        if (_chunkOwners.Count == 0) return false;
+        RunPrefillIteration(withDecodes: false);
+        return true;
+    }
+
+    private void AddChunk(SimRequest r, int tokens)
+    {
+        _chunkBuffer.Add(new PrefillChunk(tokens, r.Prefilled, r.Prefilled + tokens == r.PrefillTarget));
+        _chunkOwners.Add(r);
+    }
+
+    // ---- iterations ------------------------------------------------------------------------------
+
+    private void RunPrefillIteration(bool withDecodes)
+    {
+        int decodes = 0;
+        long kvSum = 0;
+        if (withDecodes && _decoding.Count > 0)
+        {
+            decodes = _decoding.Count;
+            kvSum = _kvSum + decodes;
+        }
+        if (_chunkOwners.Count == 0 && decodes == 0) return;
+        var shape = new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum);
+        var cost = _cost.Iteration(shape);
+        double start = _clock;
+        Account(cost, decodes + _chunkOwners.Count, start);
+        if (decodes > 0) ApplyDecodeIteration(_clock);
+        for (int i = 0; i < _chunkOwners.Count; i++)
+        {
+            var r = _chunkOwners[i];
+            r.Prefilled += _chunkBuffer[i].Tokens;
+            if (r.Prefilled == r.PrefillTarget) CompletePrefill(r);
+        }
+        _chunkBuffer.Clear();
+        _chunkOwners.Clear();
+    }
+
+    /// <summary>The prefill's last chunk samples a token: the first token, or the next one after a recompute.</summary>
+    private void CompletePrefill(SimRequest r)
+    {
+        _prefilling.Remove(r);
+        bool recompute = r.Generated > 0;
+        if (recompute) Stats.Itl.Add((_clock - r.LastEmitS) * 1000);
+        r.Generated++;
+        r.LastEmitS = _clock;
+        r.FirstTokenS ??= _clock;
+        if (r.FirstAnswerS is null && r.Generated >= r.Spec.ThinkingTokens + 1) r.FirstAnswerS = _clock;
+        if (r.Generated >= r.Target)
+        {
+            Complete(r, _clock);
+            return;
+        }
+        r.State = RequestState.Decoding;
+        r.JoinDc = _dc;
+        r.GenAtJoin = r.Generated;
+        r.KvAtJoin = r.PrefillTarget;
+        r.Version++;
+        _decodeIndex[r] = _decoding.Count;
+        _decoding.Add(r);
+        _kvSum += r.KvAtJoin;
+        _phaseCount[Phase(r)]++;
+        _fresh.Add(r);
+        _decodeEvents.Enqueue((r, r.Version, FinishEvent), (r.JoinDc + r.Target - r.GenAtJoin, r.AdmitSeq));
+        int answerAt = r.Spec.ThinkingTokens + 1;
+        if (r.FirstAnswerS is null)
+            _decodeEvents.Enqueue((r, r.Version, AnswerEvent), (r.JoinDc + answerAt - r.GenAtJoin, r.AdmitSeq));
+    }
+
+    private int Phase(SimRequest r) => (int)(((r.KvAtJoin - r.JoinDc) % BlockSize + BlockSize) % BlockSize);
+
+    /// <summary>Requests whose next decode step opens a new KV block (their KV length is a multiple of the block size).</summary>
+    private long NewBlocksAt(long dc) => _phaseCount[(int)(((-dc) % BlockSize + BlockSize) % BlockSize)];
+
+    /// <summary>Makes room for one more KV entry per decoding request, preempting by recompute when full.</summary>
+    private bool EnsureDecodeBlocks()
+    {
+        bool preempted = false;
+        while (_decoding.Count > 0 && _usedBlocks + NewBlocksAt(_dc) > TotalBlocks)
+        {
+            Preempt(PickVictim());
+            preempted = true;
+        }
+        return preempted;
+    }
+
+    /// <summary>vLLM's choice: the most recently admitted running request (lowest priority first under priority order).</summary>
+    private SimRequest PickVictim()
+    {
+        SimRequest? victim = null;
+        foreach (var r in _decoding.Concat(_prefilling))
+        {
+            if (victim is null) { victim = r; continue; }
+            bool later = _sched.Queue == QueueOrder.Priority && r.Spec.Priority != victim.Spec.Priority
+                ? r.Spec.Priority > victim.Spec.Priority
+                : r.AdmitSeq > victim.AdmitSeq;
+            if (later) victim = r;
+        }
+        return victim!;
+    }
+
+    private void Preempt(SimRequest r)
+    {
+        if (r.State == RequestState.Decoding)
+        {
+            r.Generated = r.GeneratedAt(_dc);
+            long kv = r.KvAt(_dc);
+            RemoveFromDecodeSet(r, kv);
+            _usedBlocks -= BlocksFor(kv);
+            // Fresh joiners keep their own last-emit time; the rest last emitted at the last decode step.
+            if (!_fresh.Remove(r)) r.LastEmitS = _lastDecodeEndS;
+        }
+        else
+        {
+            _prefilling.Remove(r);
+            _usedBlocks -= r.BlocksHeld;
+        }
+        r.BlocksHeld = 0;
+        r.Prefilled = 0;
+        r.PrefillTarget = r.Spec.PromptTokens + r.Generated;
+        r.Preemptions++;
+        Stats.Preemptions++;
+        r.State = RequestState.Waiting;
+        _batch.Remove(r);
+        _waiting.EnqueuePreempted(r);
+    }
+
+    private void RemoveFromDecodeSet(SimRequest r, long kvNow)
+    {
+        int i = _decodeIndex[r];
+        var last = _decoding[^1];
+        _decoding[i] = last;
+        _decodeIndex[last] = i;
+        _decoding.RemoveAt(_decoding.Count - 1);
+        _decodeIndex.Remove(r);
+        _kvSum -= kvNow;
+        _phaseCount[Phase(r)]--;
+        r.Version++;
+    }
+
+    /// <summary>
+    /// Runs decode-only iterations until something needs the scheduler: a decode event, KV exhaustion, a sample
+    /// point, or (when arrivals can change the batch) an arrival. With fast-forward off, exactly one iteration.
+    /// </summary>
+    private void DecodeStretch(bool respectArrivals)
+    {
+        // Blocks freed by a preemption may let a waiting request in: one iteration, then the scheduler again.
+        bool preempted = EnsureDecodeBlocks();
+        if (_decoding.Count == 0) return;
+        long eventDc = NextEventDc();
+        double arrivalBound = respectArrivals && _arrivals.Count > 0 ? _arrivals.Peek().ArrivalTimeS : double.PositiveInfinity;
+        double timeBound = Math.Min(arrivalBound, _nextSampleS);
+        int b = _decoding.Count;
+        bool first = true;
+        do
+        {
+            long newBlocks = NewBlocksAt(_dc);
+            if (_usedBlocks + newBlocks > TotalBlocks) break;   // the scheduler preempts at the next turn
+            var cost = _cost.Decode(b, _kvSum + b);
+            double start = _clock;
+            _usedBlocks += newBlocks;
+            Account(cost, b, start);
+            RecordDecodeItl(first);
+            first = false;
+            _kvSum += b;
+            _dc++;
+            _lastDecodeEndS = _clock;
+        }
+        while (_fastForward && !preempted && _dc < eventDc && _clock < timeBound);
+    }
+
+    /// <summary>One decode step for the decode set inside a mixed (chunked-prefill) iteration.</summary>
+    private void ApplyDecodeIteration(double endS)
+    {
+        _usedBlocks += NewBlocksAt(_dc);
+        RecordDecodeItl(first: true);
+        _kvSum += _decoding.Count;
+        _dc++;
+        _lastDecodeEndS = endS;
+    }
+
+    private void RecordDecodeItl(bool first)
+    {
+        int steady = _decoding.Count;
+        if (first && _fresh.Count > 0)
+        {
+            foreach (var r in _fresh) Stats.Itl.Add((_clock - r.LastEmitS) * 1000);
+            steady -= _fresh.Count;
+            _fresh.Clear();
+        }
+        if (steady > 0) Stats.Itl.Add((_clock - _lastDecodeEndS) * 1000, steady);
+    }
+
+    private void Account(in IterationCost cost, int batchRequests, double start)
+    {
+        _clock = start + cost.TimeS;
+        Stats.BusyS += cost.TimeS;
+        Stats.Flops += cost.Flops;
+        Stats.Bytes += cost.Bytes;
+        Stats.Iterations++;
+        Stats.BatchRequestsSum += batchRequests;
+        Stats.KvBlockSeconds += _usedBlocks * cost.TimeS;
+        if (_usedBlocks > Stats.PeakBlocks) Stats.PeakBlocks = _usedBlocks;
+        if (_usedBlocks > TotalBlocks) throw new InvalidOperationException("KV blocks in use exceed capacity");
+    }
+
+    /// <summary>Applies completions and first-answer milestones that fall on the current decode counter.</summary>
+    private void ProcessDueDecodeEvents()
+    {
+        while (NextEventDc() <= _dc)
+        {
+            var (r, version, kind) = _decodeEvents.Dequeue();
+            if (version != r.Version || r.State != RequestState.Decoding) continue;
+            if (kind == AnswerEvent)
+            {
+                r.FirstAnswerS ??= _lastDecodeEndS;
+                continue;
+            }
+            long kv = r.KvAt(_dc);
+            r.Generated = r.GeneratedAt(_dc);
+            RemoveFromDecodeSet(r, kv);
+            _fresh.Remove(r);
+            _usedBlocks -= BlocksFor(kv);
+            r.BlocksHeld = 0;
+            Complete(r, _lastDecodeEndS);
+        }
+    }
+
+    /// <summary>Frees what the request holds and records it; <paramref name="lastTokenS"/> is when its last token came out.</summary>
+    private void Complete(SimRequest r, double lastTokenS)
+    {
+        if (r.BlocksHeld > 0) { _usedBlocks -= r.BlocksHeld; r.BlocksHeld = 0; }
+        r.State = RequestState.Done;
+        r.LastEmitS = lastTokenS;
+        r.CompletionS = lastTokenS;
+        r.FirstAnswerS ??= lastTokenS;   // the answer began at the last token at the latest (answer event on the same step)
+        Finish(r, lastTokenS);
+    }
+
+    /// <summary>
+    /// The invariants the property tests rely on: blocks held by requests add up to the allocator's count,
+    /// allocated + free = total with neither negative, the clock never goes back, and the decode aggregates
+    /// (count, KV sum, block phases) match the requests.
+    /// </summary>
+    private void Verify(ref double lastClock)
+    {
+        if (_clock < lastClock) throw new InvalidOperationException($"clock went back from {lastClock} to {_clock}");
+        lastClock = _clock;
+        long held = _prefilling.Sum(r => (long)r.BlocksHeld) + _decoding.Sum(r => BlocksFor(r.KvAt(_dc)));
+        if (held != _usedBlocks) throw new InvalidOperationException($"blocks held by requests {held} != allocated {_usedBlocks}");
+        if (_usedBlocks < 0 || _usedBlocks > TotalBlocks || FreeBlocks + _usedBlocks != TotalBlocks)
+            throw new InvalidOperationException($"allocated {_usedBlocks} + free {FreeBlocks} != total {TotalBlocks}");
+        if (_decoding.Sum(r => r.KvAt(_dc)) != _kvSum) throw new InvalidOperationException("decode KV sum out of step");
+        var phases = new long[BlockSize];
+        foreach (var r in _decoding) phases[Phase(r)]++;
+        if (!phases.AsSpan().SequenceEqual(_phaseCount)) throw new InvalidOperationException("block phase histogram out of step");
+        if (_decoding.Any(r => r.GeneratedAt(_dc) >= r.Target)) throw new InvalidOperationException("a finished request is still decoding");
+        if (RunningCount > _sched.MaxNumSeqs && _sched.Batching != BatchingPolicy.Static) throw new InvalidOperationException("more running than max_num_seqs");
+        if (_batch.Count > _sched.MaxNumSeqs) throw new InvalidOperationException("static batch larger than max_num_seqs");
+    }
+
+    private long NextEventDc() => _decodeEvents.TryPeek(out _, out var p) ? p.Dc : long.MaxValue;
+
+    // ---- time series -----------------------------------------------------------------------------
+
+    private void Sample()
+    {
+        if (_clock < _nextSampleS) return;
+        Timeseries.Add(new TimeseriesPoint(_clock, _replica, _waiting.Count, RunningCount, _usedBlocks, (double)_usedBlocks / TotalBlocks));
+        _nextSampleS = (Math.Floor(_clock / _sampleIntervalS) + 1) * _sampleIntervalS;
+    }
+
+    private double NextWakeS()
+    {
+        double next = _arrivals.Count > 0 ? _arrivals.Peek().ArrivalTimeS : double.PositiveInfinity;
+        if (_sched.Batching == BatchingPolicy.Static && _waiting.Count > 0 && _sched.BatchTimeoutMs > 0)
+            next = Math.Min(next, _waiting.OldestArrivalS() + _sched.BatchTimeoutMs / 1000.0);
+        return next;
+    }
+}
+
+/// <summary>Closed-loop clients: a finished request lets its client send the next one after a think time.</summary>
+internal interface IClientLoop
+{
+    void OnDone(SimRequest done, double timeS, ReplicaEngine replica);
+}

@@ -1,0 +1,61 @@
+using RLMServing.Metrics;
+using RLMServing.Workloads;
+
+namespace RLMServing.Simulation;
+
+internal enum RequestState { Pending, Waiting, Prefilling, Decoding, Done }
+
+/// <summary>
+/// A request inside one replica. While it decodes, its progress is kept lazily: generated tokens and KV length
+/// are affine in the replica's decode-iteration counter, so a stretch of iterations costs nothing per request.
+/// KV entries = prompt + generated - 1 while decoding (the newest token is fed at the next step).
+/// </summary>
+internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
+{
+    public RequestSpec Spec { get; } = spec;
+    public double ArrivalTimeS { get; set; } = arrivalTimeS;
+    public int Target => Spec.OutputTokens;
+    public RequestState State { get; set; } = RequestState.Pending;
+
+    /// <summary>Order of (re)admission; the latest admitted is preempted first.</summary>
+    public long AdmitSeq { get; set; } = -1;
+
+    /// <summary>Tokens emitted, valid while not decoding (see <see cref="GeneratedAt"/>).</summary>
+    public int Generated { get; set; }
+
+    /// <summary>Tokens to run through prefill: the prompt, plus earlier output after a recompute preemption.</summary>
+    public int PrefillTarget { get; set; }
+    public int Prefilled { get; set; }
+    public int BlocksHeld { get; set; }
+
+    // Lazy decode progress.
+    public long JoinDc { get; set; }
+    public int GenAtJoin { get; set; }
+    public long KvAtJoin { get; set; }
+    public int Version { get; set; }
+
+    /// <summary>When this request last emitted a token (for inter-token latencies across stalls and preemptions).</summary>
+    public double LastEmitS { get; set; }
+
+    public double? FirstScheduledS { get; set; }
+    public double? FirstTokenS { get; set; }
+    public double? FirstAnswerS { get; set; }
+    public double? CompletionS { get; set; }
+    public int Preemptions { get; set; }
+    public string? RejectReason { get; set; }
+    public int ClientId { get; set; } = -1;
+
+    public int GeneratedAt(long dc) => State == RequestState.Decoding ? GenAtJoin + (int)(dc - JoinDc) : Generated;
+    public long KvAt(long dc) => KvAtJoin + (dc - JoinDc);
+
+    /// <summary>Job length for shortest-job-first: prefill left plus output left (the simulator knows the oracle length).</summary>
+    public long RemainingWork => PrefillTarget - Prefilled + Target - Generated;
+
+    public RequestRecord ToRecord(int replica) => new(
+        Spec.Id, ArrivalTimeS, Spec.PromptTokens,
+        RejectReason is null ? Target : 0,
+        RejectReason is null ? Spec.ThinkingTokens : 0,
+        RejectReason is null ? RequestStatus.Completed : RequestStatus.Rejected,
+        FirstScheduledS, FirstTokenS, FirstAnswerS, CompletionS, Preemptions, replica, RejectReason,
+        Spec.ThinkingTruncated);
+}

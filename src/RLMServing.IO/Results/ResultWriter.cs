@@ -1,0 +1,152 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Parquet;
+using RLMServing.IO.ParquetFiles;
+using Parquet.Schema;
+using RLMServing.Metrics;
+using RLMServing.Simulation;
+
+namespace RLMServing.IO.Results;
+
+/// <summary>
+/// Writes a run's summary.json, requests.parquet and timeseries.parquet. Files are written to temporary names
+/// and moved into place at the end, so an interrupted run never leaves half-written results.
+/// </summary>
+public static class ResultWriter
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static readonly ParquetSchema RequestSchema = new(
+        new DataField<long>("request_id"),
+        new DataField<double>("arrival_time_s"),
+        new DataField<int>("prompt_tokens"),
+        new DataField<int>("output_tokens"),
+        new DataField<int>("thinking_tokens"),
+        new DataField<string>("status"),
+        new DataField<double?>("first_scheduled_time_s"),
+        new DataField<double?>("first_token_time_s"),
+        new DataField<double?>("first_answer_token_time_s"),
+        new DataField<double?>("completion_time_s"),
+        new DataField<double?>("ttft_ms"),
+        new DataField<double?>("tpot_ms"),
+        new DataField<double?>("e2el_ms"),
+        new DataField<int>("preemptions"),
+        new DataField<int>("replica"),
+        new DataField<double?>("ttfat_ms"),
+        new DataField<bool>("thinking_truncated"),
+        new DataField<string>("reject_reason"));
+
+    public static readonly ParquetSchema TimeseriesSchema = new(
+        new DataField<double>("time_s"),
+        new DataField<int>("replica"),
+        new DataField<int>("waiting"),
+        new DataField<int>("running"),
+        new DataField<long>("kv_blocks_used"),
+        new DataField<double>("kv_cache_usage"));
+
+    public static async Task WriteRunAsync(string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata)
+    {
+        Directory.CreateDirectory(dir);
+        var pending = new List<(string Tmp, string Final)>();
+        try
+        {
+            pending.Add(await Stage(dir, "requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata)));
+            pending.Add(await Stage(dir, "timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata)));
+            pending.Add(await Stage(dir, "summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n")));
+            foreach (var (tmp, final) in pending) File.Move(tmp, final, overwrite: true);
+        }
+        finally
+        {
+            foreach (var (tmp, _) in pending) if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    public static async Task<(string, string)> Stage(string dir, string name, Func<string, Task> write)
+    {
+        var final = Path.Combine(dir, name);
+        var tmp = Path.Combine(dir, $".{name}.tmp");
+        try { await write(tmp); }
+        catch { if (File.Exists(tmp)) File.Delete(tmp); throw; }
+        return (tmp, final);
+    }
+
+    public static async Task WriteRequestsAsync(string path, IReadOnlyList<RequestRecord> rows, IReadOnlyDictionary<string, string> metadata)
+    {
+        var f = RequestSchema.DataFields;
+        await using var stream = File.Create(path);
+        await using var writer = await ParquetWriter.CreateAsync(RequestSchema, stream);
+        writer.CustomMetadata = new Dictionary<string, string>(metadata);
+        using var g = writer.CreateRowGroup();
+        await g.Write(f[0], rows.Select(r => r.RequestId).ToArray());
+        await g.Write(f[1], rows.Select(r => r.ArrivalTimeS).ToArray());
+        await g.Write(f[2], rows.Select(r => r.PromptTokens).ToArray());
+        await g.Write(f[3], rows.Select(r => r.OutputTokens).ToArray());
+        await g.Write(f[4], rows.Select(r => r.ThinkingTokens).ToArray());
+        await g.WriteStrings(f[5], rows.Select(r => r.Status == RequestStatus.Completed ? "completed" : "rejected").ToArray());
+        await g.WriteNullable(f[6], rows.Select(r => r.FirstScheduledTimeS).ToArray());
+        await g.WriteNullable(f[7], rows.Select(r => r.FirstTokenTimeS).ToArray());
+        await g.WriteNullable(f[8], rows.Select(r => r.FirstAnswerTokenTimeS).ToArray());
+        await g.WriteNullable(f[9], rows.Select(r => r.CompletionTimeS).ToArray());
+        await g.WriteNullable(f[10], rows.Select(r => r.TtftMs).ToArray());
+        await g.WriteNullable(f[11], rows.Select(r => r.TpotMs).ToArray());
+        await g.WriteNullable(f[12], rows.Select(r => r.E2elMs).ToArray());
+        await g.Write(f[13], rows.Select(r => r.Preemptions).ToArray());
+        await g.Write(f[14], rows.Select(r => r.Replica).ToArray());
+        await g.WriteNullable(f[15], rows.Select(r => r.TtfatMs).ToArray());
+        await g.Write(f[16], rows.Select(r => r.ThinkingTruncated).ToArray());
+        await g.WriteStrings(f[17], rows.Select(r => r.RejectReason).ToArray());
+    }
+
+    public static async Task WriteTimeseriesAsync(string path, IReadOnlyList<TimeseriesPoint> rows, IReadOnlyDictionary<string, string> metadata)
+    {
+        var f = TimeseriesSchema.DataFields;
+        await using var stream = File.Create(path);
+        await using var writer = await ParquetWriter.CreateAsync(TimeseriesSchema, stream);
+        writer.CustomMetadata = new Dictionary<string, string>(metadata);
+        using var g = writer.CreateRowGroup();
+        await g.Write(f[0], rows.Select(r => r.TimeS).ToArray());
+        await g.Write(f[1], rows.Select(r => r.Replica).ToArray());
+        await g.Write(f[2], rows.Select(r => r.Waiting).ToArray());
+        await g.Write(f[3], rows.Select(r => r.Running).ToArray());
+        await g.Write(f[4], rows.Select(r => r.KvBlocksUsed).ToArray());
+        await g.Write(f[5], rows.Select(r => r.KvUsage).ToArray());
+    }
+
+    /// <summary>Reads requests.parquet back (for validation, comparison and tests); simulated and measured runs alike.</summary>
+    public static async Task<IReadOnlyList<RequestRecord>> ReadRequestsAsync(string path)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        await using var stream = File.OpenRead(path);
+        await using var reader = await ParquetReader.CreateAsync(stream);
+        var rows = new List<RequestRecord>();
+        for (int gi = 0; gi < reader.RowGroupCount; gi++)
+        {
+            using var g = reader.OpenRowGroupReader(gi);
+            DataField F(string name) => reader.Field(name, path);
+            var id = await g.Read<long>(F("request_id"));
+            var arr = await g.Read<double>(F("arrival_time_s"));
+            var p = await g.Read<int>(F("prompt_tokens"));
+            var o = await g.Read<int>(F("output_tokens"));
+            var th = await g.Read<int>(F("thinking_tokens"));
+            var st = await g.ReadStrings(F("status"));
+            var fs = await g.ReadNullable<double>(F("first_scheduled_time_s"));
+            var ft = await g.ReadNullable<double>(F("first_token_time_s"));
+            var fa = await g.ReadNullable<double>(F("first_answer_token_time_s"));
+            var c = await g.ReadNullable<double>(F("completion_time_s"));
+            var pre = await g.Read<int>(F("preemptions"));
+            var rep = await g.Read<int>(F("replica"));
+            var tt = reader.OptionalField("thinking_truncated") is { } ttf ? await g.Read<bool>(ttf) : new bool[id.Length];
+            var rr = reader.OptionalField("reject_reason") is { } rrf ? await g.ReadStrings(rrf) : new string?[id.Length];
+            for (int i = 0; i < id.Length; i++)
+                rows.Add(new RequestRecord(id[i], arr[i], p[i], o[i], th[i], st[i] == "completed" ? RequestStatus.Completed : RequestStatus.Rejected,
+                    fs[i], ft[i], fa[i], c[i], pre[i], rep[i], rr[i], tt[i]));
+        }
+        return rows;
+    }
+}

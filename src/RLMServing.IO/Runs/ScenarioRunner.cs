@@ -1,0 +1,70 @@
+using System.Text.Json;
+using RLMServing.Catalog;
+using RLMServing.Costs;
+using RLMServing.IO.Results;
+using RLMServing.IO.Scenarios;
+using RLMServing.Metrics;
+using RLMServing.Scenarios;
+using RLMServing.Simulation;
+
+namespace RLMServing.IO.Runs;
+
+/// <summary>One bound run of a scenario file (the base run or a variant).</summary>
+public sealed record PreparedRun(string Name, Scenario Scenario, ModelArchitecture Model, GpuSpec Gpu, ICostModel Cost);
+
+/// <summary>
+/// Glue between files and the simulator core: binds every run of a scenario file up front (so a mistake in the
+/// last variant is reported before anything runs), simulates, and writes results.
+/// </summary>
+public static class ScenarioRunner
+{
+    public static IReadOnlyList<PreparedRun> Prepare(ScenarioFile file, HardwareCatalog catalog) =>
+        file.Runs.Select(run =>
+        {
+            var scenario = ScenarioLoader.Bind(run.Tree, file.Path, catalog);
+            var model = catalog.Model(scenario.Model);
+            var gpu = catalog.Gpu(scenario.Hardware.Gpu);
+            return new PreparedRun(run.Name, scenario, model, gpu, BuildCostModel(scenario, model, gpu));
+        }).ToList();
+
+    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu) => s.CostModel.Kind switch
+    {
+        "roofline" => new RooflineCostModel(model, gpu, s.Hardware.TensorParallel, s.CostModel.ComputeEfficiency,
+            s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs),
+        var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
+    };
+
+    public static SimulationResult Simulate(PreparedRun run, string? variant, IProgress<double>? progress = null)
+    {
+        var result = Simulator.Run(run.Scenario, run.Model, run.Gpu, run.Cost, progress);
+        return result with { Summary = result.Summary with { Variant = variant } };
+    }
+
+    public static Dictionary<string, string> Metadata(PreparedRun run, string? variant, string command) => new()
+    {
+        ["rlms.schema"] = "requests/v1",
+        ["rlms.source"] = "simulator",
+        ["rlms.scenario"] = run.Scenario.Name,
+        ["rlms.variant"] = variant ?? "",
+        ["rlms.seed"] = run.Scenario.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["rlms.model"] = run.Model.Name,
+        ["rlms.gpu"] = run.Gpu.Name,
+        ["rlms.replicas"] = run.Scenario.Hardware.Replicas.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["rlms.tensor_parallel"] = run.Scenario.Hardware.TensorParallel.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["rlms.cost_model"] = run.Scenario.CostModel.Kind,
+        ["rlms.command"] = command,
+    };
+
+    /// <summary>comparison.json: every variant's summary side by side, in scenario order.</summary>
+    public static async Task WriteComparisonAsync(string dir, string scenario, IReadOnlyList<RunSummary> summaries)
+    {
+        var doc = new Dictionary<string, object>
+        {
+            ["scenario"] = scenario,
+            ["variants"] = summaries.Select(s => s.Variant ?? "").ToList(),
+            ["summaries"] = summaries,
+        };
+        var (tmp, final) = await ResultWriter.Stage(dir, "comparison.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(doc, ResultWriter.Json) + "\n"));
+        File.Move(tmp, final, overwrite: true);
+    }
+}

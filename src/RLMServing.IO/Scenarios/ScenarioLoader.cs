@@ -1,0 +1,302 @@
+using RLMServing.Catalog;
+using RLMServing.Memory;
+using RLMServing.Scenarios;
+using RLMServing.Workloads;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace RLMServing.IO.Scenarios;
+
+/// <summary>A scenario file after overrides: the base run and its named variants, each ready to bind.</summary>
+public sealed record ScenarioFile(string Path, string Name, IReadOnlyList<(string Name, ConfigMap Tree)> Runs, bool HasVariants);
+
+/// <summary>
+/// Loads scenario YAML: parse, apply <c>--set</c> overrides and each variant's <c>set</c>, then bind strictly into
+/// immutable records (unknown keys, wrong types and bad ranges are errors naming file, key and line).
+/// </summary>
+public static class ScenarioLoader
+{
+    public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        var stream = LoadYaml(path);
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode rootYaml)
+            throw new UserInputException($"{path}: expected a mapping of scenario keys at the top level");
+        var root = (ConfigMap)ConfigNode.FromYaml(rootYaml);
+
+        foreach (var set in sets ?? [])
+        {
+            int eq = set.IndexOf('=');
+            if (eq <= 0) throw new UserInputException($"--set {set}: expected dotted.key=value");
+            var key = set[..eq].Trim();
+            if (key == "variants" || key.StartsWith("variants.", StringComparison.Ordinal))
+                throw new UserInputException($"--set {set}: variants cannot be overridden from the command line");
+            root.SetPath(key, ConfigNode.ParseValue(set[(eq + 1)..]), $"--set {set}");
+        }
+        if (seedOverride is { } seed) root.Set("seed", new ConfigScalar(seed.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+        var variantsNode = root.Get("variants");
+        root.Entries.RemoveAll(e => e.Key == "variants");
+        string name = (root.Get("name") as ConfigScalar)?.Value ?? System.IO.Path.GetFileNameWithoutExtension(path);
+        if (variantsNode is null or ConfigScalar { IsNull: true })
+            return new ScenarioFile(path, name, [(name, root)], false);
+        if (variantsNode is not ConfigList list || list.Items.Count == 0)
+            throw new UserInputException($"{path}: variants: expected a non-empty list of {{ name, set }} (line {variantsNode.Line})");
+
+        var runs = new List<(string, ConfigMap)>();
+        for (int i = 0; i < list.Items.Count; i++)
+        {
+            if (list.Items[i] is not ConfigMap vm) throw new UserInputException($"{path}: variants[{i}]: expected {{ name, set }} (line {list.Items[i].Line})");
+            var v = new MapReader(vm, path, $"variants[{i}]");
+            var vname = v.RequiredString("name");
+            if (vname.IndexOfAny(System.IO.Path.GetInvalidFileNameChars()) >= 0 || vname is "." or "..")
+                throw v.Error("name", $"'{vname}' cannot be used as a folder name");
+            if (runs.Any(r => r.Item1 == vname)) throw v.Error("name", $"duplicate variant name '{vname}'");
+            var tree = (ConfigMap)root.Clone();
+            if (v.Map("set") is { } setReader)
+            {
+                var setMap = (ConfigMap)vm.Get("set")!;
+                foreach (var (key, value) in setMap.Entries)
+                {
+                    if (key == "variants" || key.StartsWith("variants.", StringComparison.Ordinal))
+                        throw new UserInputException($"{path}: variants[{i}].set.{key}: variants cannot nest");
+                    tree.SetPath(key, value.Clone(), $"{path}: variants[{i}].set.{key}");
+                }
+                _ = setReader;
+            }
+            v.Done();
+            runs.Add((vname, tree));
+        }
+        return new ScenarioFile(path, name, runs, true);
+    }
+
+    /// <summary>Binds one run's tree into a scenario, checking names against the catalog and that the model fits.</summary>
+    public static Scenario Bind(ConfigMap tree, string file, HardwareCatalog catalog)
+    {
+        var r = new MapReader(tree, file, "");
+        var name = r.String("name") ?? System.IO.Path.GetFileNameWithoutExtension(file);
+        r.String("description");
+        int seed = r.Int("seed") ?? 0;
+
+        var hwR = r.Map("hardware") ?? throw r.Error("hardware", "is required");
+        var hardware = new HardwareConfig(hwR.RequiredString("gpu"), hwR.PositiveInt("replicas", 1), hwR.PositiveInt("tensor_parallel", 1));
+        GpuSpec gpu;
+        try { gpu = catalog.Gpu(hardware.Gpu); }
+        catch (CatalogException e) { throw hwR.Error("gpu", e.Message); }
+        hwR.Done();
+
+        var modelName = r.RequiredString("model");
+        ModelArchitecture model;
+        try { model = catalog.Model(modelName); }
+        catch (CatalogException e) { throw r.Error("model", e.Message); }
+
+        var cost = BindCostModel(r.Map("cost_model"));
+        var scheduler = BindScheduler(r.Map("scheduler"));
+        var kv = BindKvCache(r.Map("kv_cache"));
+        var slo = BindSlo(r.Map("slo"));
+        var metricsR = r.Map("metrics");
+        var metrics = new MetricsConfig(metricsR?.PositiveDouble("timeseries_interval_s", 1.0) ?? 1.0);
+        metricsR?.Done();
+        var simR = r.Map("simulation");
+        var simulation = new SimulationConfig(simR?.Bool("fast_forward") ?? true);
+        simR?.Done();
+        var workloadR = r.Map("workload") ?? throw r.Error("workload", "is required");
+        var workload = BindWorkload(workloadR, model);
+        r.Done();
+
+        if (model.Heads % hardware.TensorParallel != 0)
+            throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
+        if (scheduler.Batching == BatchingPolicy.ChunkedPrefill && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
+            throw new UserInputException($"{file}: scheduler.max_num_batched_tokens: must be at least max_num_seqs ({scheduler.MaxNumSeqs}) with chunked_prefill, so every running decode fits an iteration");
+        try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler); }
+        catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
+
+        return new Scenario(name, seed, hardware, model.Name, cost, workload, null, scheduler, kv, slo, metrics, simulation);
+    }
+
+    private static CostModelConfig BindCostModel(MapReader? c)
+    {
+        if (c is null) return new CostModelConfig("roofline", null, 0.6, 0.85, 1.0, 10);
+        var kind = c.String("kind") ?? "roofline";
+        if (kind != "roofline")
+            throw c.Error("kind", $"unknown cost model '{kind}'; supported: roofline");
+        var cfg = new CostModelConfig(kind, null,
+            c.Fraction("compute_efficiency", 0.6, allowZero: false),
+            c.Fraction("bandwidth_efficiency", 0.85, allowZero: false),
+            c.NonNegativeDouble("step_overhead_ms", 1.0),
+            c.NonNegativeDouble("allreduce_latency_us", 10));
+        c.Done();
+        return cfg;
+    }
+
+    private static SchedulerConfig BindScheduler(MapReader? s)
+    {
+        if (s is null) return new SchedulerConfig(BatchingPolicy.Continuous, 256, 8192, QueueOrder.Fcfs, PreemptionMode.Recompute, 0, RouterKind.RoundRobin);
+        var cfg = new SchedulerConfig(
+            s.Enum("batching", BatchingPolicy.Continuous, ("static", BatchingPolicy.Static), ("continuous", BatchingPolicy.Continuous), ("chunked_prefill", BatchingPolicy.ChunkedPrefill)),
+            s.PositiveInt("max_num_seqs", 256),
+            s.PositiveInt("max_num_batched_tokens", 8192),
+            s.Enum("queue", QueueOrder.Fcfs, ("fcfs", QueueOrder.Fcfs), ("sjf", QueueOrder.Sjf), ("priority", QueueOrder.Priority)),
+            s.Enum("preemption", PreemptionMode.Recompute, ("recompute", PreemptionMode.Recompute)),
+            s.NonNegativeDouble("batch_timeout_ms", 0),
+            s.Enum("router", RouterKind.RoundRobin, ("round_robin", RouterKind.RoundRobin), ("random", RouterKind.Random)));
+        s.Done();
+        return cfg;
+    }
+
+    private static KvCacheConfig BindKvCache(MapReader? k)
+    {
+        if (k is null) return new KvCacheConfig(16, 0.9, null);
+        var cfg = new KvCacheConfig(k.PositiveInt("block_size", 16), k.Fraction("gpu_memory_utilization", 0.9, allowZero: false),
+            k.Has("activation_reserve_gib") ? k.NonNegativeDouble("activation_reserve_gib", 0) : null);
+        k.Done();
+        return cfg;
+    }
+
+    private static SloConfig BindSlo(MapReader? s)
+    {
+        if (s is null) return new SloConfig(null, null, null);
+        var cfg = new SloConfig(Opt(s, "ttft_ms"), Opt(s, "tpot_ms"), Opt(s, "e2el_ms"));
+        s.Done();
+        return cfg;
+    }
+
+    private static double? Opt(MapReader r, string key) => r.Has(key) ? r.PositiveDouble(key) : null;
+
+    private static SyntheticWorkload BindWorkload(MapReader w, ModelArchitecture model)
+    {
+        int requests = w.PositiveInt("requests");
+        var arrivalR = w.Map("arrival") ?? throw w.Error("arrival", "is required");
+        var arrival = BindArrival(arrivalR);
+        var prompt = w.Map("prompt_tokens") is { } p ? BindDistribution(p) : throw w.Error("prompt_tokens", "is required");
+        int maxOutput = w.PositiveInt("max_output_tokens", model.MaxContext);
+        int? maxThinking = w.Int("max_thinking_tokens");
+        if (maxThinking < 0) throw w.Error("max_thinking_tokens", $"must not be negative, got {maxThinking}");
+        var priority = w.Map("priority") is { } pr ? BindDistribution(pr, minDefault: 0) : null;
+        ITokenDistribution? output = null, thinking = null, answer = null;
+        double fraction = 0;
+        if (w.Has("thinking_tokens") || w.Has("answer_tokens"))
+        {
+            if (w.Has("output_tokens")) throw w.Error("output_tokens", "give either output_tokens or thinking_tokens + answer_tokens, not both");
+            thinking = w.Map("thinking_tokens") is { } t ? BindDistribution(t, minDefault: 0) : throw w.Error("thinking_tokens", "is required with answer_tokens");
+            answer = w.Map("answer_tokens") is { } a ? BindDistribution(a) : throw w.Error("answer_tokens", "is required with thinking_tokens");
+            if (w.Has("thinking_fraction")) throw w.Error("thinking_fraction", "has no effect with explicit thinking_tokens and answer_tokens");
+        }
+        else
+        {
+            output = w.Map("output_tokens") is { } o ? BindDistribution(o) : throw w.Error("output_tokens", "is required");
+            // Reasoning models spend most of their output thinking; 0.9 is a default estimate, set it per workload.
+            fraction = w.Fraction("thinking_fraction", model.Reasoning ? 0.9 : 0.0, allowZero: true);
+        }
+        w.Done();
+        return new SyntheticWorkload(requests, arrival, prompt, output, fraction, thinking, answer, maxOutput, maxThinking, priority);
+    }
+
+    private static ArrivalProcess BindArrival(MapReader a)
+    {
+        var process = a.RequiredString("process");
+        ArrivalProcess result = process switch
+        {
+            "poisson" => new PoissonArrivals(a.PositiveDouble("rate")),
+            "gamma" => new GammaArrivals(a.PositiveDouble("rate"), a.PositiveDouble("burstiness", 1.0)),
+            "constant" => new ConstantArrivals(a.PositiveDouble("rate")),
+            "closed_loop" => new ClosedLoopArrivals(a.PositiveInt("concurrency"), a.NonNegativeDouble("think_time_ms", 0)),
+            _ => throw a.Error("process", $"unknown arrival process '{process}'; expected poisson, gamma, constant or closed_loop"),
+        };
+        a.Done();
+        return result;
+    }
+
+    /// <summary>Binds <c>{ dist: ..., min, max }</c>; token counts are clamped to [min, max] (min defaults to 1).</summary>
+    public static ITokenDistribution BindDistribution(MapReader d, int minDefault = 1)
+    {
+        var kind = d.RequiredString("dist");
+        ITokenDistribution inner = kind switch
+        {
+            "constant" => new ConstantTokens(d.Int("value") is { } v and >= 0 ? v : throw d.Error("value", "must be a whole number >= 0")),
+            "uniform" => Uniform(d),
+            "normal" => new NormalTokens(d.PositiveDouble("mean"), d.NonNegativeDouble("std", 0)),
+            "lognormal" => new LogNormalTokens(d.PositiveDouble("median"), d.NonNegativeDouble("sigma", 0)),
+            "mixture" => Mixture(d),
+            "empirical" => Empirical(d),
+            _ => throw d.Error("dist", $"unknown distribution '{kind}'; expected constant, uniform, normal, lognormal, mixture or empirical"),
+        };
+        int min = d.Int("min") ?? minDefault;
+        int max = d.Int("max") ?? int.MaxValue;
+        if (min < 0) throw d.Error("min", $"must not be negative, got {min}");
+        if (max < Math.Max(min, 1)) throw d.Error("max", $"must be at least {Math.Max(min, 1)}, got {max}");
+        d.Done();
+        return new Clamped(inner, min, max);
+    }
+
+    private static ITokenDistribution Uniform(MapReader d)
+    {
+        int min = d.Int("min") ?? throw d.Error("min", "is required for a uniform distribution");
+        int max = d.Int("max") ?? throw d.Error("max", "is required for a uniform distribution");
+        if (max < min) throw d.Error("max", $"must be at least min ({min})");
+        return new UniformTokens(min, max);
+    }
+
+    private static ITokenDistribution Mixture(MapReader d)
+    {
+        var list = d.List("components") ?? throw d.Error("components", "is required for a mixture");
+        var components = new List<(double, ITokenDistribution)>();
+        for (int i = 0; i < list.Items.Count; i++)
+        {
+            if (list.Items[i] is not ConfigMap m) throw d.Error("components", $"item {i} must be a mapping", list.Items[i]);
+            var c = new MapReader(m, d.File, $"{d.KeyPath("components")}[{i}]");
+            double weight = c.PositiveDouble("weight");
+            // The component's own keys are read by the nested binder; weight was consumed above.
+            components.Add((weight, BindDistribution(c)));
+        }
+        if (components.Count == 0) throw d.Error("components", "needs at least one component");
+        return new MixtureTokens(components);
+    }
+
+    private static ITokenDistribution Empirical(MapReader d)
+    {
+        var values = d.List("values") ?? throw d.Error("values", "is required for an empirical distribution");
+        var ints = values.Items.Select((n, i) => n is ConfigScalar s && int.TryParse(s.Value, out var v) && v >= 0 ? v
+            : throw d.Error("values", $"item {i} must be a whole number >= 0", n)).ToList();
+        List<double>? weights = null;
+        if (d.List("weights") is { } w)
+        {
+            weights = w.Items.Select((n, i) => n is ConfigScalar s && double.TryParse(s.Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) && v >= 0 ? v
+                : throw d.Error("weights", $"item {i} must be a number >= 0", n)).ToList();
+            if (weights.Count != ints.Count) throw d.Error("weights", $"has {weights.Count} items but values has {ints.Count}");
+            if (weights.Sum() <= 0) throw d.Error("weights", "must not all be zero");
+        }
+        if (ints.Count == 0) throw d.Error("values", "needs at least one value");
+        return new EmpiricalTokens(ints, weights);
+    }
+
+    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
+
+    /// <summary>
+    /// Parses YAML, turning every parser failure into a user error with a line number. YamlDotNet reports most
+    /// syntax errors as YamlException with a position, but a few (an unclosed flow sequence) as a bare
+    /// InvalidOperationException; for those the line of the last event parsed is the best position we have.
+    /// </summary>
+    public static YamlStream LoadYaml(string path)
+    {
+        var text = File.ReadAllText(path);
+        var parser = new Parser(new StringReader(text));
+        try
+        {
+            while (parser.MoveNext()) { }
+        }
+        catch (YamlException e)
+        {
+            throw new UserInputException($"{path}: line {e.Start.Line}: malformed YAML: {Innermost(e).Message}");
+        }
+        catch (InvalidOperationException)
+        {
+            var line = parser.Current?.End.Line ?? 0;
+            throw new UserInputException($"{path}: line {line}: malformed YAML: unexpected end of a flow collection or scalar (unclosed bracket or quote?)");
+        }
+        var stream = new YamlStream();
+        try { stream.Load(new StringReader(text)); }
+        catch (YamlException e) { throw new UserInputException($"{path}: line {e.Start.Line}: malformed YAML: {Innermost(e).Message}"); }
+        return stream;
+    }
+}

@@ -1,0 +1,57 @@
+using RLMServing.Catalog;
+using RLMServing.Costs;
+using RLMServing.IO.Catalog;
+using RLMServing.Scenarios;
+using RLMServing.Simulation;
+using RLMServing.Workloads;
+
+namespace RLMServing.Tests.Simulation;
+
+/// <summary>Small random scenarios over every batching policy and queue order, with KV caches tight enough to preempt.</summary>
+public static class TestScenarios
+{
+    public static readonly HardwareCatalog Catalog = CatalogLoader.Load([CatalogLoader.BundledDirectory]);
+    public static ModelArchitecture Tiny => Catalog.Model("tiny");
+
+    /// <summary>A made-up GPU with a few MiB, so the tiny model's KV cache holds only a few thousand tokens.</summary>
+    public static GpuSpec SmallGpu(double memoryMib) =>
+        new("test-gpu", memoryMib / 1024.0, 1000, 100, 100, 10, "none", 10, []);
+
+    public static Scenario Random(int seed)
+    {
+        var rng = new Random(seed);
+        var batching = (BatchingPolicy)rng.Next(3);
+        var queue = (QueueOrder)rng.Next(3);
+        int maxSeqs = rng.Next(1, 24);
+        int budget = Math.Max(maxSeqs, rng.Next(8, 400));
+        var sched = new SchedulerConfig(batching, maxSeqs, budget, queue, PreemptionMode.Recompute,
+            batching == BatchingPolicy.Static && rng.Next(2) == 0 ? rng.Next(1, 200) : 0, RouterKind.RoundRobin);
+        int requests = rng.Next(1, 60);
+        ArrivalProcess arrival = rng.Next(4) switch
+        {
+            0 => new PoissonArrivals(rng.Next(1, 200)),
+            1 => new GammaArrivals(rng.Next(1, 200), 0.2 + rng.NextDouble()),
+            2 => new ConstantArrivals(rng.Next(1, 200)),
+            _ => new ClosedLoopArrivals(rng.Next(1, 10), rng.Next(0, 50)),
+        };
+        var workload = new SyntheticWorkload(requests, arrival,
+            new Clamped(new LogNormalTokens(rng.Next(4, 200), 0.8), 1, 600),
+            new Clamped(new MixtureTokens([(0.6, new LogNormalTokens(20, 0.5)), (0.4, new LogNormalTokens(rng.Next(50, 400), 0.4))]), 1, 2000),
+            rng.NextDouble() < 0.5 ? 0.8 : 0.0, null, null, 4096, rng.Next(3) == 0 ? rng.Next(0, 100) : null,
+            queue == QueueOrder.Priority ? new UniformTokens(0, 3) : null);
+        var kv = new KvCacheConfig(new[] { 1, 4, 16 }[rng.Next(3)], 1.0, 0);
+        return new Scenario($"random-{seed}", seed, new HardwareConfig("test-gpu", rng.Next(1, 4), 1), "tiny",
+            new CostModelConfig("roofline", null, 0.6, 0.85, 1.0, 10), workload, null, sched, kv,
+            new SloConfig(200, 50, null), new MetricsConfig(0.05), new SimulationConfig(true));
+    }
+
+    /// <summary>Memory for roughly 1,500 to 6,000 KV tokens of the tiny model (512 bytes per token).</summary>
+    public static GpuSpec GpuFor(int seed) => SmallGpu(1 + new Random(seed ^ 0x5eed).Next(0, 3));
+
+    public static SimulationResult Run(Scenario s, GpuSpec gpu, bool check = true)
+    {
+        var cost = new RooflineCostModel(Tiny, gpu, 1, s.CostModel.ComputeEfficiency, s.CostModel.BandwidthEfficiency,
+            s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs);
+        return Simulator.Run(s, Tiny, gpu, cost, checkInvariants: check);
+    }
+}
