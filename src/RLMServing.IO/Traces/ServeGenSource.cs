@@ -150,10 +150,10 @@ public sealed class ServeGenSource : IRequestTraceSource
         var found = parts.Select(pdf).Where(p => p is not null).Cast<DiscretePdf>().ToList();
         if (found.Count == 0) throw new UserInputException($"{path}: \"{window}\": neither input_tokens nor text_tokens/image_tokens fields are present");
         if (found.Any(p => p.IsEmpty)) return new DiscretePdf([]);
-        // Convolution by sampling-free enumeration would explode; approximate with a fixed-seed Monte Carlo of 20,000 sums.
+        // Convolution by sampling-free enumeration would explode; approximate with a fixed-seed Monte Carlo of 10,000 sums.
         var random = new Random(12345);
         var counts = new Dictionary<double, double>();
-        for (int i = 0; i < 20_000; i++)
+        for (int i = 0; i < 10_000; i++)
         {
             double sum = found.Sum(p => p.Sample(random));
             counts[sum] = counts.GetValueOrDefault(sum) + 1;

@@ -87,4 +87,15 @@ public class ServeGenTests
         Assert.All(rows, r => Assert.NotNull(r.ThinkingTokens));
         Assert.All(rows, r => Assert.InRange(r.ArrivalTimeS, 0, 60));
     }
+
+    [Fact]
+    public void MultimodalClientsSumTheirInputParts()
+    {
+        // mm-image has text/image/audio/video token PDFs instead of input_tokens, and no reason ratio.
+        var clients = ServeGenSource.LoadClients(Path.Combine(SharedData.Traces, "servegen-mm-image"), new BadRows("mm", false));
+        var requests = new ServeGenGenerator(clients, 2, 43200, 300).Generate().Take(2000).ToList();
+        Assert.NotEmpty(requests);
+        Assert.All(requests, r => Assert.Null(r.ThinkingTokens));
+        Assert.All(requests, r => Assert.True(r.PromptTokens > 0));
+    }
 }
