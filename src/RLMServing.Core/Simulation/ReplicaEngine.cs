@@ -202,17 +202,7 @@ internal sealed class ReplicaEngine
             budget -= tokens;
             if (budget <= 0) break;
         }
-        if (_chunkOwners.Count > 0)
-        {
-            RunPrefillIteration(withDecodes: false);
-            return true;
-        }
-        if (_decoding.Count > 0)
-        {
-            DecodeStretch(respectArrivals: true);
-            return true;
-        }
-        return false;
+        return RunPlannedOrDecode(withDecodes: false);
     }
 
     /// <summary>Sarathi-style: every iteration carries all decodes plus prefill chunks up to the token budget.</summary>
@@ -228,11 +218,7 @@ internal sealed class ReplicaEngine
         {
             if (budget <= 0) break;
             int chunk = Math.Min(r.PrefillTarget - r.Prefilled, budget);
-            long need = BlocksFor(r.Prefilled + chunk) - r.BlocksHeld;
-            if (need > FreeBlocks - reserved) break;
-            _usedBlocks += need;
-            r.BlocksHeld += (int)need;
-            AddChunk(r, chunk);
+            if (!TryPlanChunk(r, chunk, reserved)) break;
             budget -= chunk;
         }
         while (budget > 0 && _waiting.Count > 0 && RunningCount < _sched.MaxNumSeqs && _chunkOwners.Count == _prefilling.Count)
@@ -243,17 +229,20 @@ internal sealed class ReplicaEngine
             AddChunk(r, chunk);
             budget -= chunk;
         }
+        return RunPlannedOrDecode(withDecodes: true);
+    }
+
+    /// <summary>Runs the prefill chunks planned for this iteration, or else a decode stretch; false when idle.</summary>
+    private bool RunPlannedOrDecode(bool withDecodes)
+    {
         if (_chunkOwners.Count > 0)
         {
-            RunPrefillIteration(withDecodes: true);
+            RunPrefillIteration(withDecodes);
             return true;
         }
-        if (_decoding.Count > 0)
-        {
-            DecodeStretch(respectArrivals: true);
-            return true;
-        }
-        return false;
+        if (_decoding.Count == 0) return false;
+        DecodeStretch(respectArrivals: true);
+        return true;
     }
 
     /// <summary>
@@ -299,16 +288,23 @@ internal sealed class ReplicaEngine
         {
             int tokens = r.PrefillTarget - r.Prefilled;
             if (tokens > budget && _chunkOwners.Count > 0) break;
-            long need = BlocksFor(r.Prefilled + tokens) - r.BlocksHeld;
-            if (need > FreeBlocks) break;
-            _usedBlocks += need;
-            r.BlocksHeld += (int)need;
-            AddChunk(r, tokens);
+            if (!TryPlanChunk(r, tokens, reservedBlocks: 0)) break;
             budget -= tokens;
             if (budget <= 0) break;
         }
         if (_chunkOwners.Count == 0) return false;
         RunPrefillIteration(withDecodes: false);
+        return true;
+    }
+
+    /// <summary>Allocates the KV blocks for an admitted request's next chunk and plans it, if they are free.</summary>
+    private bool TryPlanChunk(SimRequest r, int tokens, long reservedBlocks)
+    {
+        long need = BlocksFor(r.Prefilled + tokens) - r.BlocksHeld;
+        if (need > FreeBlocks - reservedBlocks) return false;
+        _usedBlocks += need;
+        r.BlocksHeld += (int)need;
+        AddChunk(r, tokens);
         return true;
     }
 

@@ -95,8 +95,10 @@ public static class Simulator
     /// <summary>Client i is pinned to replica i mod R; a replica's clients draw the next request from its share of the workload.</summary>
     private static void SeedClosedLoop(ClosedLoopArrivals loop, IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines)
     {
+        // Only replicas with at least one client can drain a share of the workload.
+        int serving = Math.Min(engines.Length, loop.Concurrency);
         for (int k = 0; k < requests.Count; k++)
-            ((ClientLoop)engines[k % engines.Length].Clients!).Pool.Enqueue(requests[k]);
+            ((ClientLoop)engines[k % serving].Clients!).Pool.Enqueue(requests[k]);
         for (int c = 0; c < loop.Concurrency; c++)
         {
             var engine = engines[c % engines.Length];

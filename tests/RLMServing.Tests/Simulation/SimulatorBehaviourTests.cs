@@ -98,6 +98,16 @@ public class SimulatorBehaviourTests
     }
 
     [Fact]
+    public void ClosedLoopWithFewerClientsThanReplicasServesEveryRequest()
+    {
+        var s = Base(BatchingPolicy.Continuous, new ClosedLoopArrivals(1, 0), 30, new ConstantTokens(10));
+        s = s with { Hardware = s.Hardware with { Replicas = 3 } };
+        var result = TestScenarios.Run(s, TestScenarios.SmallGpu(64));
+        Assert.Equal(30, result.Summary.Completed);
+        Assert.All(result.Requests, r => Assert.Equal(0, r.Replica));
+    }
+
+    [Fact]
     public void ReplicasShareTheLoadRoundRobin()
     {
         var s = Base(BatchingPolicy.Continuous, new PoissonArrivals(100), 400, new ConstantTokens(30));
