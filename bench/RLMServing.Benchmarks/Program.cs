@@ -8,6 +8,8 @@ using RLMServing.Simulation;
 // Simulator speed benchmark: times Simulator.Run on bench-100k.yaml (no file output) at several request counts,
 // to show the time per run, the peak memory and that time grows linearly with requests.
 // Usage: dotnet run -c Release --project bench/RLMServing.Benchmarks -- [simulator] [SCENARIO] [--sizes 25000,50000,100000]
+// `trace-import [ROWS] [RUNS]` (request-trace import speed) lives in TraceImportBenchmark.cs.
+if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
 var argsList = args.ToList();
 if (argsList.Count > 0 && argsList[0] == "simulator") argsList.RemoveAt(0);
 string scenarioPath = argsList.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? FindScenario();
@@ -42,6 +44,7 @@ foreach (var n in sizes)
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{n,8}   {tokens,13}   {result.Summary.Iterations,10}   {times[0],6:F3}   {times[1],8:F3}   {times[0] * 1e9 / result.Summary.Iterations,16:F0}   {Process.GetCurrentProcess().PeakWorkingSet64 / 1e6,19:F0}"));
 }
+return 0;
 
 static string FindScenario()
 {

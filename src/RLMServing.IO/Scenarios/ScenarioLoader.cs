@@ -14,7 +14,7 @@ public sealed record ScenarioFile(string Path, string Name, IReadOnlyList<(strin
 /// Loads scenario YAML: parse, apply <c>--set</c> overrides and each variant's <c>set</c>, then bind strictly into
 /// immutable records (unknown keys, wrong types and bad ranges are errors naming file, key and line).
 /// </summary>
-public static class ScenarioLoader
+public static partial class ScenarioLoader
 {
     public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null)
     {
@@ -101,7 +101,9 @@ public static class ScenarioLoader
         var simulation = new SimulationConfig(simR?.Bool("fast_forward") ?? true);
         simR?.Done();
         var workloadR = r.Map("workload") ?? throw r.Error("workload", "is required");
-        var workload = BindWorkload(workloadR, model);
+        // workload.trace replays a request trace and workload.dataset samples a reasoning preset (ScenarioLoader.Workloads.cs).
+        var replay = BindTraceOrDataset(workloadR, model, file, seed);
+        var workload = replay is null ? BindWorkload(workloadR, model) : null;
         r.Done();
 
         if (model.Heads % hardware.TensorParallel != 0)
@@ -111,7 +113,7 @@ public static class ScenarioLoader
         try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
-        return new Scenario(name, seed, hardware, model.Name, cost, workload, null, scheduler, kv, slo, metrics, simulation);
+        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation);
     }
 
     private static CostModelConfig BindCostModel(MapReader? c)

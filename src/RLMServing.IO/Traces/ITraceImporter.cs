@@ -1,7 +1,17 @@
 namespace RLMServing.IO.Traces;
 
-/// <summary>Options common to every importer.</summary>
-public sealed record ImportOptions(bool SkipBadRows = false, long? Limit = null, IProgress<long>? Progress = null);
+/// <summary>
+/// Options common to every importer. Seed, DurationS, StartS and GrowSessionContext are read only by the formats that
+/// need them (the ServeGen generator; multi-turn session context growth).
+/// </summary>
+public sealed record ImportOptions(
+    bool SkipBadRows = false,
+    long? Limit = null,
+    IProgress<long>? Progress = null,
+    int Seed = 0,
+    double? DurationS = null,
+    double StartS = 0,
+    bool? GrowSessionContext = null);
 
 /// <summary>What an import did: rows written, and the lines skipped when bad rows were allowed.</summary>
 public sealed record ImportResult(long Rows, long SkippedRows, IReadOnlyList<long> SkippedLines, string Schema);
@@ -27,6 +37,7 @@ public static class TraceImporters
     // Request-trace importers (issue 3) and GPU-profile importers (issue 4) each add their entries here.
     public static IReadOnlyList<ITraceImporter> All { get; } =
     [
+        .. RequestTraceFormats.Importers,
     ];
 
     public static ITraceImporter Get(string format) =>

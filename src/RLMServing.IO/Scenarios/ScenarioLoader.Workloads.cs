@@ -1,0 +1,76 @@
+using RLMServing.Catalog;
+using RLMServing.IO.Traces;
+using RLMServing.IO.Workloads;
+using RLMServing.Workloads;
+using RLMServing.Workloads.Presets;
+
+namespace RLMServing.IO.Scenarios;
+
+/// <summary>Scenario workloads that are not synthetic distributions: trace replay and reasoning dataset presets.</summary>
+public static partial class ScenarioLoader
+{
+    /// <summary>
+    /// <c>workload: { trace: PATH, format: F, time_scale: 1.0, limit: N, rate: R, max_thinking_tokens: B, max_output_tokens: M }</c>
+    /// replays a request trace (PATH relative to the scenario file; format detected when omitted);
+    /// <c>workload: { dataset: NAME, requests: N, arrival: {...}, max_thinking_tokens: B, max_output_tokens: M }</c>
+    /// samples a preset from catalog/datasets (the reasoning or non-reasoning mixture by the model's catalog entry).
+    /// Returns null for synthetic workloads. Both draw every random choice from the scenario seed.
+    /// </summary>
+    private static IReadOnlyList<RequestSpec>? BindTraceOrDataset(MapReader w, ModelArchitecture model, string file, int seed)
+    {
+        bool trace = w.Has("trace"), dataset = w.Has("dataset");
+        if (!trace && !dataset) return null;
+        if (trace && dataset) throw w.Error("dataset", "give either trace or dataset, not both");
+        int? maxThinking = w.Int("max_thinking_tokens");
+        if (maxThinking < 0) throw w.Error("max_thinking_tokens", $"must not be negative, got {maxThinking}");
+        int maxOutput = w.PositiveInt("max_output_tokens", trace ? int.MaxValue : model.MaxContext);
+        var requests = trace ? BindTrace(w, file, seed) : BindDataset(w, model, seed);
+        w.Done();
+        var limited = new RequestSpec[requests.Count];
+        for (int i = 0; i < requests.Count; i++)
+        {
+            var q = requests[i];
+            // Every request reads and writes at least one token; limits as for synthetic workloads (budget, then total).
+            var (thinking, answer, truncated) = SyntheticWorkload.ApplyLimits(q.ThinkingTokens, Math.Max(1, q.AnswerTokens), maxThinking, maxOutput);
+            limited[i] = q with { PromptTokens = Math.Max(1, q.PromptTokens), ThinkingTokens = thinking, AnswerTokens = answer, ThinkingTruncated = truncated || q.ThinkingTruncated };
+        }
+        return limited;
+    }
+
+    private static IReadOnlyList<RequestSpec> BindTrace(MapReader w, string file, int seed)
+    {
+        string relative = w.RequiredString("trace");
+        string path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", relative));
+        string? format = w.String("format");
+        double timeScale = w.PositiveDouble("time_scale", 1.0);
+        int? limit = w.Int("limit");
+        if (limit < 0) throw w.Error("limit", $"must not be negative, got {limit}");
+        double? rate = w.Has("rate") ? w.PositiveDouble("rate") : null;
+        if (!File.Exists(path) && !Directory.Exists(path)) throw w.Error("trace", $"{path}: file not found");
+        var requests = RequestTraceWorkload.Load(path, format, timeScale, limit, rate, seed);
+        if (requests.Count == 0) throw w.Error("trace", $"{path}: the trace has no requests");
+        return requests;
+    }
+
+    private static IReadOnlyList<RequestSpec> BindDataset(MapReader w, ModelArchitecture model, int seed)
+    {
+        ReasoningPreset preset;
+        try { preset = DatasetPresetLoader.Load(w.RequiredString("dataset")); }
+        catch (UserInputException e) when (e.Message.StartsWith("workload.dataset:", StringComparison.Ordinal)) { throw w.Error("dataset", e.Message["workload.dataset: ".Length..]); }
+        int count = w.PositiveInt("requests");
+        var arrival = BindArrival(w.Map("arrival") ?? throw w.Error("arrival", "is required"));
+        if (arrival is ClosedLoopArrivals) throw w.Error("arrival", "closed_loop arrivals are not supported with dataset presets yet; use poisson, gamma or constant");
+        var sampler = new ReasoningPresetSampler(preset, model.Reasoning);
+        // Same stream split as synthetic workloads: arrivals do not change when only the dataset changes.
+        var arrivalRng = new Random(SyntheticWorkload.Mix(seed, 1));
+        var lengthRng = new Random(SyntheticWorkload.Mix(seed, 2));
+        var list = new List<RequestSpec>(count);
+        double t = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (i > 0) t += arrival.NextGapS(arrivalRng);
+            list.Add(sampler.CreateRequest(i, t, lengthRng));
+        }
+        return list;
+    }
+}
