@@ -7,6 +7,7 @@ using RLMServing.Cli.Commands;
 Type[] verbs =
 [
     typeof(SimulateCommand),
+    typeof(ProfileCommand),
 ];
 
 return RLMServing.Cli.CliHost.Run(args, verbs);
