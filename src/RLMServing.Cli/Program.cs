@@ -10,6 +10,9 @@ Type[] verbs =
     typeof(ProfileCommand),
 ];
 
+// GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.
+RLMServing.IO.Traces.TraceImporters.Register(RLMServing.Profiling.Importers.GpuProfileImporters.All);
+
 return RLMServing.Cli.CliHost.Run(args, verbs);
 
 namespace RLMServing.Cli
