@@ -55,6 +55,17 @@ public static class KernelTrace
                 TsUs = node.Ts,
             });
         }
+        // One row per session run (OpType "model_run"): ONNX Runtime's own span of the whole run, so the harness's
+        // overhead over the runtime can be read off (bench: harness-overhead).
+        for (int run = 0; run < runs.Count; run++)
+        {
+            int config = run / Math.Max(1, runsPerConfig);
+            rows.Add(new KernelRow
+            {
+                Device = device, Model = model, Graph = graph, Config = config < configs.Count ? configs[config] : "", Run = run,
+                Node = "model_run", OpType = "model_run", Provider = "", DurUs = runs[run].Dur, TsUs = runs[run].Ts,
+            });
+        }
         return rows;
     }
 }

@@ -137,8 +137,9 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
         {
             body();
         }
-        catch (OnnxRuntimeException e)
+        catch (Exception e) when (e is not OperationCanceledException and not UserInputException)
         {
+            // One failing group (an operator the execution provider lacks, memory) must not cost the rest of a capture.
             var msg = $"{group}: {e.Message.Split('\n')[0]}";
             _failures.Add(msg);
             warn?.Invoke($"warning: profile group {msg}");

@@ -177,10 +177,13 @@ public sealed class TransformerGraphs(ModelArchitecture arch, OnnxType dtype, in
         for (int i = 0; i < layers; i++)
             h = DecoderLayer(g, w, h, pastKeys[i], pastValues[i], seqlens, total, cos, sin, $"l{i}.",
                 $"present.{i}.key", $"present.{i}.value");
-        var n = g.Op("SimplifiedLayerNormalization", [h, Weight(g, w, "w.final_norm", [Arch.Hidden], 1f)], null, "",
+        // Logits for the last position only, as serving engines compute them (a 32k-token prompt's full logits
+        // would be gigabytes that no sampler reads).
+        var last = g.Op("Slice", [h, g.ConstInt64("starts", -1), g.ConstInt64("ends", long.MaxValue), g.ConstInt64("axes", 1)]);
+        var n = g.Op("SimplifiedLayerNormalization", [last, Weight(g, w, "w.final_norm", [Arch.Hidden], 1f)], null, "",
             Attr("axis", -1L), Attr("epsilon", NormEpsilon));
         g.Op("Identity", [Linear(g, w, n, "w.lm_head", Arch.Hidden, Arch.Vocab, false)], "logits");
-        g.Output("logits", Dtype, "batch", "seq", Arch.Vocab);
+        g.Output("logits", Dtype, "batch", 1, Arch.Vocab);
         for (int i = 0; i < layers; i++)
         {
             g.Output($"present.{i}.key", Dtype, "batch", Arch.KvHeads, "present_seq", Hd);
