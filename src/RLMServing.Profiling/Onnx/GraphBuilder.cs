@@ -31,7 +31,8 @@ public sealed record OnnxNode(string OpType, IReadOnlyList<string> Inputs, IRead
     IReadOnlyList<OnnxAttribute> Attributes);
 
 /// <summary>A small constant stored in the model file (shapes, axes, scalars); never a weight.</summary>
-public sealed record OnnxConstant(string Name, OnnxType Type, IReadOnlyList<long> Dims, long[]? Int64s, float[]? Floats, int[]? Int32s);
+public sealed record OnnxConstant(string Name, OnnxType Type, IReadOnlyList<long> Dims, long[]? Int64s, float[]? Floats, int[]? Int32s,
+    byte[]? Raw = null);
 
 /// <summary>
 /// Builds an ONNX model in memory and serialises it with the project's own protobuf writer. Weights are never stored
@@ -74,6 +75,17 @@ public sealed class GraphBuilder(string name)
         var n = Fresh(hint);
         _constants.Add(new OnnxConstant(n, OnnxType.Int64, dims, values, null, null));
         return n;
+    }
+
+    /// <summary>A float tensor stored in the file (raw little-endian data): for small self-contained test models.</summary>
+    public string InitializerFloat(string name, long[] dims, float[] values)
+    {
+        Claim(name);
+        var raw = new byte[values.Length * 4];
+        Buffer.BlockCopy(values, 0, raw, 0, raw.Length);
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw_data is little-endian");
+        _constants.Add(new OnnxConstant(name, OnnxType.Float, dims, null, null, null, raw));
+        return name;
     }
 
     public string ScalarFloat(string hint, float value)
@@ -161,14 +173,16 @@ public sealed class GraphBuilder(string name)
         return m;
     }
 
-    // TensorProto: dims=1, data_type=2, float_data=4, int32_data=5, int64_data=7, name=8.
+    // TensorProto: dims=1, data_type=2, float_data=4, int32_data=5, int64_data=7, name=8, raw_data=9.
     private static ProtoMessage TensorProto(OnnxConstant c)
     {
         var m = new ProtoMessage().PackedInt64(1, c.Dims).Int64(2, (long)c.Type);
         if (c.Floats is not null) m.PackedFloat(4, c.Floats);
         if (c.Int64s is not null) m.PackedInt64(7, c.Int64s);
         if (c.Int32s is not null) m.PackedInt64(5, c.Int32s.Select(v => (long)v).ToArray());
-        return m.String(8, c.Name);
+        m.String(8, c.Name);
+        if (c.Raw is not null) m.Bytes(9, c.Raw);
+        return m;
     }
 
     // ValueInfoProto: name=1, type=2; TypeProto.tensor_type=1; Tensor: elem_type=1, shape=2; Shape.dim=1; Dim: value=1, param=2.

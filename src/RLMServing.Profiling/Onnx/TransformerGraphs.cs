@@ -21,8 +21,16 @@ public sealed record SynthGraph(string Kind, GraphBuilder Builder, IReadOnlyList
 /// GroupQueryAttention with rotary inside and a KV buffer shared between past and present, ArgMax sampling).
 /// Activations are [batch, seq, width] with symbolic batch and seq, so one session serves a whole grid.
 /// </summary>
-public sealed class TransformerGraphs(ModelArchitecture arch, OnnxType dtype, int maxPositions)
+public sealed class TransformerGraphs(ModelArchitecture arch, OnnxType dtype, int maxPositions, bool embedWeights = false)
 {
+    /// <summary>
+    /// Store random fp32 weights in the file as initializers instead of declaring them as inputs: a self-contained
+    /// model, like a user's export (small architectures only; used to test the user-model path).
+    /// </summary>
+    public bool EmbedWeights { get; } = embedWeights && dtype == OnnxType.Float
+        ? true
+        : embedWeights ? throw new ArgumentException("embedded weights are fp32 only") : false;
+
     public const float NormEpsilon = 1e-6f;
     public ModelArchitecture Arch { get; } = arch;
     public OnnxType Dtype { get; } = dtype;
@@ -241,7 +249,15 @@ public sealed class TransformerGraphs(ModelArchitecture arch, OnnxType dtype, in
     {
         var existing = w.FirstOrDefault(x => x.Name == name);
         if (existing is not null) return existing.Name;
-        w.Add(new WeightSpec(name, shape, mean, std));
+        var spec = new WeightSpec(name, shape, mean, std);
+        if (EmbedWeights)
+        {
+            var rnd = new Random(name.Aggregate(17, (h, c) => unchecked(h * 31 + c)) & 0x7fffffff);
+            var data = new float[spec.Elements];
+            for (int i = 0; i < data.Length; i++) data[i] = mean + std * (float)(rnd.NextDouble() * 2 - 1) * 1.7f;
+            return g.InitializerFloat(name, shape, data);
+        }
+        w.Add(spec);
         return g.Input(name, Dtype, shape.Select(d => (Dim)d).ToArray());
     }
 

@@ -184,3 +184,69 @@ public sealed class KernelTraceTests
         }
     }
 }
+
+public sealed class UserModelTests
+{
+    [Fact]
+    public void ExportedDecoderFile_RunsThroughTheGenerationLoop()
+    {
+        var dir = Directory.CreateTempSubdirectory("rlms-user-").FullName;
+        try
+        {
+            // A self-contained decoder in the GenAI layout (weights stored as initializers), as a user would export it.
+            var tiny = SynthesisedGraphTests.Tiny;
+            var model = new TransformerGraphs(tiny, OnnxType.Float, 512, embedWeights: true).Model(2);
+            Assert.Empty(model.Weights);
+            var file = Path.Combine(dir, "user-decoder.onnx");
+            File.WriteAllBytes(file, model.ModelBytes());
+
+            var outDir = Path.Combine(dir, "out");
+            int rc = CliHost.Run(["profile", "--model", file, "--device", "cpu", "--grid", "quick", "--groups", "generation", "--out", outDir,
+                "--no-progress", "--threads", "1"], [typeof(ProfileCommand)]);
+            Assert.Equal(0, rc);
+            var rows = TraceReader.Read<IterationRow>(Path.Combine(outDir, Profiler.IterationsFile));
+            Assert.Equal(2 * 17, rows.Count);
+            Assert.All(rows, r => Assert.Equal("concat", r.KvMode));
+            Assert.All(rows, r => Assert.Equal(r.KvBytesComputed, r.KvBytesMeasured));
+            Assert.Equal("user-decoder", rows[0].Model);
+            Assert.StartsWith("onnx:", TraceReader.Metadata(Path.Combine(outDir, Profiler.IterationsFile))[TraceMetadata.Architecture]);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void FileWithoutTheDecoderLayout_IsAUserError()
+    {
+        var dir = Directory.CreateTempSubdirectory("rlms-user-").FullName;
+        try
+        {
+            var g = new GraphBuilder("not-a-decoder");
+            g.Op("Identity", [g.Input("x", OnnxType.Float, 1)], "y");
+            g.Output("y", OnnxType.Float, 1);
+            var file = Path.Combine(dir, "identity.onnx");
+            File.WriteAllBytes(file, g.ToModelBytes());
+            var stderr = new StringWriter();
+            var old = Console.Error;
+            Console.SetError(stderr);
+            int rc;
+            try
+            {
+                rc = CliHost.Run(["profile", "--model", file, "--groups", "generation", "--out", Path.Combine(dir, "o"), "--no-progress"],
+                    [typeof(ProfileCommand)]);
+            }
+            finally
+            {
+                Console.SetError(old);
+            }
+            Assert.Equal(2, rc);
+            Assert.Contains("input_ids", stderr.ToString());
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
