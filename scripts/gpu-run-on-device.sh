@@ -63,14 +63,14 @@ if [[ -z "$bin" ]]; then
   done < "$stage/MANIFEST"
   [[ $missing == 0 ]] || exit 3
   bin="$stage/rlms"
-  if [[ ! -x "$bin/rlms" || "$stage/MANIFEST" -nt "$bin/.unpacked" ]]; then
+  if [[ ! -x "$bin/rlms" ]] || ! cmp -s "$stage/MANIFEST" "$bin/.unpacked"; then
     log "unpacking into $bin"
     rm -rf "$bin" && mkdir -p "$bin"
     if ! { cat "$stage"/native-part-* | xz -dc | tar -x -C "$bin" && cat "$stage"/app-part-* | xz -dc | tar -x -C "$bin"; }; then
       echo "error: unpacking failed (corrupt or incomplete pieces?)" >&2; exit 3
     fi
     chmod +x "$bin/rlms"
-    touch "$bin/.unpacked"
+    cp "$stage/MANIFEST" "$bin/.unpacked"
   fi
 fi
 [[ -x "$bin/rlms" ]] || { echo "error: $bin/rlms not found" >&2; exit 3; }

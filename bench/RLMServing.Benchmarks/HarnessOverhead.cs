@@ -1,47 +1,68 @@
+using System.Diagnostics;
 using System.Globalization;
 using RLMServing.IO.Catalog;
 using RLMServing.Profiling;
 using RLMServing.Profiling.Measurement;
 using RLMServing.Profiling.Onnx;
 using RLMServing.Profiling.Runtime;
-using RLMServing.Profiling.Traces;
 
 namespace RLMServing.Benchmarks;
 
 /// <summary>
-/// How much the harness adds to what it measures: for each token-parallel operator configuration, the harness's median
-/// (IO binding, run, device sync, stopwatch) against the median of ONNX Runtime's own per-run span ("model_run" in
-/// its profiler) and the sum of the node kernels inside it. Usage: harness-overhead [MODEL] [cpu|cuda]
+/// How much the harness adds to what it measures. Per configuration of the token-parallel operators: the harness's
+/// per-run samples (one stopwatch around each IO-bound, device-synchronised run; median and mean) against the mean of a
+/// tight loop of the same runs under a single stopwatch (no per-sample bookkeeping; compare means, since a loop has no
+/// median), and the floor of the whole path measured on an Identity
+/// graph (binding, Run, synchronisation, stopwatch). Usage: harness-overhead [MODEL] [cpu|cuda]
 /// </summary>
 public static class HarnessOverhead
 {
     public static int Run(string[] args)
     {
         var model = args.Length > 1 ? args[1] : "tiny";
-        var device = DeviceSpec.Parse(args.Length > 2 ? args[2] : "cpu");
+        var spec = DeviceSpec.Parse(args.Length > 2 ? args[2] : "cpu");
         var arch = CatalogLoader.LoadDefault().Model(model);
-        var dir = Directory.CreateTempSubdirectory("rlms-overhead-").FullName;
-        var grid = ProfileGrid.Quick with { Tokens = [1, 16, 128, 512, 2048] };
-        var dtype = device.Cuda ? OnnxType.Float16 : OnnxType.Float;
-        var options = new ProfileOptions(model, arch, null, device, dtype, grid, dir, KernelTrace: true,
-            Groups: ["overhead", "token_ops"], Policy: new SamplingPolicy(TargetSeconds: 0.3));
-        var summary = new Profiler(options).Run();
-        var ops = TraceReader.Read<OperatorRow>(Path.Combine(dir, Profiler.OperatorsFile));
-        var kernels = TraceReader.Read<KernelRow>(Path.Combine(dir, Profiler.KernelsFile));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"identity-graph floor: {summary.OverheadUs:F2} us per run"));
-        Console.WriteLine("op        tokens  harness_us  ort_run_us  kernels_us  harness-ort_us  harness-ort_%");
-        foreach (var r in ops.Where(r => r.Op != "harness_overhead"))
+        var dtype = spec.Cuda ? OnnxType.Float16 : OnnxType.Float;
+        var policy = new SamplingPolicy(TargetSeconds: 0.3);
+        using var device = new DeviceContext(spec);
+        var graphs = new TransformerGraphs(arch, dtype, 4096);
+
+        var id = new GraphBuilder("identity");
+        id.Op("Identity", [id.Input("x", dtype, 1, 8)], "y");
+        id.Output("y", dtype, 1, 8);
+        using (var s = new GraphSession(device, "identity", id.ToModelBytes(), [], dtype))
         {
-            var mine = kernels.Where(k => k.Graph == r.Op && k.Config == $"tokens={r.Tokens}").ToList();
-            var runs = mine.Where(k => k.OpType == "model_run").Select(k => k.DurUs).Order().ToArray();
-            var perRun = mine.Where(k => k.OpType != "model_run").GroupBy(k => k.Run).Select(g => g.Sum(k => k.DurUs)).Order().ToArray();
-            if (runs.Length == 0 || perRun.Length == 0) continue;
-            double ortUs = TimingStats.Quantile(runs, 0.5), kernelUs = TimingStats.Quantile(perRun, 0.5);
-            double over = r.TimeUsMedian - ortUs;
+            var b = s.Allocate(64);
+            s.Fill([(b, dtype, [1L, 8L], 0f, 1f)]);
+            s.BindInput("x", s.View(b, dtype, [1, 8]));
+            s.BindOutputToDevice("y");
+            var floor = Sampler.Measure(s.Run, policy);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Op,-9} {r.Tokens,6} {r.TimeUsMedian,11:F1} {ortUs,11:F1} {kernelUs,11:F1} {over,15:F1} {100 * over / r.TimeUsMedian,14:F1}"));
+                $"floor (Identity graph): median {floor.MedianUs:F2} us, p90 {floor.P90Us:F2} us = {floor.MedianUs:F2}% of a 100 us operator"));
         }
-        Directory.Delete(dir, true);
+
+        Console.WriteLine("op        tokens  harness_median_us  harness_mean_us  loop_mean_us  mean_difference_%");
+        foreach (var graph in new[] { graphs.QkvProjection(), graphs.OutputProjection(), graphs.Mlp() })
+        {
+            using var s = new GraphSession(device, graph.Kind, graph.ModelBytes(), graph.Weights, dtype);
+            var input = graph.Builder.Inputs.Single(i => i.Name == "x");
+            long width = input.Shape[^1].Value!.Value;
+            var buf = s.Allocate(4096 * width * TransformerGraphs.ElementBytes(dtype));
+            s.Fill([(buf, dtype, [4096L, width], 0f, 1f)]);
+            s.BindOutputToDevice("y");
+            foreach (var tokens in new[] { 16, 128, 512, 2048 })
+            {
+                s.BindInput("x", s.View(buf, dtype, [1, tokens, width]));
+                s.RebindDeviceOutputs();
+                var harness = Sampler.Measure(s.Run, policy);
+                int n = harness.Reps;
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < n; i++) s.Run();
+                double loop = sw.Elapsed.TotalMicroseconds / n;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{graph.Kind,-9} {tokens,6} {harness.MedianUs,18:F1} {harness.MeanUs,16:F1} {loop,13:F1} {100 * (harness.MeanUs - loop) / loop,18:F1}"));
+            }
+        }
         return 0;
     }
 }
