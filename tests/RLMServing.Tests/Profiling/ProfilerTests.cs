@@ -250,3 +250,34 @@ public sealed class UserModelTests
         }
     }
 }
+
+public sealed class InterruptionTests
+{
+    [Fact]
+    public void Cancelling_KeepsEveryRowWrittenBeforeIt()
+    {
+        var dir = Directory.CreateTempSubdirectory("rlms-cancel-").FullName;
+        try
+        {
+            using var cts = new CancellationTokenSource();
+            var options = new ProfileOptions("tiny", SynthesisedGraphTests.Tiny, null, DeviceSpec.Parse("cpu"), OnnxType.Float, ProfileGrid.Quick, dir,
+                Groups: ["overhead", "token_ops"], IntraOpThreads: 1, Policy: SamplingPolicy.Fast);
+            int seen = 0;
+            var summary = new Profiler(options).Run(new Progress(p => { seen = p.Done; if (p.Done == 7) cts.Cancel(); }), cts.Token);
+            Assert.True(summary.Cancelled);
+            Assert.Equal(7, seen);
+            var rows = TraceReader.Read<OperatorRow>(Path.Combine(dir, Profiler.OperatorsFile));
+            Assert.Equal(7, rows.Count);
+            Assert.True(File.Exists(Path.Combine(dir, Profiler.SummaryFile)));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private sealed class Progress(Action<ProfileProgress> report) : IProgress<ProfileProgress>
+    {
+        public void Report(ProfileProgress value) => report(value);
+    }
+}
