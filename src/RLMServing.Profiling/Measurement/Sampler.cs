@@ -22,20 +22,27 @@ public sealed record SamplingPolicy(
         MaxWarmupSeconds: 0.1);
 }
 
-/// <summary>Summary of measured repetitions, in microseconds; always reported with its spread.</summary>
+/// <summary>
+/// Summary of measured repetitions, in microseconds; always reported with its spread. Min, median and p90 are over all
+/// samples; mean, std and cv are over the samples left after removing upper outliers (above Q3 + 1.5 IQR, Tukey's
+/// fence, as BenchmarkDotNet does by default), which are preemptions and stalls rather than the operator's cost.
+/// </summary>
 public sealed record TimingStats(double MinUs, double MedianUs, double MeanUs, double StdUs, double P90Us, int Reps, int WarmupReps,
-    double Cv, bool Unstable)
+    double Cv, bool Unstable, int Outliers = 0)
 {
     public static TimingStats FromSamples(IReadOnlyList<double> samplesUs, int warmupReps, double unstableCv)
     {
         if (samplesUs.Count == 0) throw new ArgumentException("no samples", nameof(samplesUs));
         var sorted = samplesUs.Order().ToArray();
-        double mean = sorted.Average();
-        double var = sorted.Length > 1 ? sorted.Sum(x => (x - mean) * (x - mean)) / (sorted.Length - 1) : 0;
+        double q1 = Quantile(sorted, 0.25), q3 = Quantile(sorted, 0.75);
+        double fence = q3 + 1.5 * (q3 - q1);
+        var kept = sorted.Where(x => x <= fence).ToArray();
+        double mean = kept.Average();
+        double var = kept.Length > 1 ? kept.Sum(x => (x - mean) * (x - mean)) / (kept.Length - 1) : 0;
         double std = Math.Sqrt(var);
         double cv = mean > 0 ? std / mean : 0;
         return new TimingStats(sorted[0], Quantile(sorted, 0.5), mean, std, Quantile(sorted, 0.9), sorted.Length, warmupReps, cv,
-            cv > unstableCv);
+            cv > unstableCv, sorted.Length - kept.Length);
     }
 
     /// <summary>Linear interpolation between closest ranks (the default of numpy and pandas).</summary>

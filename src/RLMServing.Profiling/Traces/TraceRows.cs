@@ -50,6 +50,8 @@ public sealed class OperatorRow : ITimedRow
     public double? TimeUsMax { get; set; }
     public int? Reps { get; set; }
     public int? WarmupReps { get; set; }
+    /// <summary>Samples above Tukey's upper fence, left out of mean, std and cv (still in min, median, p90).</summary>
+    public int? Outliers { get; set; }
     public double? Cv { get; set; }
     public bool Unstable { get; set; }
     /// <summary>Weights the graph holds (bytes) and KV cache it reads (bytes, computed from the architecture).</summary>
@@ -89,6 +91,7 @@ public sealed class IterationRow : ITimedRow
     public double? TimeUsStd { get; set; }
     public double? TimeUsP90 { get; set; }
     public int? Reps { get; set; }
+    public int? Outliers { get; set; }
     public double? Cv { get; set; }
     public bool Unstable { get; set; }
     /// <summary>Tokens per second over the batch at the median step time.</summary>

@@ -85,15 +85,23 @@ public sealed class ProfilerTests(QuickProfileFixture quick, ITestOutputHelper o
     [Fact]
     public void WholeLayer_CostsAboutTheSumOfItsParts()
     {
-        var layers = quick.Operators.Where(r => r.Op == "layer").ToList();
+        var ops = quick.Operators;
+        var layers = ops.Where(r => r.Op == "layer").ToList();
         Assert.Equal(2, layers.Count);
         foreach (var l in layers)
         {
-            var ratio = double.Parse(l.Extra.Split(';').Single(x => x.StartsWith("ratio=")).Split('=')[1], System.Globalization.CultureInfo.InvariantCulture);
-            output.WriteLine($"{l.Phase} layer {l.TimeUsMedian:F1} us, {l.Extra}");
-            // Measured on 2 CPU cores: 0.9-1.3 (the layer adds Split, residual Adds and per-node dispatch the parts
-            // do not have). The tolerance is deliberately wider for noisy CI machines.
-            Assert.InRange(ratio, 0.6, 1.8);
+            // Parts: 2 x rmsnorm + qkv_proj + attention (rotary inside) + o_proj + mlp, at the layer's shapes.
+            OperatorRow Part(string op) => ops.Single(r => r.Op == op && r.Tokens == l.Tokens);
+            var attention = ops.Single(r => r.Op == "attention" && r.Phase == l.Phase && r.Tokens == l.Tokens
+                && r.PrefillContext == l.PrefillContext && r.DecodeContextSum == l.DecodeContextSum && r.Skew == l.Skew);
+            var parts = new[] { Part("rmsnorm"), Part("rmsnorm"), Part("qkv_proj"), attention, Part("o_proj"), Part("mlp") };
+            double byMin = l.TimeUsMin!.Value / parts.Sum(p => p.TimeUsMin!.Value);
+            double byMedian = l.TimeUsMedian / parts.Sum(p => p.TimeUsMedian);
+            output.WriteLine($"{l.Phase} layer: ratio by min {byMin:F3}, by median {byMedian:F3} ({l.Extra})");
+            // Measured for tiny on the shared 2-core machine over repeated runs: by min 0.71-1.23, by median 0.49-1.30
+            // (the layer adds Split and residual Adds, saves five session runs' fixed cost and lets ORT fuse the norms
+            // into the residual Adds). Min is the contention-robust estimate, so it carries the assertion.
+            Assert.InRange(byMin, 0.5, 2.0);
         }
     }
 

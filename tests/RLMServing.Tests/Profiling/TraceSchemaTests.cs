@@ -68,14 +68,29 @@ public sealed class SamplerTests
     [Fact]
     public void Stats_FollowNumpyQuantilesAndSampleStd()
     {
-        var t = TimingStats.FromSamples([4, 1, 3, 2, 10], warmupReps: 2, unstableCv: 0.1);
+        var t = TimingStats.FromSamples([4, 1, 3, 2, 6], warmupReps: 2, unstableCv: 0.1);
         Assert.Equal(1, t.MinUs);
         Assert.Equal(3, t.MedianUs);
-        Assert.Equal(4, t.MeanUs);
-        Assert.Equal(Math.Sqrt(12.5), t.StdUs, 12);
+        Assert.Equal(3.2, t.MeanUs, 12);
+        Assert.Equal(Math.Sqrt(3.7), t.StdUs, 12);
+        Assert.Equal(5.2, t.P90Us, 12);
+        Assert.Equal(5, t.Reps);
+        Assert.Equal(0, t.Outliers);
+        Assert.True(t.Unstable);
+    }
+
+    [Fact]
+    public void Stats_LeaveUpperOutliersOutOfMeanAndSpread_ButNotOutOfQuantiles()
+    {
+        // Q1 = 2, Q3 = 4, Tukey's fence 4 + 1.5 * 2 = 7: the 10 µs stall is an outlier.
+        var t = TimingStats.FromSamples([4, 1, 3, 2, 10], warmupReps: 0, unstableCv: 0.6);
+        Assert.Equal(1, t.Outliers);
+        Assert.Equal(2.5, t.MeanUs, 12);
+        Assert.Equal(Math.Sqrt(5.0 / 3), t.StdUs, 12);
+        Assert.Equal(3, t.MedianUs);
         Assert.Equal(7.6, t.P90Us, 12);
         Assert.Equal(5, t.Reps);
-        Assert.True(t.Unstable);
+        Assert.False(t.Unstable);
     }
 
     [Property]
