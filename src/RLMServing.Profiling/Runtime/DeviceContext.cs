@@ -51,6 +51,19 @@ public sealed class DeviceContext : IDisposable
         {
             MemoryInfo = OrtMemoryInfo.DefaultInstance;
         }
+        if (spec.Cuda)
+        {
+            // Fail before any row is attempted when the provider or its libraries cannot load.
+            try
+            {
+                using var probe = CreateSessionOptions();
+            }
+            catch
+            {
+                MemoryInfo.Dispose();
+                throw;
+            }
+        }
     }
 
     /// <summary>Fresh session options for this device; the caller disposes them (and they are disposed here on failure).</summary>
@@ -69,21 +82,25 @@ public sealed class DeviceContext : IDisposable
             }
             if (Spec.Cuda)
             {
-                using var cuda = new OrtCUDAProviderOptions();
-                cuda.UpdateOptions(new Dictionary<string, string>
-                {
-                    ["device_id"] = Spec.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    // Grow the arena by what is asked for, so device memory tracks the configuration being measured.
-                    ["arena_extend_strategy"] = "kSameAsRequested",
-                });
                 try
                 {
+                    // Creating the provider options already loads libonnxruntime_providers_cuda.so and its CUDA libraries.
+                    using var cuda = new OrtCUDAProviderOptions();
+                    cuda.UpdateOptions(new Dictionary<string, string>
+                    {
+                        ["device_id"] = Spec.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        // Grow the arena by what is asked for, so device memory tracks the configuration being measured.
+                        ["arena_extend_strategy"] = "kSameAsRequested",
+                    });
                     options.AppendExecutionProvider_CUDA(cuda);
                 }
                 catch (OnnxRuntimeException e)
                 {
-                    throw new UserInputException($"--device {Spec}: the CUDA execution provider could not start: {e.Message} " +
-                        "(are libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10 and cuDNN 9 on LD_LIBRARY_PATH?)");
+                    var why = e.Message.Split('\n')[0];
+                    int at = why.IndexOf("Failed to load library", StringComparison.Ordinal);
+                    throw new UserInputException($"--device {Spec}: the CUDA execution provider could not start: {(at >= 0 ? why[at..] : why)} " +
+                        "(libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10 and cuDNN 9 must be on LD_LIBRARY_PATH; " +
+                        "scripts/gpu-run-on-device.sh finds them)");
                 }
             }
             return options;
