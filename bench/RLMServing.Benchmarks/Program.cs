@@ -9,7 +9,9 @@ using RLMServing.Simulation;
 // to show the time per run, the peak memory and that time grows linearly with requests.
 // Usage: dotnet run -c Release --project bench/RLMServing.Benchmarks -- [simulator] [SCENARIO] [--sizes 25000,50000,100000]
 // `trace-import [ROWS] [RUNS]` (request-trace import speed) lives in TraceImportBenchmark.cs.
+// `harness-overhead` (profiling harness cost per measurement) lives in HarnessOverhead.cs.
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
+if (args is ["harness-overhead", ..]) return RLMServing.Benchmarks.HarnessOverhead.Run(args);
 var argsList = args.ToList();
 if (argsList.Count > 0 && argsList[0] == "simulator") argsList.RemoveAt(0);
 string scenarioPath = argsList.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? FindScenario();

@@ -8,7 +8,11 @@ Type[] verbs =
 [
     typeof(SimulateCommand),
     typeof(TraceCommand),
+    typeof(ProfileCommand),
 ];
+
+// GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.
+RLMServing.IO.Traces.TraceImporters.Register(RLMServing.Profiling.Importers.GpuProfileImporters.All);
 
 return RLMServing.Cli.CliHost.Run(args, verbs);
 

@@ -40,8 +40,26 @@ public static class TraceImporters
         .. RequestTraceFormats.Importers,
     ];
 
+    // Importers from projects this one cannot reference (the GPU-profile importers live in RLMServing.Profiling,
+    // which references IO); the CLI registers them at startup.
+    private static readonly List<ITraceImporter> Registered = [];
+
+    /// <summary>Adds importers to the registry (formats already known are kept, not replaced).</summary>
+    public static void Register(IEnumerable<ITraceImporter> importers)
+    {
+        lock (Registered)
+            foreach (var i in importers)
+                if (!Everything.Any(e => string.Equals(e.Format, i.Format, StringComparison.OrdinalIgnoreCase))) Registered.Add(i);
+    }
+
+    /// <summary><see cref="All"/> plus the registered importers.</summary>
+    public static IReadOnlyList<ITraceImporter> Everything
+    {
+        get { lock (Registered) return [.. All, .. Registered]; }
+    }
+
     public static ITraceImporter Get(string format) =>
-        All.FirstOrDefault(i => string.Equals(i.Format, format, StringComparison.OrdinalIgnoreCase))
+        Everything.FirstOrDefault(i => string.Equals(i.Format, format, StringComparison.OrdinalIgnoreCase))
         ?? throw new UserInputException(
-            $"--format: unknown format '{format}'; known formats: {string.Join(", ", All.Select(i => i.Format))}");
+            $"--format: unknown format '{format}'; known formats: {string.Join(", ", Everything.Select(i => i.Format))}");
 }

@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using CommandLine;
+using RLMServing.IO.Catalog;
+using RLMServing.Profiling;
+using RLMServing.Profiling.Onnx;
+using RLMServing.Profiling.Runtime;
+using Spectre.Console;
+
+namespace RLMServing.Cli.Commands;
+
+[Verb("profile", HelpText = "Measure per-operator and per-token costs of a model on ONNX Runtime; write Parquet traces.")]
+public sealed class ProfileCommand : ICommand
+{
+    [Option("model", Required = true, HelpText = "Catalog architecture name (random weights) or PATH.onnx (GenAI/Optimum decoder layout).")]
+    public string Model { get; set; } = "";
+
+    [Option("device", Default = "cpu", HelpText = "cpu, cuda or cuda:N.")]
+    public string Device { get; set; } = "cpu";
+
+    [Option("dtype", HelpText = "fp32, fp16 or bf16 (default: fp32 on cpu, fp16 on cuda).")]
+    public string? Dtype { get; set; }
+
+    [Option("grid", Default = "quick", HelpText = "quick, standard or full.")]
+    public string Grid { get; set; } = "quick";
+
+    [Option("out", Required = true, HelpText = "Output folder for operators.parquet, iterations.parquet, kernels.parquet, summary.json.")]
+    public string Out { get; set; } = "";
+
+    [Option("kernel-trace", HelpText = "Also run ONNX Runtime's profiler and write per-node rows to kernels.parquet.")]
+    public bool KernelTrace { get; set; }
+
+    [Option("gen-layers", Default = 0, HelpText = "Layers of the synthesised generation-loop model (0: all).")]
+    public int GenLayers { get; set; }
+
+    [Option("kv-mode", HelpText = "shared (preallocated KV buffer, GenAI style; default for catalog models) or concat (default for .onnx files).")]
+    public string? KvMode { get; set; }
+
+    [Option("groups", Separator = ',', HelpText = "Only these groups: overhead, token_ops, attention, lm_head, layer, generation.")]
+    public IEnumerable<string> Groups { get; set; } = [];
+
+    [Option("max-kv-tokens", Default = 0L, HelpText = "Drop grid points whose KV buffer exceeds this many tokens (0: fit 4 GiB per buffer).")]
+    public long MaxKvTokens { get; set; }
+
+    [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads (0: runtime default).")]
+    public int Threads { get; set; }
+
+    [Option("no-progress", HelpText = "Print one line per configuration instead of a progress bar.")]
+    public bool NoProgress { get; set; }
+
+    public int Run()
+    {
+        var device = DeviceSpec.Parse(Device);
+        var dtype = TransformerGraphs.ParseDtype(Dtype ?? (device.Cuda ? "fp16" : "fp32"));
+        var grid = ProfileGrid.Get(Grid);
+        Catalog.ModelArchitecture? arch = null;
+        string? onnx = null;
+        string name;
+        if (Model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || File.Exists(Model))
+        {
+            if (!File.Exists(Model)) throw new UserInputException($"--model: {Model}: file not found");
+            onnx = Path.GetFullPath(Model);
+            name = Path.GetFileNameWithoutExtension(Model);
+        }
+        else
+        {
+            arch = CatalogLoader.LoadDefault().Model(Model);
+            name = arch.Name;
+            if (arch.HeadDim % 16 != 0)
+                throw new UserInputException($"--model {Model}: head_dim {arch.HeadDim} is not a multiple of 16, which GroupQueryAttention with rotary needs");
+            long perToken = (long)arch.KvHeads * arch.HeadDim * TransformerGraphs.ElementBytes(dtype);
+            grid = grid.Cap(MaxKvTokens > 0 ? MaxKvTokens : uint.MaxValue / perToken);
+        }
+        KvMode? kvMode = KvMode switch
+        {
+            null => null,
+            "shared" => Profiling.KvMode.Shared,
+            "concat" => Profiling.KvMode.Concat,
+            _ => throw new UserInputException($"--kv-mode: '{KvMode}' is not shared or concat"),
+        };
+        var groups = Groups.ToList();
+        string[] known = ["overhead", "token_ops", "attention", "lm_head", "layer", "generation"];
+        var bad = groups.Where(g => !known.Contains(g)).ToList();
+        if (bad.Count > 0) throw new UserInputException($"--groups: unknown {string.Join(", ", bad)}; known: {string.Join(", ", known)}");
+
+        var options = new ProfileOptions(name, arch, onnx, device, dtype, grid, Out, KernelTrace, GenLayers, kvMode,
+            "rlms " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), groups, Threads);
+
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        try
+        {
+            var profiler = new Profiler(options, msg => Console.Error.WriteLine(msg));
+            ProfileSummary summary;
+            if (NoProgress || Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
+            {
+                var sw = Stopwatch.StartNew();
+                summary = profiler.Run(new SyncProgress(p =>
+                {
+                    double eta = p.Done > 0 ? sw.Elapsed.TotalSeconds / p.Done * (p.Total - p.Done) : 0;
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"[{p.Done}/{p.Total}] {p.Group} {p.Config}  elapsed {sw.Elapsed.TotalSeconds:F1}s  eta {eta:F0}s"));
+                }), cts.Token);
+            }
+            else
+            {
+                summary = null!;
+                AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
+                        new RemainingTimeColumn(), new SpinnerColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask($"profile {name}", maxValue: Math.Max(1, profiler.CountConfigs()));
+                        summary = profiler.Run(new SyncProgress(p =>
+                        {
+                            task.Value = p.Done;
+                            task.Description = Markup.Escape($"{p.Group} {p.Config}");
+                        }), cts.Token);
+                        task.Value = task.MaxValue;
+                    });
+            }
+            var kernels = KernelTrace ? $", {summary.KernelRows} kernel rows" : "";
+            var overhead = summary.OverheadUs is double o ? string.Create(CultureInfo.InvariantCulture, $"; harness overhead {o:F1} us per run") : "";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {summary.OperatorRows} operator rows, {summary.IterationRows} iteration rows{kernels} to {Out} in {summary.ElapsedSeconds:F1} s{overhead}"));
+            foreach (var c in summary.LayerChecks)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"layer check {c.Config}: layer {c.LayerUs:F1} us, parts {c.PartsUs:F1} us, ratio {c.Ratio:F3}"));
+            foreach (var f in summary.Failures) Console.Error.WriteLine($"failed: {f}");
+            if (summary.Cancelled)
+            {
+                Console.Error.WriteLine("interrupted: the rows measured so far are kept");
+                return 130;
+            }
+            return summary.Failures.Count > 0 ? 1 : 0;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
+    private sealed class SyncProgress(Action<ProfileProgress> report) : IProgress<ProfileProgress>
+    {
+        public void Report(ProfileProgress value) => report(value);
+    }
+}

@@ -1,0 +1,169 @@
+using System.Globalization;
+using RLMServing.IO.Traces;
+using RLMServing.Profiling.Traces;
+
+namespace RLMServing.Profiling.Importers;
+
+/// <summary>
+/// An LLMServingSim profile bundle (profiler/perf/&lt;hw&gt;/&lt;model&gt;/&lt;variant&gt;/ with meta.yaml and tpN/):
+/// dense.csv (per-layer token-parallel ops), per_sequence.csv (lm_head, sampler), attention.csv (mixed prefill+decode
+/// batches) and skew.csv (decode attention with unequal KV lengths). Times are already µs per single layer.
+/// skew_fit.csv holds fitted factors derived from skew.csv and is not imported.
+/// </summary>
+internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
+{
+    public const string Commit = "5daddb21a545658d5150b535712d0494584b5278";
+
+    public override string Format => "llmservingsim-profile";
+    public override string Description => "LLMServingSim bundle (meta.yaml + tpN/{dense,per_sequence,attention,skew}.csv) -> operator rows (µs)";
+
+    public static readonly IReadOnlyDictionary<string, string> OpNames = new Dictionary<string, string>
+    {
+        ["embedding"] = "embedding",
+        ["layernorm"] = "rmsnorm",
+        ["qkv_proj"] = "qkv_proj",
+        ["rotary_emb"] = "rotary",
+        ["o_proj"] = "o_proj",
+        ["gate_up_proj"] = "gate_up_proj",
+        ["act_fn"] = "act",
+        ["down_proj"] = "down_proj",
+        ["final_layernorm"] = "final_norm",
+        ["lm_head"] = "lm_head",
+        ["sampler"] = "sampler",
+    };
+
+    public override ImportResult Import(string inputPath, string outputPath, ImportOptions options)
+    {
+        Require(inputPath);
+        if (!Directory.Exists(inputPath)) throw new UserInputException($"{inputPath}: expected the bundle folder holding meta.yaml and tpN/");
+        var metaPath = Path.Combine(inputPath, "meta.yaml");
+        if (!File.Exists(metaPath)) throw new UserInputException($"{metaPath}: not found (an LLMServingSim bundle has meta.yaml)");
+        var meta = TopLevelYaml(metaPath);
+        string gpu = meta.GetValueOrDefault("gpu", ""), model = meta.GetValueOrDefault("model", ""), dtype = meta.GetValueOrDefault("variant", "");
+        var tpDirs = Directory.EnumerateDirectories(inputPath, "tp*").Order(StringComparer.Ordinal).ToList();
+        if (tpDirs.Count == 0) throw new UserInputException($"{inputPath}: no tpN/ folders");
+        var lines = new List<Func<IEnumerable<OperatorRow>>>();
+        var files = new List<string> { "meta.yaml" };
+        foreach (var dir in tpDirs)
+        {
+            var name = Path.GetFileName(dir);
+            if (!int.TryParse(name[2..], NumberStyles.Integer, CultureInfo.InvariantCulture, out int tp))
+                throw new UserInputException($"{dir}: folder name should be tp<N>");
+            OperatorRow Base(string op, string sourceOp) => new()
+            {
+                Source = "llmservingsim", Device = gpu, Model = model, Dtype = dtype, Op = op, SourceOp = sourceOp, Tp = tp,
+                Extra = "stat=reported time_us (vLLM eager, 3 iterations)",
+            };
+            foreach (var (file, reader) in new (string, Func<CsvTable, IEnumerable<Func<IEnumerable<OperatorRow>>>>)[]
+            {
+                ("dense.csv", t => Dense(t, Base)),
+                ("per_sequence.csv", t => PerSequence(t, Base)),
+                ("attention.csv", t => Attention(t, Base)),
+                ("skew.csv", t => Skew(t, Base)),
+            })
+            {
+                var path = Path.Combine(dir, file);
+                if (!File.Exists(path)) throw new UserInputException($"{path}: not found");
+                files.Add($"{name}/{file}");
+                lines.AddRange(reader(new CsvTable(path)));
+            }
+        }
+        var skipped = new List<long>();
+        var rows = Collect(lines, options, skipped);
+        WriteAtomically(outputPath, rows, Metadata(CommandFor(inputPath, outputPath), "operator", "llmservingsim", Commit,
+            "MIT (c) 2024 CASYS Lab at KAIST; https://github.com/casys-kaist/LLMServingSim", files, "none (source is µs per layer)",
+            gpu, dtype, model));
+        return new ImportResult(rows.Count, skipped.Count, skipped, "operator");
+    }
+
+    /// <summary>Unindented "key: value" lines of a YAML file (all the bundle's identity fields are top-level scalars).</summary>
+    private static Dictionary<string, string> TopLevelYaml(string path)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in File.ReadLines(path))
+        {
+            if (line.Length == 0 || char.IsWhiteSpace(line[0]) || line[0] == '#') continue;
+            int colon = line.IndexOf(':');
+            if (colon <= 0) continue;
+            result.TryAdd(line[..colon].Trim(), line[(colon + 1)..].Trim().Trim('\'', '"'));
+        }
+        return result;
+    }
+
+    private static IEnumerable<Func<IEnumerable<OperatorRow>>> Dense(CsvTable t, Func<string, string, OperatorRow> make)
+    {
+        foreach (var (line, cells) in t.Rows())
+            yield return () =>
+            {
+                var src = Str(t, cells, "layer");
+                var r = make(OpNames.GetValueOrDefault(src, src), src);
+                r.Tokens = (long)Num(t, cells, "tokens", line);
+                r.TimeUsMedian = Num(t, cells, "time_us", line);
+                return [r];
+            };
+    }
+
+    private static IEnumerable<Func<IEnumerable<OperatorRow>>> PerSequence(CsvTable t, Func<string, string, OperatorRow> make)
+    {
+        foreach (var (line, cells) in t.Rows())
+            yield return () =>
+            {
+                var src = Str(t, cells, "layer");
+                var r = make(OpNames.GetValueOrDefault(src, src), src);
+                int seqs = (int)Num(t, cells, "sequences", line);
+                r.Phase = "decode";
+                r.Tokens = seqs;
+                r.Batch = seqs;
+                r.TimeUsMedian = Num(t, cells, "time_us", line);
+                return [r];
+            };
+    }
+
+    private static IEnumerable<Func<IEnumerable<OperatorRow>>> Attention(CsvTable t, Func<string, string, OperatorRow> make)
+    {
+        foreach (var (line, cells) in t.Rows())
+            yield return () =>
+            {
+                long chunk = (long)Num(t, cells, "prefill_chunk", line);
+                long kvPrefill = (long)Num(t, cells, "kv_prefill", line);
+                int nDecode = (int)Num(t, cells, "n_decode", line);
+                long kvDecode = (long)Num(t, cells, "kv_decode", line);
+                var r = make("attention", "attention");
+                r.Phase = chunk > 0 && nDecode > 0 ? "mixed" : chunk > 0 ? "prefill" : "decode";
+                r.Tokens = chunk + nDecode;
+                r.Batch = (chunk > 0 ? 1 : 0) + nDecode;
+                r.PrefillTokens = chunk;
+                r.PrefillContext = kvPrefill;
+                r.DecodeSeqs = nDecode;
+                r.DecodeContextSum = nDecode * kvDecode;
+                r.DecodeContextMax = nDecode > 0 ? kvDecode : 0;
+                r.Skew = "uniform";
+                r.TimeUsMedian = Num(t, cells, "time_us", line);
+                return [r];
+            };
+    }
+
+    private static IEnumerable<Func<IEnumerable<OperatorRow>>> Skew(CsvTable t, Func<string, string, OperatorRow> make)
+    {
+        foreach (var (line, cells) in t.Rows())
+            yield return () =>
+            {
+                int n = (int)Num(t, cells, "n", line);
+                long pc = (long)Num(t, cells, "pc", line);
+                var r = make("attention", "skew");
+                r.Phase = pc > 0 ? "mixed" : "decode";
+                r.Tokens = pc + n;
+                r.Batch = (pc > 0 ? 1 : 0) + n;
+                r.PrefillTokens = pc;
+                r.PrefillContext = (long)Num(t, cells, "kp", line);
+                r.DecodeSeqs = n;
+                r.DecodeContextSum = (long)Math.Round(n * Num(t, cells, "kv_mean", line));
+                r.DecodeContextMax = (long)Num(t, cells, "kv_big", line);
+                r.Skew = "skewed:" + Str(t, cells, "regime");
+                r.TimeUsMedian = Num(t, cells, "t_skew_us", line);
+                r.Extra = string.Create(CultureInfo.InvariantCulture,
+                    $"nb={Str(t, cells, "nb")};ratio={Str(t, cells, "ratio")};skew={Str(t, cells, "skew")};kvs={Str(t, cells, "kvs")};t_mean_us={Str(t, cells, "t_mean_us")};t_max_us={Str(t, cells, "t_max_us")};alpha={Str(t, cells, "alpha")}");
+                return [r];
+            };
+    }
+}
