@@ -25,8 +25,10 @@ internal sealed class ReplicaStats(double itlAccuracy)
 /// One serving replica: an iteration-level loop over a waiting queue, a running batch and a paged KV cache.
 /// The batching policy decides each iteration; the cost model prices it; progress is applied at its end.
 /// Steady decode stretches (no arrival that matters, no completion, no milestone, no KV exhaustion, no sample
-/// point) are advanced with O(1) work per iteration and none per request; with fast-forward off every iteration
-/// goes back through the scheduler, and the results are identical (tested).
+/// point) are advanced with O(1) work per iteration and none per request. With fast-forward off the engine is the
+/// naive reference instead: every iteration goes back through the scheduler, every decoding request's token and KV
+/// counts are stepped one by one, KV blocks are allocated by looking at each request, and completions are found by
+/// scanning the batch rather than from the event queue. A property test requires both to give identical results.
 /// </summary>
 internal sealed class ReplicaEngine
 {
@@ -212,7 +214,7 @@ internal sealed class ReplicaEngine
         _chunkOwners.Clear();
         // Running decodes are scheduled first (preempting if KV is full); prefill chunks get what is left.
         EnsureDecodeBlocks();
-        long reserved = _decoding.Count > 0 ? NewBlocksAt(_dc) : 0;
+        long reserved = _decoding.Count > 0 ? DecodeBlocksNeeded() : 0;
         int budget = _sched.MaxNumBatchedTokens - _decoding.Count;
         foreach (var r in _prefilling)
         {
@@ -323,7 +325,7 @@ internal sealed class ReplicaEngine
         if (withDecodes && _decoding.Count > 0)
         {
             decodes = _decoding.Count;
-            kvSum = _kvSum + decodes;
+            kvSum = DecodeKvSum() + decodes;
         }
         if (_chunkOwners.Count == 0 && decodes == 0) return;
         var shape = new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum);
@@ -365,7 +367,10 @@ internal sealed class ReplicaEngine
         _decoding.Add(r);
         _kvSum += r.KvAtJoin;
         _phaseCount[Phase(r)]++;
+        r.NaiveGenerated = r.GenAtJoin;
+        r.NaiveKv = r.KvAtJoin;
         _fresh.Add(r);
+        if (!_fastForward) return;   // the reference mode finds completions by scanning
         _decodeEvents.Enqueue((r, r.Version, FinishEvent), (r.JoinDc + r.Target - r.GenAtJoin, r.AdmitSeq));
         int answerAt = r.Spec.ThinkingTokens + 1;
         if (r.FirstAnswerS is null)
@@ -377,11 +382,36 @@ internal sealed class ReplicaEngine
     /// <summary>Requests whose next decode step opens a new KV block (their KV length is a multiple of the block size).</summary>
     private long NewBlocksAt(long dc) => _phaseCount[(int)(((-dc) % BlockSize + BlockSize) % BlockSize)];
 
+    /// <summary>KV blocks the next decode step opens: from the phase histogram, or (reference mode) request by request.</summary>
+    private long DecodeBlocksNeeded()
+    {
+        if (_fastForward) return NewBlocksAt(_dc);
+        long n = 0;
+        foreach (var r in _decoding) if (r.NaiveKv % BlockSize == 0) n++;
+        return n;
+    }
+
+    /// <summary>Sum of the decoding requests' KV entries: the running aggregate, or (reference mode) summed afresh.</summary>
+    private long DecodeKvSum()
+    {
+        if (_fastForward) return _kvSum;
+        long sum = 0;
+        foreach (var r in _decoding) sum += r.NaiveKv;
+        return sum;
+    }
+
+    /// <summary>Reference mode: one more token and KV entry for every decoding request, counted one by one.</summary>
+    private void StepRequestsNaively()
+    {
+        if (_fastForward) return;
+        foreach (var r in _decoding) { r.NaiveKv++; r.NaiveGenerated++; }
+    }
+
     /// <summary>Makes room for one more KV entry per decoding request, preempting by recompute when full.</summary>
     private bool EnsureDecodeBlocks()
     {
         bool preempted = false;
-        while (_decoding.Count > 0 && _usedBlocks + NewBlocksAt(_dc) > TotalBlocks)
+        while (_decoding.Count > 0 && _usedBlocks + DecodeBlocksNeeded() > TotalBlocks)
         {
             Preempt(PickVictim());
             preempted = true;
@@ -408,8 +438,8 @@ internal sealed class ReplicaEngine
     {
         if (r.State == RequestState.Decoding)
         {
-            r.Generated = r.GeneratedAt(_dc);
-            long kv = r.KvAt(_dc);
+            r.Generated = _fastForward ? r.GeneratedAt(_dc) : r.NaiveGenerated;
+            long kv = _fastForward ? r.KvAt(_dc) : r.NaiveKv;
             RemoveFromDecodeSet(r, kv);
             _usedBlocks -= BlocksFor(kv);
             // Fresh joiners keep their own last-emit time; the rest last emitted at the last decode step.
@@ -459,15 +489,16 @@ internal sealed class ReplicaEngine
         bool first = true;
         do
         {
-            long newBlocks = NewBlocksAt(_dc);
+            long newBlocks = DecodeBlocksNeeded();
             if (_usedBlocks + newBlocks > TotalBlocks) break;   // the scheduler preempts at the next turn
-            var cost = _cost.Decode(b, _kvSum + b);
+            var cost = _cost.Decode(b, DecodeKvSum() + b);
             double start = _clock;
             _usedBlocks += newBlocks;
             Account(cost, b, start);
             RecordDecodeItl(first);
             first = false;
             _kvSum += b;
+            StepRequestsNaively();
             _dc++;
             _lastDecodeEndS = _clock;
         }
@@ -477,9 +508,10 @@ internal sealed class ReplicaEngine
     /// <summary>One decode step for the decode set inside a mixed (chunked-prefill) iteration.</summary>
     private void ApplyDecodeIteration(double endS)
     {
-        _usedBlocks += NewBlocksAt(_dc);
+        _usedBlocks += DecodeBlocksNeeded();
         RecordDecodeItl(first: true);
         _kvSum += _decoding.Count;
+        StepRequestsNaively();
         _dc++;
         _lastDecodeEndS = endS;
     }
@@ -512,6 +544,11 @@ internal sealed class ReplicaEngine
     /// <summary>Applies completions and first-answer milestones that fall on the current decode counter.</summary>
     private void ProcessDueDecodeEvents()
     {
+        if (!_fastForward)
+        {
+            ScanForFinishedRequests();
+            return;
+        }
         while (NextEventDc() <= _dc)
         {
             var (r, version, kind) = _decodeEvents.Dequeue();
@@ -556,12 +593,32 @@ internal sealed class ReplicaEngine
         if (_usedBlocks < 0 || _usedBlocks > TotalBlocks || FreeBlocks + _usedBlocks != TotalBlocks)
             throw new InvalidOperationException($"allocated {_usedBlocks} + free {FreeBlocks} != total {TotalBlocks}");
         if (_decoding.Sum(r => r.KvAt(_dc)) != _kvSum) throw new InvalidOperationException("decode KV sum out of step");
+        if (!_fastForward && _decoding.Any(r => r.NaiveKv != r.KvAt(_dc) || r.NaiveGenerated != r.GeneratedAt(_dc)))
+            throw new InvalidOperationException("lazy decode progress differs from stepping request by request");
         var phases = new long[BlockSize];
         foreach (var r in _decoding) phases[Phase(r)]++;
         if (!phases.AsSpan().SequenceEqual(_phaseCount)) throw new InvalidOperationException("block phase histogram out of step");
         if (_decoding.Any(r => r.GeneratedAt(_dc) >= r.Target)) throw new InvalidOperationException("a finished request is still decoding");
         if (RunningCount > _sched.MaxNumSeqs && _sched.Batching != BatchingPolicy.Static) throw new InvalidOperationException("more running than max_num_seqs");
         if (_batch.Count > _sched.MaxNumSeqs) throw new InvalidOperationException("static batch larger than max_num_seqs");
+    }
+
+    /// <summary>Reference mode: completions and first answer tokens found by looking at every decoding request.</summary>
+    private void ScanForFinishedRequests()
+    {
+        for (int i = 0; i < _decoding.Count; i++)
+        {
+            var r = _decoding[i];
+            if (r.FirstAnswerS is null && r.NaiveGenerated >= r.Spec.ThinkingTokens + 1) r.FirstAnswerS = _lastDecodeEndS;
+            if (r.NaiveGenerated < r.Target) continue;
+            r.Generated = r.NaiveGenerated;
+            RemoveFromDecodeSet(r, r.NaiveKv);
+            _fresh.Remove(r);
+            _usedBlocks -= BlocksFor(r.NaiveKv);
+            r.BlocksHeld = 0;
+            Complete(r, _lastDecodeEndS);
+            i--;   // the last request was swapped into this slot
+        }
     }
 
     private long NextEventDc() => _decodeEvents.TryPeek(out _, out var p) ? p.Dc : long.MaxValue;

@@ -34,6 +34,10 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     public long KvAtJoin { get; set; }
     public int Version { get; set; }
 
+    // Reference (stepping) mode: the same progress counted one token at a time.
+    public int NaiveGenerated { get; set; }
+    public long NaiveKv { get; set; }
+
     /// <summary>When this request last emitted a token (for inter-token latencies across stalls and preemptions).</summary>
     public double LastEmitS { get; set; }
 
