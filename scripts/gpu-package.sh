@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the GPU flavour of rlms (self-contained linux-x64, Release, ONNX Runtime CUDA 13 via -p:OrtGpu=true) and
 # packs it for machines that cannot build .NET or reach the network: two xz archives split into pieces small enough
-# to carry one per call (default 62 MiB: the remote-run tool carries at most 64 MiB per call; the MANIFEST rides along).
+# to carry one per call (default 50 MiB: the remote-run tool carries at most 64 MiB per call, and that includes the
+# checkout itself, so leave room for the repository; PIECE_MB changes it).
 #
 #   scripts/gpu-package.sh [OUT_DIR]          (default OUT_DIR: gpu-pkg/, git-ignored)
 #
@@ -12,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mkdir -p "${1:-$root/gpu-pkg}" && cd "${1:-$root/gpu-pkg}" && pwd)
-piece_mb=${PIECE_MB:-62}
+piece_mb=${PIECE_MB:-50}
 ort_gpu=${ORT_GPU:-true}   # ORT_GPU=false packs the CPU build the same way (to rehearse the flow without a GPU)
 threads=${XZ_THREADS:-2}
 work=$(mktemp -d)
