@@ -1,6 +1,11 @@
+using System.Reflection;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using FsCheck.Xunit;
+using Parquet;
 using RLMServing.Profiling.Measurement;
 using RLMServing.Profiling.Traces;
+using RLMServing.Tests.Cli;
 using Xunit;
 
 namespace RLMServing.Tests.Profiling;
@@ -60,6 +65,49 @@ public sealed class TraceSchemaTests : IDisposable
         Assert.Equivalent(it, TraceReader.Read<IterationRow>(p1).Single(), strict: true);
         Assert.Equivalent(k, TraceReader.Read<KernelRow>(p2).Single(), strict: true);
         Assert.Equivalent(c, TraceReader.Read<CoefficientRow>(p3).Single(), strict: true);
+    }
+
+    private static string[] Columns(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var reader = ParquetReader.CreateAsync(stream).GetAwaiter().GetResult();
+        try { return reader.Schema.GetDataFields().Select(f => f.Name).ToArray(); }
+        finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+    }
+
+    private static string Snake(string name) => Regex.Replace(name, "(?<=[a-z0-9])([A-Z])", "_$1").ToLowerInvariant();
+
+    [Theory]
+    [InlineData(typeof(OperatorRow))]
+    [InlineData(typeof(IterationRow))]
+    [InlineData(typeof(KernelRow))]
+    [InlineData(typeof(CoefficientRow))]
+    public void EveryColumn_IsTheSnakeCaseOfItsProperty(Type rowType)
+    {
+        foreach (var p in rowType.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+            Assert.Equal(Snake(p.Name), p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name);
+    }
+
+    [Fact]
+    public void WrittenColumns_AreSnakeCase()
+    {
+        var path = Path.Combine(_dir, "names.parquet");
+        new TraceWriter<OperatorRow>(path, Meta).Append(new OperatorRow { TimeUsMedian = 1 });
+        var columns = Columns(path);
+        Assert.All(columns, c => Assert.Matches("^[a-z][a-z0-9_]*$", c));
+        Assert.Contains("time_us_p90", columns);
+        Assert.Contains("prefill_context", columns);
+        Assert.Contains("tp", columns);
+    }
+
+    [Fact]
+    public void ShippedTraces_HaveSnakeCaseColumns()
+    {
+        var traces = Path.Combine(RlmsProcess.RepoRoot(), "traces");
+        var files = new[] { "h200", "public" }.SelectMany(d => Directory.GetFiles(Path.Combine(traces, d), "*.parquet", SearchOption.AllDirectories)).ToList();
+        Assert.NotEmpty(files);
+        foreach (var f in files)
+            Assert.All(Columns(f), c => Assert.Matches("^[a-z][a-z0-9_]*$", c));
     }
 }
 
