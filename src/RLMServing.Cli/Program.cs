@@ -9,6 +9,7 @@ Type[] verbs =
     typeof(SimulateCommand),
     typeof(TraceCommand),
     typeof(ProfileCommand),
+    typeof(ValidateCommand),
 ];
 
 // GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.
