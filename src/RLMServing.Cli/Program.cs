@@ -10,6 +10,7 @@ Type[] verbs =
     typeof(TraceCommand),
     typeof(ProfileCommand),
     typeof(ValidateCommand),
+    typeof(CalibrateCommand),
 ];
 
 // GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.
@@ -31,7 +32,7 @@ namespace RLMServing.Cli
 
         public static int Run(string[] args, Type[] verbs)
         {
-            var parser = new Parser(s => { s.HelpWriter = Console.Error; s.CaseInsensitiveEnumValues = true; s.AutoVersion = true; });
+            var parser = new Parser(s => { s.HelpWriter = Console.Error; s.CaseInsensitiveEnumValues = true; s.AutoVersion = true; s.AllowMultiInstance = true; });
             var parsed = parser.ParseArguments(args, verbs);
             if (parsed is NotParsed<object> notParsed)
                 return notParsed.Errors.All(e => e is HelpRequestedError or HelpVerbRequestedError or VersionRequestedError) ? 0 : UserError;

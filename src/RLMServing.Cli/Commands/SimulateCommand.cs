@@ -45,6 +45,8 @@ public sealed class SimulateCommand : ICommand
             var result = WithProgress(run, variant);
             ResultWriter.WriteRunAsync(dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
             summaries.Add(result.Summary);
+            foreach (var w in ScenarioRunner.CalibrationWarnings(run, result))
+                Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
             if (result.Summary.Unstable)
                 Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
         }

@@ -20,7 +20,8 @@ public sealed record CostModelConfig(
     double ComputeEfficiency,
     double BandwidthEfficiency,
     double StepOverheadMs,
-    double AllReduceLatencyUs);
+    double AllReduceLatencyUs,
+    Calibration.CalibrationFile? Calibration = null);
 
 public sealed record SchedulerConfig(
     BatchingPolicy Batching,

@@ -27,12 +27,34 @@ public static class ScenarioRunner
             return new PreparedRun(run.Name, scenario, model, gpu, BuildCostModel(scenario, model, gpu));
         }).ToList();
 
-    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu) => s.CostModel.Kind switch
+    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu)
     {
-        "roofline" => new RooflineCostModel(model, gpu, s.Hardware.TensorParallel, s.CostModel.ComputeEfficiency,
-            s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs),
-        var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
-    };
+        var roofline = new RooflineCostModel(model, gpu, s.Hardware.TensorParallel, s.CostModel.ComputeEfficiency,
+            s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs);
+        return s.CostModel.Kind switch
+        {
+            "roofline" => roofline,
+            "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToCoefficients(), roofline),
+            var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
+        };
+    }
+
+    /// <summary>
+    /// Warnings when a calibrated run used shapes far outside the measured grid (more than twice the largest
+    /// measured context or batch): the fit's physically shaped terms extrapolate, but nobody measured there.
+    /// </summary>
+    public static IReadOnlyList<string> CalibrationWarnings(PreparedRun run, SimulationResult result)
+    {
+        var cal = run.Scenario.CostModel.Calibration;
+        if (cal is null || result.Requests.Count == 0) return [];
+        var warnings = new List<string>();
+        long maxContext = result.Requests.Max(r => (long)r.PromptTokens + r.OutputTokens);
+        if (cal.Grid.MaxContext > 0 && maxContext > 2 * cal.Grid.MaxContext)
+            warnings.Add($"requests reach {maxContext} tokens of context; the calibration measured up to {cal.Grid.MaxContext} ({run.Scenario.CostModel.File})");
+        if (cal.Grid.MaxBatch > 0 && run.Scenario.Scheduler.MaxNumSeqs > 2 * cal.Grid.MaxBatch && result.Summary.MeanBatchSize > 2 * cal.Grid.MaxBatch)
+            warnings.Add($"batches average {result.Summary.MeanBatchSize:F0} requests; the calibration measured batches up to {cal.Grid.MaxBatch} ({run.Scenario.CostModel.File})");
+        return warnings;
+    }
 
     public static SimulationResult Simulate(PreparedRun run, string? variant, IProgress<double>? progress = null)
     {

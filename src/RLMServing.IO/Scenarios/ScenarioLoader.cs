@@ -90,7 +90,7 @@ public static partial class ScenarioLoader
         try { model = catalog.Model(modelName); }
         catch (CatalogException e) { throw r.Error("model", e.Message); }
 
-        var cost = BindCostModel(r.Map("cost_model"));
+        var cost = BindCostModel(r.Map("cost_model"), file, model, gpu, hardware.TensorParallel);
         var scheduler = BindScheduler(r.Map("scheduler"));
         var kv = BindKvCache(r.Map("kv_cache"));
         var slo = BindSlo(r.Map("slo"));
@@ -116,12 +116,28 @@ public static partial class ScenarioLoader
         return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation);
     }
 
-    private static CostModelConfig BindCostModel(MapReader? c)
+    private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp)
     {
         if (c is null) return new CostModelConfig("roofline", null, 0.6, 0.85, 1.0, 10);
         var kind = c.String("kind") ?? "roofline";
+        if (kind == "calibrated")
+        {
+            var relative = c.RequiredString("file");
+            var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scenarioFile)) ?? ".", relative));
+            RLMServing.Calibration.CalibrationFile cal;
+            try { cal = RLMServing.IO.Calibration.CalibrationStore.Read(path); }
+            catch (UserInputException e) { throw c.Error("file", e.Message); }
+            if (!string.Equals(cal.Model, model.Name, StringComparison.OrdinalIgnoreCase))
+                throw c.Error("file", $"{path} is calibrated for model '{cal.Model}', the scenario runs '{model.Name}'");
+            if (cal.TensorParallel != tp)
+                throw c.Error("file", $"{path} is calibrated for tensor_parallel {cal.TensorParallel}, the scenario uses {tp}");
+            if (!string.Equals(cal.Gpu, gpu.Name, StringComparison.OrdinalIgnoreCase))
+                throw c.Error("file", $"{path} is calibrated on '{cal.Gpu}', the scenario's GPU is '{gpu.Name}'");
+            c.Done();
+            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal);
+        }
         if (kind != "roofline")
-            throw c.Error("kind", $"unknown cost model '{kind}'; supported: roofline");
+            throw c.Error("kind", $"unknown cost model '{kind}'; supported: roofline, calibrated");
         var cfg = new CostModelConfig(kind, null,
             c.Fraction("compute_efficiency", 0.6, allowZero: false),
             c.Fraction("bandwidth_efficiency", 0.85, allowZero: false),

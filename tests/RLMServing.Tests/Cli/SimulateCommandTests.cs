@@ -71,6 +71,16 @@ public class SimulateCommandTests
     }
 
     [Fact]
+    public void SetCanBeRepeated()
+    {
+        var dir = RlmsProcess.TempDir();
+        var o = RlmsProcess.Run("simulate", Quickstart, "--out", dir, "--set", "workload.requests=40", "--set", "workload.arrival.rate=2", "--quiet");
+        Assert.True(o.ExitCode == 0, o.Stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "standard", "summary.json")));
+        Assert.Equal(40, doc.RootElement.GetProperty("completed").GetInt32());
+    }
+
+    [Fact]
     public void SeedOptionChangesTheWorkload()
     {
         var a = RlmsProcess.TempDir();

@@ -1,0 +1,55 @@
+using System.Text.Json.Serialization;
+
+namespace RLMServing.Calibration;
+
+/// <summary>
+/// calibration/*.json: a fitted cost model as plain data — its coefficients, the measurements' grid, where the
+/// measurements came from and how well the fit reproduces and predicts them.
+/// </summary>
+public sealed record CalibrationFile
+{
+    [JsonPropertyName("format")] public string Format { get; init; } = "rlms-calibration/1";
+    [JsonPropertyName("form")] public string Form { get; init; } = FormName;
+    [JsonPropertyName("model")] public string Model { get; init; } = "";
+    [JsonPropertyName("gpu")] public string Gpu { get; init; } = "";
+    [JsonPropertyName("tensor_parallel")] public int TensorParallel { get; init; } = 1;
+    [JsonPropertyName("dtype")] public string Dtype { get; init; } = "";
+    [JsonPropertyName("engine")] public string Engine { get; init; } = "";
+    [JsonPropertyName("coefficients")] public Dictionary<string, double> Coefficients { get; init; } = new();
+    [JsonPropertyName("unidentified")] public List<string> Unidentified { get; init; } = [];
+    [JsonPropertyName("grid")] public CalibrationGrid Grid { get; init; } = new();
+    [JsonPropertyName("fit")] public CalibrationFitQuality Fit { get; init; } = new();
+    [JsonPropertyName("provenance")] public CalibrationProvenance Provenance { get; init; } = new();
+
+    /// <summary>time_us = base + per_token·tokens + per_sampled·sequences sampling + per_kv_token·KV entries read + per_attn_pair·prefill attention pairs.</summary>
+    public const string FormName = "iteration-linear/1";
+
+    public IterationCoefficients ToCoefficients() =>
+        IterationCoefficients.FromVector(IterationCoefficients.Names.Select(n => Coefficients.GetValueOrDefault(n)).ToArray());
+}
+
+public sealed record CalibrationGrid
+{
+    [JsonPropertyName("max_batch")] public int MaxBatch { get; init; }
+    [JsonPropertyName("max_context")] public long MaxContext { get; init; }
+    [JsonPropertyName("max_prefill_tokens")] public long MaxPrefillTokens { get; init; }
+    [JsonPropertyName("prefill_samples")] public int PrefillSamples { get; init; }
+    [JsonPropertyName("decode_samples")] public int DecodeSamples { get; init; }
+}
+
+public sealed record CalibrationFitQuality
+{
+    [JsonPropertyName("samples")] public int Samples { get; init; }
+    [JsonPropertyName("mape")] public double Mape { get; init; }
+    [JsonPropertyName("mape_by_phase")] public Dictionary<string, double> MapeByPhase { get; init; } = new();
+    [JsonPropertyName("leave_one_out_mape")] public double? LeaveOneOutMape { get; init; }
+    [JsonPropertyName("max_abs_percent_error")] public double MaxAbsPercentError { get; init; }
+}
+
+public sealed record CalibrationProvenance
+{
+    [JsonPropertyName("sources")] public List<string> Sources { get; init; } = [];
+    [JsonPropertyName("devices")] public List<string> Devices { get; init; } = [];
+    [JsonPropertyName("trace_metadata")] public Dictionary<string, string> TraceMetadata { get; init; } = new();
+    [JsonPropertyName("command")] public string Command { get; init; } = "";
+}

@@ -1,0 +1,122 @@
+using MathNet.Numerics.LinearAlgebra;
+using RLMServing.Costs;
+
+namespace RLMServing.Calibration;
+
+/// <summary>
+/// The quantities an iteration's time is regressed on, each with a physical reason: a fixed cost per step (launches,
+/// scheduling, reading the weights once when memory-bound), tokens through the layers (GEMM work), sequences that
+/// sample (LM head and sampler), KV entries read (decode attention and prefix reads) and causal attention pairs of
+/// prefill chunks (quadratic attention work).
+/// </summary>
+public readonly record struct IterationFeatures(double Tokens, double Sampled, double KvRead, double AttnPairs)
+{
+    public static IterationFeatures Of(in BatchShape shape)
+    {
+        double tokens = shape.DecodeCount, sampled = shape.DecodeCount, kv = shape.DecodeKvSum, pairs = 0;
+        foreach (var c in shape.Prefills.Span)
+        {
+            tokens += c.Tokens;
+            if (c.SamplesToken) sampled++;
+            kv += c.ContextTokens;
+            pairs += (double)c.Tokens * c.ContextTokens + (double)c.Tokens * (c.Tokens + 1) / 2.0;
+        }
+        return new IterationFeatures(tokens, sampled, kv, pairs);
+    }
+
+    /// <summary><paramref name="batch"/> prompts of <paramref name="prompt"/> tokens prefilled in one step.</summary>
+    public static IterationFeatures Prefill(int batch, long prompt) =>
+        new((double)batch * prompt, batch, 0, batch * ((double)prompt * (prompt + 1) / 2.0));
+
+    /// <summary>One decode step of <paramref name="batch"/> sequences attending to <paramref name="kvSum"/> KV entries in all.</summary>
+    public static IterationFeatures Decode(int batch, double kvSum) => new(batch, batch, kvSum, 0);
+
+    public double[] Vector() => [1.0, Tokens, Sampled, KvRead, AttnPairs];
+}
+
+/// <summary>Fitted iteration-time coefficients (µs). Non-negative, so predictions never fall as work grows.</summary>
+public sealed record IterationCoefficients(double BaseUs, double PerTokenUs, double PerSampledUs, double PerKvTokenUs, double PerAttnPairUs)
+{
+    public static readonly string[] Names = ["base_us", "per_token_us", "per_sampled_us", "per_kv_token_us", "per_attn_pair_us"];
+
+    public double PredictUs(in IterationFeatures f) =>
+        BaseUs + PerTokenUs * f.Tokens + PerSampledUs * f.Sampled + PerKvTokenUs * f.KvRead + PerAttnPairUs * f.AttnPairs;
+
+    public double[] Vector() => [BaseUs, PerTokenUs, PerSampledUs, PerKvTokenUs, PerAttnPairUs];
+
+    public static IterationCoefficients FromVector(IReadOnlyList<double> v) => new(v[0], v[1], v[2], v[3], v[4]);
+}
+
+/// <summary>One measured iteration: its features, its median time and its phase (for per-phase fit quality).</summary>
+public sealed record CalibrationSample(IterationFeatures Features, double TimeUs, string Phase);
+
+/// <summary>How well a fit reproduces the samples it came from, and how well it predicts samples it did not see.</summary>
+public sealed record FitQuality(int Samples, double Mape, IReadOnlyDictionary<string, double> MapeByPhase, double LeaveOneOutMape, double MaxAbsPercentError);
+
+public sealed record IterationFitResult(IterationCoefficients Coefficients, FitQuality Quality, IReadOnlyList<string> Unidentified);
+
+/// <summary>
+/// Least squares on relative errors (each row divided by its measured time, so 1 ms decode steps weigh as much as
+/// 1 s prefills; each phase weighs the same in total, however many rows it has), with non-negative coefficients (active set: a coefficient that comes out negative is fixed at 0
+/// and the rest refitted). Features that the samples never vary are reported as unidentified and fixed at 0.
+/// </summary>
+public static class IterationFitter
+{
+    public static IterationFitResult Fit(IReadOnlyList<CalibrationSample> samples)
+    {
+        if (samples.Count < 3) throw new ArgumentException("at least three measured iterations are needed to fit a cost model");
+        if (samples.Any(s => !(s.TimeUs > 0))) throw new ArgumentException("measured times must be positive");
+        var unidentified = Unidentified(samples);
+        var coefficients = Solve(samples, unidentified);
+        var fitted = IterationCoefficients.FromVector(coefficients);
+        var ape = samples.Select(s => Ape(fitted, s)).ToList();
+        var byPhase = samples.Select((s, i) => (s.Phase, ape[i])).GroupBy(x => x.Phase)
+            .ToDictionary(g => g.Key, g => g.Average(x => x.Item2));
+        double loo = samples.Count > 6
+            ? samples.Select((s, i) =>
+            {
+                var rest = samples.Where((_, j) => j != i).ToList();
+                return Ape(IterationCoefficients.FromVector(Solve(rest, Unidentified(rest))), s);
+            }).Average()
+            : double.NaN;
+        var names = unidentified.Select(i => IterationCoefficients.Names[i]).ToList();
+        return new IterationFitResult(fitted, new FitQuality(samples.Count, ape.Average(), byPhase, loo, ape.Max()), names);
+    }
+
+    private static double Ape(IterationCoefficients c, CalibrationSample s) => Math.Abs(c.PredictUs(s.Features) - s.TimeUs) / s.TimeUs;
+
+    /// <summary>Feature columns that are constant zero, or that only ever equal another column (Sampled = Tokens in decode-only data).</summary>
+    private static HashSet<int> Unidentified(IReadOnlyList<CalibrationSample> samples)
+    {
+        var set = new HashSet<int>();
+        var rows = samples.Select(s => s.Features.Vector()).ToList();
+        for (int k = 1; k < 5; k++)
+            if (rows.All(r => r[k] == 0)) set.Add(k);
+        // Tokens and sampled sequences move together when every step is a decode step: keep tokens.
+        if (!set.Contains(2) && rows.All(r => r[1] == r[2])) set.Add(2);
+        return set;
+    }
+
+    private static double[] Solve(IReadOnlyList<CalibrationSample> samples, HashSet<int> fixedZero)
+    {
+        var active = Enumerable.Range(0, 5).Where(k => !fixedZero.Contains(k)).ToList();
+        var perPhase = samples.GroupBy(s => s.Phase).ToDictionary(g => g.Key, g => g.Count());
+        var rowWeight = samples.Select(s => Math.Sqrt(1.0 / perPhase[s.Phase])).ToArray();
+        while (true)
+        {
+            var a = Matrix<double>.Build.Dense(samples.Count, active.Count, (i, j) => rowWeight[i] * samples[i].Features.Vector()[active[j]] / samples[i].TimeUs);
+            // Columns differ by orders of magnitude (1 vs 10^9 attention pairs): scale them for a well-conditioned solve.
+            var scale = Enumerable.Range(0, active.Count).Select(j => Math.Max(a.Column(j).AbsoluteMaximum(), 1e-300)).ToArray();
+            var scaled = Matrix<double>.Build.Dense(a.RowCount, a.ColumnCount, (i, j) => a[i, j] / scale[j]);
+            var y = Vector<double>.Build.Dense(samples.Count, i => rowWeight[i]);
+            var x = scaled.QR().Solve(y);
+            var beta = new double[5];
+            for (int j = 0; j < active.Count; j++) beta[active[j]] = x[j] / scale[j];
+            int worst = -1;
+            foreach (var k in active) if (beta[k] < 0 && (worst < 0 || beta[k] < beta[worst])) worst = k;
+            if (worst < 0) return beta;
+            active.Remove(worst);
+            if (active.Count == 0) return new double[5];
+        }
+    }
+}

@@ -1,0 +1,32 @@
+using System.Text.Json;
+using RLMServing.Calibration;
+using RLMServing.IO.Results;
+
+namespace RLMServing.IO.Calibration;
+
+/// <summary>Reads and writes calibration/*.json; a bad file is a user error naming it.</summary>
+public static class CalibrationStore
+{
+    public static CalibrationFile Read(string path)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"{path}: calibration file not found");
+        CalibrationFile? file;
+        try { file = JsonSerializer.Deserialize<CalibrationFile>(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new UserInputException($"{path}: not a calibration file: {e.Message}"); }
+        if (file is null || file.Form != CalibrationFile.FormName)
+            throw new UserInputException($"{path}: unsupported calibration form '{file?.Form}' (expected {CalibrationFile.FormName})");
+        foreach (var name in IterationCoefficients.Names)
+            if (file.Coefficients.TryGetValue(name, out var v) && (v < 0 || !double.IsFinite(v)))
+                throw new UserInputException($"{path}: coefficients.{name}: must be a finite number >= 0, got {v}");
+        return file;
+    }
+
+    public static void Write(string path, CalibrationFile file)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        Directory.CreateDirectory(dir);
+        var tmp = Path.Combine(dir, "." + Path.GetFileName(path) + ".tmp");
+        File.WriteAllText(tmp, JsonSerializer.Serialize(file, ResultWriter.Json) + "\n");
+        File.Move(tmp, path, overwrite: true);
+    }
+}

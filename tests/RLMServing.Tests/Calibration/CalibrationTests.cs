@@ -1,0 +1,131 @@
+using FsCheck.Xunit;
+using RLMServing.Calibration;
+using RLMServing.Costs;
+using RLMServing.IO.Calibration;
+using RLMServing.Tests.Cli;
+using Xunit;
+
+namespace RLMServing.Tests.Calibration;
+
+public class CalibrationTests
+{
+    /// <summary>Iterations priced by a known model: a grid of prefills and decodes like a profile's.</summary>
+    private static List<CalibrationSample> Synthetic(IterationCoefficients truth, double noise = 0, int seed = 1)
+    {
+        var rng = new Random(seed);
+        var samples = new List<CalibrationSample>();
+        foreach (int batch in new[] { 1, 4, 16, 64 })
+            foreach (long context in new[] { 512L, 2048, 8192, 32768 })
+            {
+                var d = IterationFeatures.Decode(batch, (double)batch * context);
+                samples.Add(new(d, truth.PredictUs(d) * (1 + noise * (rng.NextDouble() - 0.5)), "decode"));
+                var p = IterationFeatures.Prefill(Math.Min(batch, 8), context / 4);
+                samples.Add(new(p, truth.PredictUs(p) * (1 + noise * (rng.NextDouble() - 0.5)), "prefill"));
+            }
+        return samples;
+    }
+
+    [Fact]
+    public void CalibrationRecoversKnownParameters()
+    {
+        var truth = new IterationCoefficients(5000, 20, 150, 0.01, 0.001);
+        var fit = IterationFitter.Fit(Synthetic(truth));
+        var got = fit.Coefficients.Vector();
+        var want = truth.Vector();
+        for (int i = 0; i < want.Length; i++) Assert.Equal(want[i], got[i], want[i] * 1e-6);
+        Assert.True(fit.Quality.Mape < 1e-9);
+        Assert.True(fit.Quality.LeaveOneOutMape < 1e-9);
+        Assert.Empty(fit.Unidentified);
+    }
+
+    [Fact]
+    public void NoisyMeasurementsGiveSmallErrorsAndHonestLeaveOneOut()
+    {
+        var truth = new IterationCoefficients(5000, 20, 150, 0.01, 0.001);
+        var fit = IterationFitter.Fit(Synthetic(truth, noise: 0.10));
+        Assert.InRange(fit.Quality.Mape, 0.005, 0.05);
+        Assert.True(fit.Quality.LeaveOneOutMape >= fit.Quality.Mape);
+    }
+
+    [Fact]
+    public void DecodeOnlyTracesLeaveThePrefillTermsUnidentified()
+    {
+        var truth = new IterationCoefficients(5000, 20, 0, 0.01, 0.001);
+        var decodeOnly = Synthetic(truth).Where(s => s.Phase == "decode").ToList();
+        var fit = IterationFitter.Fit(decodeOnly);
+        Assert.Contains("per_attn_pair_us", fit.Unidentified);
+        Assert.Contains("per_sampled_us", fit.Unidentified);
+        Assert.Equal(0, fit.Coefficients.PerAttnPairUs);
+        Assert.Equal(5000, fit.Coefficients.BaseUs, 1e-3);
+    }
+
+    /// <summary>Coefficients are never negative, so a prediction never falls when tokens or context grow.</summary>
+    [Property(MaxTest = 100)]
+    public void ExtrapolationIsMonotoneInTokensAndContext(int seed)
+    {
+        var rng = new Random(seed);
+        var truth = new IterationCoefficients(rng.Next(100, 9000), rng.NextDouble() * 30, rng.NextDouble() * 200, rng.NextDouble() * 0.02, rng.NextDouble() * 0.002);
+        var fit = IterationFitter.Fit(Synthetic(truth, noise: 0.3, seed: seed));
+        Assert.All(fit.Coefficients.Vector(), c => Assert.True(c >= 0));
+        var model = new CalibratedCostModel(fit.Coefficients, new RooflineCostModel(
+            Simulation.TestScenarios.Tiny, Simulation.TestScenarios.SmallGpu(64), 1, 0.6, 0.85, 1, 10));
+        double previous = 0;
+        foreach (long context in new[] { 1_000L, 32_000, 128_000, 1_000_000 })
+        {
+            double t = model.Decode(64, 64 * context).TimeS;
+            Assert.True(t >= previous);
+            previous = t;
+        }
+        Assert.True(model.Iteration(new BatchShape(new[] { new PrefillChunk(8192, 100_000, true) }, 0, 0)).TimeS
+            >= model.Iteration(new BatchShape(new[] { new PrefillChunk(8192, 0, true) }, 0, 0)).TimeS);
+    }
+
+    [Fact]
+    public void DecodeFastPathEqualsTheGeneralShape()
+    {
+        var model = new CalibratedCostModel(new IterationCoefficients(5000, 20, 150, 0.01, 0.001), new RooflineCostModel(
+            Simulation.TestScenarios.Tiny, Simulation.TestScenarios.SmallGpu(64), 1, 0.6, 0.85, 1, 10));
+        Assert.Equal(model.Iteration(BatchShape.DecodeOnly(32, 100_000)), model.Decode(32, 100_000));
+    }
+
+    [Fact]
+    public void ShippedCalibrationsLoadAndFitTheirOwnTracesWell()
+    {
+        var dir = Path.Combine(RlmsProcess.RepoRoot(), "calibration");
+        var files = Directory.GetFiles(dir, "*.json");
+        Assert.NotEmpty(files);
+        foreach (var f in files)
+        {
+            var cal = CalibrationStore.Read(f);
+            Assert.True(cal.Fit.Samples > 10, f);
+            Assert.NotNull(cal.Fit.LeaveOneOutMape);
+            Assert.True(cal.Fit.LeaveOneOutMape >= cal.Fit.Mape - 1e-12, f);
+            Assert.All(cal.Coefficients.Values, v => Assert.True(v >= 0));
+            Assert.Contains(Simulation.TestScenarios.Catalog.Models, m => m.Name == cal.Model);
+        }
+    }
+
+    [Fact]
+    public void CalibrateThenSimulateFromTheCommandLine()
+    {
+        var root = RlmsProcess.RepoRoot();
+        var dir = RlmsProcess.TempDir();
+        var cal = Path.Combine(dir, "h200-7b.json");
+        var o = RlmsProcess.RunIn(root, "calibrate", "traces/h200/DeepSeek-R1-Distill-Qwen-7B", "--gpu", "H200-SXM-141G", "--out", cal);
+        Assert.True(o.ExitCode == 0, o.Stderr);
+        var written = CalibrationStore.Read(cal);
+        Assert.Equal("DeepSeek-R1-Distill-Qwen-7B", written.Model);
+        Assert.InRange(written.Fit.Mape, 0, 0.10);
+
+        var sim = RlmsProcess.Run("simulate", Path.Combine(root, "scenarios", "calibrated-h200.yaml"), "--out", Path.Combine(dir, "out"),
+            "--set", $"cost_model.file={cal}", "--set", "workload.requests=100", "--quiet");
+        Assert.True(sim.ExitCode == 0, sim.Stderr);
+
+        // A calibration for another model or TP degree is refused, naming the key.
+        var wrong = RlmsProcess.Run("simulate", Path.Combine(root, "scenarios", "calibrated-h200.yaml"), "--out", Path.Combine(dir, "bad"),
+            "--set", "model=Llama-3.1-8B", "--quiet");
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.Contains("cost_model.file", wrong.Stderr);
+        Assert.Contains("calibrated for model", wrong.Stderr);
+    }
+}
