@@ -61,6 +61,7 @@ internal sealed class ReplicaEngine
     private long _admitSeq;
     private double _lastDecodeEndS;
     private double _nextSampleS;
+    private long _sampleIndex;
     private bool _batchActive;
 
     public ReplicaEngine(int replica, SchedulerConfig sched, ICostModel cost, KvCachePlan kv, bool fastForward,
@@ -109,7 +110,8 @@ internal sealed class ReplicaEngine
             if (RunningCount == 0 && _waiting.Count == 0 && !_batchActive)
             {
                 if (_arrivals.Count == 0) break;
-                _clock = Math.Max(_clock, _arrivals.Peek().ArrivalTimeS);  // idle until the next arrival
+                // Idle until the next arrival, stopping at sample points so the time series shows the idle spell.
+                _clock = Math.Max(_clock, Math.Min(_arrivals.Peek().ArrivalTimeS, _nextSampleS));
                 continue;
             }
             bool progressed = _sched.Batching switch
@@ -124,7 +126,7 @@ internal sealed class ReplicaEngine
                 double next = NextWakeS();
                 if (double.IsPositiveInfinity(next))
                     throw new InvalidOperationException($"replica {_replica}: scheduler stalled with {_waiting.Count} waiting, {_prefilling.Count} prefilling, {_decoding.Count} decoding, batch {_batchActive}, dc {_dc}, next event {NextEventDc()}");
-                _clock = Math.Max(_clock, next);
+                _clock = Math.Max(_clock, Math.Min(next, _nextSampleS));
             }
         }
         Stats.EndS = _clock;
@@ -137,10 +139,11 @@ internal sealed class ReplicaEngine
         while (_arrivals.Count > 0 && _arrivals.Peek().ArrivalTimeS <= _clock)
         {
             var r = _arrivals.Dequeue();
-            long needed = (long)r.Spec.PromptTokens + r.Target;
-            if (r.Spec.PromptTokens + 1 > _kv.CapacityTokens)
+            // The most KV a request ever holds: its prompt plus every output token but the last (never fed back).
+            long peakKv = (long)r.Spec.PromptTokens + r.Target - 1;
+            if (r.Spec.PromptTokens > _kv.CapacityTokens)
                 Reject(r, "prompt_exceeds_kv_cache");
-            else if (needed > _kv.CapacityTokens)
+            else if (peakKv > _kv.CapacityTokens)
                 Reject(r, "exceeds_kv_cache");
             else
             {
@@ -213,7 +216,8 @@ internal sealed class ReplicaEngine
         _chunkBuffer.Clear();
         _chunkOwners.Clear();
         // Running decodes are scheduled first (preempting if KV is full); prefill chunks get what is left.
-        EnsureDecodeBlocks();
+        // As vLLM V1: a step that had to preempt admits nobody new (the victim would come straight back).
+        bool preempted = EnsureDecodeBlocks();
         long reserved = _decoding.Count > 0 ? DecodeBlocksNeeded() : 0;
         int budget = _sched.MaxNumBatchedTokens - _decoding.Count;
         foreach (var r in _prefilling)
@@ -223,7 +227,7 @@ internal sealed class ReplicaEngine
             if (!TryPlanChunk(r, chunk, reserved)) break;
             budget -= chunk;
         }
-        while (budget > 0 && _waiting.Count > 0 && RunningCount < _sched.MaxNumSeqs && _chunkOwners.Count == _prefilling.Count)
+        while (!preempted && budget > 0 && _waiting.Count > 0 && RunningCount < _sched.MaxNumSeqs && _chunkOwners.Count == _prefilling.Count)
         {
             var r = _waiting.Peek();
             int chunk = Math.Min(r.PrefillTarget, budget);
@@ -231,11 +235,11 @@ internal sealed class ReplicaEngine
             AddChunk(r, chunk);
             budget -= chunk;
         }
-        return RunPlannedOrDecode(withDecodes: true);
+        return RunPlannedOrDecode(withDecodes: true, justPreempted: preempted);
     }
 
     /// <summary>Runs the prefill chunks planned for this iteration, or else a decode stretch; false when idle.</summary>
-    private bool RunPlannedOrDecode(bool withDecodes)
+    private bool RunPlannedOrDecode(bool withDecodes, bool justPreempted = false)
     {
         if (_chunkOwners.Count > 0)
         {
@@ -243,7 +247,7 @@ internal sealed class ReplicaEngine
             return true;
         }
         if (_decoding.Count == 0) return false;
-        DecodeStretch(respectArrivals: true);
+        DecodeStretch(respectArrivals: true, singleStep: justPreempted);
         return true;
     }
 
@@ -331,6 +335,7 @@ internal sealed class ReplicaEngine
         var shape = new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum);
         var cost = _cost.Iteration(shape);
         double start = _clock;
+        if (decodes > 0) _usedBlocks += DecodeBlocksNeeded();   // the decodes' new blocks count during this iteration
         Account(cost, decodes + _chunkOwners.Count, start);
         if (decodes > 0) ApplyDecodeIteration(_clock);
         for (int i = 0; i < _chunkOwners.Count; i++)
@@ -477,10 +482,11 @@ internal sealed class ReplicaEngine
     /// Runs decode-only iterations until something needs the scheduler: a decode event, KV exhaustion, a sample
     /// point, or (when arrivals can change the batch) an arrival. With fast-forward off, exactly one iteration.
     /// </summary>
-    private void DecodeStretch(bool respectArrivals)
+    private void DecodeStretch(bool respectArrivals, bool singleStep = false)
     {
-        // Blocks freed by a preemption may let a waiting request in: one iteration, then the scheduler again.
-        bool preempted = EnsureDecodeBlocks();
+        // Blocks freed by a preemption (here or just before, in the step's planning) may let a waiting request in
+        // at the next step: one iteration, then the scheduler again.
+        bool preempted = EnsureDecodeBlocks() || singleStep;
         if (_decoding.Count == 0) return;
         long eventDc = NextEventDc();
         double arrivalBound = respectArrivals && _arrivals.Count > 0 ? _arrivals.Peek().ArrivalTimeS : double.PositiveInfinity;
@@ -508,7 +514,6 @@ internal sealed class ReplicaEngine
     /// <summary>One decode step for the decode set inside a mixed (chunked-prefill) iteration.</summary>
     private void ApplyDecodeIteration(double endS)
     {
-        _usedBlocks += DecodeBlocksNeeded();
         RecordDecodeItl(first: true);
         _kvSum += _decoding.Count;
         StepRequestsNaively();
@@ -629,7 +634,10 @@ internal sealed class ReplicaEngine
     {
         if (_clock < _nextSampleS) return;
         Timeseries.Add(new TimeseriesPoint(_clock, _replica, _waiting.Count, RunningCount, _usedBlocks, (double)_usedBlocks / TotalBlocks));
-        _nextSampleS = (Math.Floor(_clock / _sampleIntervalS) + 1) * _sampleIntervalS;
+        // Grid points by integer index, strictly increasing: rounding can never sample the same point twice.
+        _sampleIndex = Math.Max(_sampleIndex + 1, (long)Math.Floor(_clock / _sampleIntervalS) + 1);
+        while (_sampleIndex * _sampleIntervalS <= _clock) _sampleIndex++;
+        _nextSampleS = _sampleIndex * _sampleIntervalS;
     }
 
     private double NextWakeS()

@@ -98,6 +98,38 @@ public class SimulatorBehaviourTests
     }
 
     [Fact]
+    public void TimeSeriesIsSampledEveryIntervalEvenWhenIdle()
+    {
+        // 300 requests at 3/s last about 100 s; short requests leave the replica idle most of the time.
+        var s = Base(BatchingPolicy.Continuous, new ConstantArrivals(3), 300, new ConstantTokens(5)) with { Metrics = new MetricsConfig(0.05) };
+        var result = TestScenarios.Run(s, TestScenarios.SmallGpu(64));
+        double duration = result.Requests.Max(r => r.CompletionTimeS!.Value);
+        Assert.InRange(result.Timeseries.Count, duration / 0.05 * 0.95, duration / 0.05 + 2);
+        Assert.Contains(result.Timeseries, p => p.Running == 0 && p.Waiting == 0);
+    }
+
+    [Fact]
+    public void RequestsThatExactlyFillTheCacheAreServed()
+    {
+        var gpu = TestScenarios.SmallGpu(1);
+        var plan = TestScenarios.Run(Base(BatchingPolicy.Continuous, new PoissonArrivals(1), 1, new ConstantTokens(1)), gpu).KvPlan;
+        long cap = plan.CapacityTokens;
+        // Peak KV = prompt + output - 1: exactly the capacity is served, one more token is rejected.
+        var specs = new[]
+        {
+            new RequestSpec(0, 0, (int)cap, 0, 1),
+            new RequestSpec(1, 1, 100, 0, (int)cap - 99),
+            new RequestSpec(2, 2, 100, 0, (int)cap - 98),
+            new RequestSpec(3, 3, (int)cap + 1, 0, 1),
+        };
+        var result = TestScenarios.Run(Base(BatchingPolicy.Continuous, new PoissonArrivals(1), 4, new ConstantTokens(1)) with { ReplayRequests = specs }, gpu);
+        Assert.Equal(RequestStatus.Completed, result.Requests[0].Status);
+        Assert.Equal(RequestStatus.Completed, result.Requests[1].Status);
+        Assert.Equal("exceeds_kv_cache", result.Requests[2].RejectReason);
+        Assert.Equal("prompt_exceeds_kv_cache", result.Requests[3].RejectReason);
+    }
+
+    [Fact]
     public void ClosedLoopWithFewerClientsThanReplicasServesEveryRequest()
     {
         var s = Base(BatchingPolicy.Continuous, new ClosedLoopArrivals(1, 0), 30, new ConstantTokens(10));
