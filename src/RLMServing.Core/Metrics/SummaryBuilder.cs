@@ -84,19 +84,12 @@ public static class SummaryBuilder
         return (false, null);
     }
 
-    private static double[] Sorted(IEnumerable<double> xs)
-    {
-        var a = xs.ToArray();
-        Array.Sort(a);
-        return a;
-    }
+    private static double[] Sorted(IEnumerable<double> xs) => Percentiles.Sorted(xs);
 
     private static double Mean(double[] a) => a.Length == 0 ? 0 : a.Average();
     private static double Std(double[] a) => a.Length == 0 ? 0 : ArrayStatistics.PopulationStandardDeviation(a);
 
-    /// <summary>numpy.percentile's default (linear interpolation), which vLLM uses.</summary>
-    private static double Q(double[] sorted, double q) =>
-        sorted.Length == 0 ? 0 : SortedArrayStatistics.QuantileCustom(sorted, q, QuantileDefinition.R7);
+    private static double Q(double[] sorted, double q) => Percentiles.Of(sorted, q);
 
     private static double Z(double x) => double.IsNaN(x) ? 0 : x;
 }

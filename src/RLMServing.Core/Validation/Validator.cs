@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using MathNet.Numerics.Statistics;
 using RLMServing.Metrics;
 
 namespace RLMServing.Validation;
@@ -126,12 +125,7 @@ public static class Validator
         };
     }
 
-    private static double[] Sorted(IEnumerable<double?> xs)
-    {
-        var a = xs.Where(x => x is not null).Select(x => x!.Value).ToArray();
-        Array.Sort(a);
-        return a;
-    }
+    private static double[] Sorted(IEnumerable<double?> xs) => Percentiles.Sorted(xs.Where(x => x is not null).Select(x => x!.Value));
 
-    private static double Q(double[] sorted, double q) => SortedArrayStatistics.QuantileCustom(sorted, q, QuantileDefinition.R7);
+    private static double Q(double[] sorted, double q) => Percentiles.Of(sorted, q);
 }
