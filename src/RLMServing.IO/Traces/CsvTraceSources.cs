@@ -128,8 +128,7 @@ internal sealed class CanonicalCsvSource : CsvTraceSource
         int? thinking = Optional(header, "thinking_tokens");
         int? session = Optional(header, "session_id");
         int? model = Optional(header, "model");
-        var sessions = new SessionContext(context.Options.GrowSessionContext ?? true);
-        if (session is not null) context.Metadata["rlms.session_context"] = sessions.Grow ? "grow" : "as-is";
+        var sessions = SessionContext.For(context, session, growByDefault: true);
         return f =>
         {
             int o = f.Count(output, "output_tokens");
@@ -195,8 +194,7 @@ internal sealed class BurstGptSource : CsvTraceSource
         int? model = Optional(header, "Model");
         int? logType = Optional(header, "Log Type");
         int? session = Optional(header, "Session ID", "SessionID");
-        var sessions = new SessionContext(context.Options.GrowSessionContext ?? false);
-        if (session is not null) context.Metadata["rlms.session_context"] = sessions.Grow ? "grow" : "as-is";
+        var sessions = SessionContext.For(context, session, growByDefault: false);
         return f =>
         {
             int o = f.Count(output, "Response tokens");

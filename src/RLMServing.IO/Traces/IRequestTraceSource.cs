@@ -39,6 +39,14 @@ internal sealed class SessionContext(bool grow)
 
     public bool Grow { get; } = grow;
 
+    /// <summary>The session rule for one import (option, else the format's default), recorded in the file metadata when the trace has sessions.</summary>
+    public static SessionContext For(SourceContext context, int? sessionColumn, bool growByDefault)
+    {
+        var sessions = new SessionContext(context.Options.GrowSessionContext ?? growByDefault);
+        if (sessionColumn is not null) context.Metadata["rlms.session_context"] = sessions.Grow ? "grow" : "as-is";
+        return sessions;
+    }
+
     public RequestTraceRow Apply(RequestTraceRow row)
     {
         if (row.SessionId is not { Length: > 0 } id) return row;
