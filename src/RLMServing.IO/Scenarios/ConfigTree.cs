@@ -43,6 +43,28 @@ public abstract class ConfigNode
     };
 
     public abstract ConfigNode Clone();
+
+    /// <summary>
+    /// The node as one line of flow YAML (<c>{dist: lognormal, median: 350}</c>) that <see cref="ParseValue"/> reads
+    /// back to the same tree: how sweeps name a value in results and fingerprint a design.
+    /// </summary>
+    public string ToFlowText() => this switch
+    {
+        ConfigMap m => "{" + string.Join(", ", m.Entries.Select(e => FlowScalar(e.Key, false) + ": " + e.Value.ToFlowText())) + "}",
+        ConfigList l => "[" + string.Join(", ", l.Items.Select(i => i.ToFlowText())) + "]",
+        ConfigScalar s => FlowScalar(s.Value, s.Quoted),
+        _ => "",
+    };
+
+    private static string FlowScalar(string value, bool quoted)
+    {
+        if (!quoted && value.Length == 0) return "~";
+        bool plain = !quoted && value.Trim() == value && value.IndexOfAny(FlowSpecials) < 0
+            && (value[0] == '-' ? value.Length > 1 && (char.IsDigit(value[1]) || value[1] == '.') : "?!&*%@`|>'\"".IndexOf(value[0]) < 0);
+        return plain ? value : "'" + value.Replace("'", "''") + "'";
+    }
+
+    private static readonly char[] FlowSpecials = [',', ':', '{', '}', '[', ']', '#', '\n', '\r'];
 }
 
 public sealed class ConfigScalar(string value, bool quoted = false) : ConfigNode

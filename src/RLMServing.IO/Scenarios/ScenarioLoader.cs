@@ -18,12 +18,8 @@ public static partial class ScenarioLoader
 {
     public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
-        var stream = LoadYaml(path);
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode rootYaml)
-            throw new UserInputException($"{path}: expected a mapping of scenario keys at the top level");
-        var root = (ConfigMap)ConfigNode.FromYaml(rootYaml);
-
+        var root = ReadTree(path);
+        var overrides = new List<(string, ConfigNode, string)>();
         foreach (var set in sets ?? [])
         {
             int eq = set.IndexOf('=');
@@ -31,8 +27,28 @@ public static partial class ScenarioLoader
             var key = set[..eq].Trim();
             if (key == "variants" || key.StartsWith("variants.", StringComparison.Ordinal))
                 throw new UserInputException($"--set {set}: variants cannot be overridden from the command line");
-            root.SetPath(key, ConfigNode.ParseValue(set[(eq + 1)..]), $"--set {set}");
+            overrides.Add((key, ConfigNode.ParseValue(set[(eq + 1)..]), $"--set {set}"));
         }
+        return Expand(path, root, overrides, seedOverride);
+    }
+
+    /// <summary>Parses a scenario file into its tree, before any override (sweeps parse once and expand many times).</summary>
+    public static ConfigMap ReadTree(string path)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        var stream = LoadYaml(path);
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode rootYaml)
+            throw new UserInputException($"{path}: expected a mapping of scenario keys at the top level");
+        return (ConfigMap)ConfigNode.FromYaml(rootYaml);
+    }
+
+    /// <summary>
+    /// Applies dotted-key overrides (each with the source its errors name) and the seed to a scenario tree (which
+    /// it changes: pass a clone to keep the original), then splits it into the base run and its variants.
+    /// </summary>
+    public static ScenarioFile Expand(string path, ConfigMap root, IEnumerable<(string Key, ConfigNode Value, string Source)> overrides, int? seedOverride)
+    {
+        foreach (var (key, value, source) in overrides) root.SetPath(key, value, source);
         if (seedOverride is { } seed) root.Set("seed", new ConfigScalar(seed.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
         var variantsNode = root.Get("variants");

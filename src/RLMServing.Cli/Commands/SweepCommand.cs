@@ -1,0 +1,139 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using CommandLine;
+using RLMServing.IO.Catalog;
+using RLMServing.IO.Sweeps;
+using Spectre.Console;
+
+namespace RLMServing.Cli.Commands;
+
+[Verb("sweep", HelpText = "Run a sweep file (grid, random or Latin hypercube over scenario keys; capacity search): 'sweep SWEEP.yaml [--out DIR] [--jobs N] [--shard i/N] [--resume]', or join shard folders: 'sweep merge DIR... [--out DIR]'.")]
+public sealed class SweepCommand : ICommand
+{
+    [Value(0, MetaName = "SWEEP", Required = true, HelpText = "Sweep YAML file, or 'merge'.")]
+    public string File { get; set; } = "";
+
+    [Value(1, MetaName = "DIR", HelpText = "merge: results folders whose parts to join.")]
+    public IEnumerable<string> Dirs { get; set; } = [];
+
+    [Option("out", HelpText = "Results folder (default: results/<sweep name>; merge: the first DIR).")]
+    public string? Out { get; set; }
+
+    [Option("jobs", HelpText = "Configurations simulated in parallel (default: all cores).")]
+    public int? Jobs { get; set; }
+
+    [Option("shard", HelpText = "Run only slice i of N (0-based: configurations with config_id mod N == i), e.g. --shard 3/8.")]
+    public string? Shard { get; set; }
+
+    [Option("resume", HelpText = "Keep the configurations already committed in --out and run the rest.")]
+    public bool Resume { get; set; }
+
+    [Option("catalog", HelpText = "Extra catalog folders or files (GPUs, models) added to the bundled catalog.")]
+    public IEnumerable<string> Catalog { get; set; } = [];
+
+    [Option("quiet", HelpText = "No progress bar; only errors and the output path.")]
+    public bool Quiet { get; set; }
+
+    public int Run() => File == "merge" ? Merge() : Sweep();
+
+    private int Merge()
+    {
+        var dirs = Dirs.ToList();
+        if (dirs.Count == 0) throw new UserInputException("sweep merge: give at least one results folder");
+        var path = SweepStore.Compact(dirs.Select(SweepStore.Open).ToList(), Out ?? dirs[0]);
+        Console.WriteLine($"results: {path}");
+        return 0;
+    }
+
+    private int Sweep()
+    {
+        if (Dirs.Any()) throw new UserInputException($"sweep: unexpected argument '{Dirs.First()}' (only 'sweep merge' takes folders)");
+        if (Jobs is <= 0) throw new UserInputException($"--jobs: must be at least 1, got {Jobs}");
+        var (shard, shards) = ParseShard(Shard);
+        var catalog = CatalogLoader.LoadDefault(Catalog);
+        var sweep = SweepLoader.Load(File);
+        var runner = new SweepRunner(sweep, catalog);
+        runner.Validate();   // every configuration binds before anything runs or is written
+        var outDir = Out ?? Path.Combine("results", sweep.Name);
+        var store = SweepStore.Create(outDir, runner);
+        var mine = runner.Configurations.Where(c => c.Id % shards == shard).ToList();
+        var committed = store.Committed();
+        int done = mine.Count(c => committed.Contains(c.Id));
+        if (done > 0 && !Resume)
+            throw new UserInputException($"{outDir}: already holds {done} of the {mine.Count} configurations of this {(shards > 1 ? "shard" : "sweep")}; pass --resume to finish the rest, or choose another --out");
+        store.RemoveStaleTemporaries(mine.Select(c => c.Id));
+        var pending = mine.Where(c => !committed.Contains(c.Id)).ToList();
+        int jobs = Jobs ?? Environment.ProcessorCount;
+        if (!Quiet)
+            Console.Error.WriteLine($"sweep {sweep.Name}: {runner.Configurations.Count} configurations x {sweep.Seeds.Count} seed(s){(shards > 1 ? $", shard {shard}/{shards}: {mine.Count}" : "")}, {done} already done, {pending.Count} to run on {jobs} job(s)");
+
+        RunAll(runner, store, pending, jobs);
+
+        if (shards > 1)
+        {
+            Console.WriteLine($"shard {shard}/{shards} done: {Path.Combine(outDir, "parts")} (join the shards with 'rlms sweep merge {outDir}')");
+            return 0;
+        }
+        var path = SweepStore.Compact([store], outDir);
+        Console.WriteLine($"results: {path}");
+        return 0;
+    }
+
+    private void RunAll(SweepRunner runner, SweepStore store, List<SweepConfiguration> pending, int jobs)
+    {
+        if (pending.Count == 0) return;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = jobs };
+        // One configuration at a time per worker, in config_id order, so a killed run has committed a prefix-like set.
+        var source = Partitioner.Create(pending, EnumerablePartitionerOptions.NoBuffering);
+        void Work(Action onDone)
+        {
+            try
+            {
+                Parallel.ForEach(source, options, c =>
+                {
+                    store.Commit(c.Id, runner.Columns, runner.Run(c));
+                    onDone();
+                });
+            }
+            catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is UserInputException) is { } user)
+            {
+                throw user;
+            }
+        }
+
+        if (Quiet) { Work(() => { }); return; }
+        if (AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask($"sweeping {pending.Count} configurations", maxValue: pending.Count);
+                    var gate = new object();
+                    Work(() => { lock (gate) task.Increment(1); });
+                });
+            return;
+        }
+        // Batch schedulers capture stderr to a log: a line per tenth with the ETA instead of a live bar.
+        var sw = Stopwatch.StartNew();
+        int finished = 0, step = Math.Max(1, pending.Count / 10);
+        Work(() =>
+        {
+            int n = Interlocked.Increment(ref finished);
+            if (n % step != 0 && n != pending.Count) return;
+            double elapsed = sw.Elapsed.TotalSeconds, eta = elapsed / n * (pending.Count - n);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sweep: {n}/{pending.Count} configurations, {elapsed:F0} s elapsed, ETA {eta:F0} s"));
+        });
+    }
+
+    private static (int Shard, int Shards) ParseShard(string? text)
+    {
+        if (text is null) return (0, 1);
+        var parts = text.Split('/');
+        if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var i)
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1 || i >= n)
+            throw new UserInputException($"--shard {text}: expected i/N with 0 <= i < N (e.g. 0/4 ... 3/4)");
+        return (i, n);
+    }
+}
