@@ -76,8 +76,34 @@ public sealed class SweepCommand : ICommand
             return 0;
         }
         var path = SweepStore.Compact([store], outDir);
+        if (!Quiet) AnsiConsole.Write(ResultsOverview(path, sweep));
         Console.WriteLine($"results: {path}");
         return 0;
+    }
+
+    /// <summary>
+    /// The first rows a planner reads: axes and the headline metrics, cheapest first when there are costs (Pareto
+    /// rows starred), at most 20 rows; everything else is in results.parquet.
+    /// </summary>
+    private static Table ResultsOverview(string path, SweepFile sweep)
+    {
+        var (t, _) = ResultsTable.ReadAsync(path).GetAwaiter().GetResult();
+        string[] wanted = [.. sweep.Axes.Select(a => a.Key), "variant", "seed", SweepColumns.MaxRate, SweepColumns.GpusForTarget,
+            SweepColumns.UsdPerMillionTokens, "request_throughput", "output_throughput", "p99_ttft_ms", "p99_tpot_ms", sweep.ParetoLatency, SweepColumns.Pareto];
+        var cols = wanted.Distinct().Select(n => (Name: n, I: t.IndexOf(n))).Where(c => c.I >= 0 && t.Rows.Any(r => r[c.I] is not null)).ToList();
+        int costI = t.IndexOf(SweepColumns.UsdPerMillionTokens);
+        var rows = costI < 0 ? t.Rows : t.Rows.OrderBy(r => r[costI] as double? ?? double.PositiveInfinity).ToList();
+        var table = new Table().Title(Markup.Escape($"{sweep.Name}: {t.Rows.Count} rows{(rows.Count > 20 ? " (first 20)" : "")}"));
+        foreach (var c in cols) table.AddColumn(new TableColumn(Markup.Escape(c.Name)).RightAligned());
+        foreach (var r in rows.Take(20))
+            table.AddRow(cols.Select(c => Markup.Escape(r[c.I] switch
+            {
+                null => "-",
+                double d => d.ToString(Math.Abs(d) >= 100 ? "F0" : "G4", CultureInfo.InvariantCulture),
+                bool b => b ? "*" : "",
+                var v => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
+            })).ToArray());
+        return table;
     }
 
     private void RunAll(SweepRunner runner, SweepStore store, List<SweepConfiguration> pending, int jobs)
