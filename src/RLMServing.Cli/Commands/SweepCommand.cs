@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using CommandLine;
@@ -76,7 +75,12 @@ public sealed class SweepCommand : ICommand
             return 0;
         }
         var path = SweepStore.Compact([store], outDir);
-        if (!Quiet) AnsiConsole.Write(ResultsOverview(path, sweep));
+        if (!Quiet)
+        {
+            // A redirected console reports 80 columns; the overview is wider and a log file can take it.
+            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 240;
+            AnsiConsole.Write(ResultsOverview(path, sweep));
+        }
         Console.WriteLine($"results: {path}");
         return 0;
     }
@@ -109,24 +113,7 @@ public sealed class SweepCommand : ICommand
     private void RunAll(SweepRunner runner, SweepStore store, List<SweepConfiguration> pending, int jobs)
     {
         if (pending.Count == 0) return;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = jobs };
-        // One configuration at a time per worker, in config_id order, so a killed run has committed a prefix-like set.
-        var source = Partitioner.Create(pending, EnumerablePartitionerOptions.NoBuffering);
-        void Work(Action onDone)
-        {
-            try
-            {
-                Parallel.ForEach(source, options, c =>
-                {
-                    store.Commit(c.Id, runner.Columns, runner.Run(c));
-                    onDone();
-                });
-            }
-            catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is UserInputException) is { } user)
-            {
-                throw user;
-            }
-        }
+        void Work(Action onDone) => runner.RunAll(store, pending, jobs, onDone);
 
         if (Quiet) { Work(() => { }); return; }
         if (AnsiConsole.Profile.Capabilities.Interactive)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using RLMServing.Catalog;
 using RLMServing.IO.Runs;
@@ -55,6 +56,27 @@ public sealed class SweepRunner
             }
             if (Sweep.Cost is { } cost && cost.PriceOf(run.Gpu.Name) is null)
                 throw new UserInputException($"{Sweep.Path}: cost.usd_per_gpu_hour: no price for GPU '{run.Gpu.Name}' (configuration {c.Id}: {c.Describe(Sweep.Axes)})");
+        }
+    }
+
+    /// <summary>
+    /// Runs configurations on up to <paramref name="jobs"/> threads, committing each to the store as it finishes
+    /// (handed out one at a time in config_id order); the first user error stops the run and is rethrown as is.
+    /// </summary>
+    public void RunAll(SweepStore store, IReadOnlyList<SweepConfiguration> pending, int jobs, Action onDone)
+    {
+        var source = Partitioner.Create(pending, EnumerablePartitionerOptions.NoBuffering);
+        try
+        {
+            Parallel.ForEach(source, new ParallelOptions { MaxDegreeOfParallelism = jobs }, c =>
+            {
+                store.Commit(c.Id, Columns, Run(c));
+                onDone();
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is UserInputException) is { } user)
+        {
+            throw user;
         }
     }
 
