@@ -77,3 +77,17 @@ public class SweepDesignTests
 
     private static List<string> Texts(IReadOnlyList<AxisValue[]> points) => points.Select(p => string.Join("|", p.Select(v => v.Text))).ToList();
 }
+
+public class ShippedSweepTests
+{
+    [Theory]
+    [InlineData("capacity-planning.yaml", 12)]
+    [InlineData("bench-sweep-1000.yaml", 1000)]
+    public void ShippedSweepValidates(string file, int configurations)
+    {
+        var sweep = RLMServing.IO.Sweeps.SweepLoader.Load(Path.Combine(RLMServing.Tests.Cli.RlmsProcess.RepoRoot(), "scenarios", file));
+        var runner = new RLMServing.IO.Sweeps.SweepRunner(sweep, RLMServing.IO.Catalog.CatalogLoader.LoadDefault());
+        Assert.Equal(configurations, runner.Configurations.Count);
+        runner.Validate();
+    }
+}
