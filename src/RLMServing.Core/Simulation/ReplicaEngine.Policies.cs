@@ -41,14 +41,22 @@ internal sealed partial class ReplicaEngine
     private long _pendingScoringPairs;      // compression scoring done at the last turn, priced with the next iteration
     private long _pendingScoringKv;
 
-    public PolicyConfig Policies { get; init; } = PolicyConfig.None;
+    private readonly PolicyConfig _policies = PolicyConfig.None;
+    private readonly SpeculativeConfig? _speculative;   // cached: read on every decode iteration
+
+    public PolicyConfig Policies
+    {
+        get => _policies;
+        init { _policies = value; _speculative = value.Speculative; }
+    }
+
     public int PolicySeed { get; init; }
     public PolicyStats PolicyTotals { get; } = new();
 
     private CompressionConfig Compression => Policies.Compression;
 
     /// <summary>Speculative decoding changes every request every step: decode stretches are one iteration long.</summary>
-    private bool StepsOneAtATime => Policies.Speculative is not null;
+    private bool StepsOneAtATime => _speculative is not null;
 
     // ---- thinking budgets ------------------------------------------------------------------------
 
@@ -177,7 +185,7 @@ internal sealed partial class ReplicaEngine
     /// </summary>
     private void AfterDecodeStep()
     {
-        if (Policies.Speculative is not { } spec) return;
+        if (_speculative is not { } spec) return;
         int k = spec.NumSpeculativeTokens;
         foreach (var r in _decoding)
         {
