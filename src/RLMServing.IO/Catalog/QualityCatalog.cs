@@ -1,7 +1,4 @@
 using RLMServing.Policies;
-using YamlDotNet.Core;
-using YamlDotNet.Serialization;
-using YamlDotNet.Serialization.NamingConventions;
 
 namespace RLMServing.IO.Catalog;
 
@@ -102,19 +99,7 @@ public sealed class QualityCatalog
     public IEnumerable<string> Datasets(string kind, string policy) =>
         Curves.Where(c => c.Kind == kind && string.Equals(c.Policy, policy, StringComparison.OrdinalIgnoreCase)).Select(c => c.Dataset).Distinct();
 
-    private static QualityDocument Parse(string file)
-    {
-        var deserializer = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
-        try
-        {
-            using var reader = File.OpenText(file);
-            return deserializer.Deserialize<QualityDocument>(reader) ?? new QualityDocument();
-        }
-        catch (YamlException e)
-        {
-            throw new UserInputException($"{file}: line {e.Start.Line}: {e.InnerException?.Message ?? e.Message}", e);
-        }
-    }
+    private static QualityDocument Parse(string file) => CatalogLoader.Parse<QualityDocument>(file);
 
     private sealed class QualityDocument
     {

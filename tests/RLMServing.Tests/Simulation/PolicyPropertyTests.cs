@@ -1,7 +1,5 @@
-using System.Text.Json;
 using FsCheck.Xunit;
 using RLMServing.Costs;
-using RLMServing.IO.Results;
 using RLMServing.Metrics;
 using RLMServing.Policies;
 using RLMServing.Scenarios;
@@ -54,9 +52,7 @@ public class PolicyPropertyTests
         var (s, gpu) = Draw(seed);
         var fast = TestScenarios.Run(s, gpu, check: false);
         var step = TestScenarios.Run(s with { Simulation = new SimulationConfig(FastForward: false) }, gpu, check: false);
-        Assert.Equal(step.Requests, fast.Requests);
-        Assert.Equal(JsonSerializer.Serialize(step.Summary, ResultWriter.Json), JsonSerializer.Serialize(fast.Summary, ResultWriter.Json));
-        Assert.Equal(step.Timeseries, fast.Timeseries);
+        TestScenarios.AssertIdentical(step, fast);
     }
 
     [Property(MaxTest = 40)]
@@ -64,9 +60,7 @@ public class PolicyPropertyTests
     {
         var (s, gpu) = Draw(seed, combination: 7);
         var a = TestScenarios.Run(s, gpu, check: false);
-        var b = TestScenarios.Run(s, gpu, check: false);
-        Assert.Equal(a.Requests, b.Requests);
-        Assert.Equal(JsonSerializer.Serialize(a.Summary, ResultWriter.Json), JsonSerializer.Serialize(b.Summary, ResultWriter.Json));
+        TestScenarios.AssertIdentical(a, TestScenarios.Run(s, gpu, check: false));
     }
 
     /// <summary>

@@ -58,6 +58,15 @@ public static class TestScenarios
         return Simulator.Run(s, Tiny, gpu, cost, checkInvariants: check);
     }
 
+    /// <summary>Two runs gave the same requests, the same summary.json bytes and the same time series.</summary>
+    public static void AssertIdentical(SimulationResult expected, SimulationResult actual)
+    {
+        Xunit.Assert.Equal(expected.Requests, actual.Requests);
+        Xunit.Assert.Equal(System.Text.Json.JsonSerializer.Serialize(expected.Summary, RLMServing.IO.Results.ResultWriter.Json),
+            System.Text.Json.JsonSerializer.Serialize(actual.Summary, RLMServing.IO.Results.ResultWriter.Json));
+        Xunit.Assert.Equal(expected.Timeseries, actual.Timeseries);
+    }
+
     /// <summary>
     /// A random scenario with a combination of serving policies: bit 0 of <paramref name="combination"/> turns KV
     /// compression on, bit 1 speculative decoding, bit 2 a thinking budget; their knobs are drawn from the seed.
