@@ -99,6 +99,21 @@ public sealed class SimulateCommand : ICommand
         Row("mean thinking tokens", s => N(s.MeanThinkingTokens, "F0"));
         Row("mean batch size", s => N(s.MeanBatchSize));
         Row("peak / mean KV usage", s => $"{N(s.PeakKvCacheUsage * 100, "F0")}% / {N(s.MeanKvCacheUsage * 100, "F0")}%");
+        Row("mean KV (GiB)", s => N(s.MeanKvCacheGib, "F2"));
+        // Serving policies, only when some variant uses them.
+        if (summaries.Any(s => s.KvTokensEvicted > 0 || s.EstimatedAccuracyRetention is not null))
+        {
+            Row("mean KV uncompressed (GiB)", s => N(s.MeanKvCacheUncompressedGib, "F2"));
+            Row("KV tokens evicted", s => s.KvTokensEvicted.ToString("N0", CultureInfo.InvariantCulture));
+            Row("est. accuracy retention", s => s.EstimatedAccuracyRetention is { } r ? N(r, "F3") : "-");
+        }
+        if (summaries.Any(s => s.MeanAcceptedTokensPerStep is not null))
+            Row("spec. tokens/step / acceptance", s => s.MeanAcceptedTokensPerStep is { } m ? $"{N(m, "F2")} / {N(s.SpecDecodeAcceptanceRate!.Value, "F2")}" : "-");
+        if (summaries.Any(s => s.EstimatedAccuracy is not null || s.ThinkingTruncated > 0))
+        {
+            Row("thinking truncated", s => s.ThinkingTruncated.ToString(CultureInfo.InvariantCulture));
+            Row("est. accuracy", s => s.EstimatedAccuracy is { } a ? N(a, "F3") : "-");
+        }
         Row("preemptions", s => s.Preemptions.ToString(CultureInfo.InvariantCulture));
         Row("GPU busy", s => $"{N(s.GpuBusyFraction * 100, "F0")}%");
         Row("est. bandwidth / compute util", s => $"{N(s.EstBandwidthUtilization * 100, "F0")}% / {N(s.EstComputeUtilization * 100, "F0")}%");

@@ -13,7 +13,10 @@ public readonly record struct IterationFeatures(double Tokens, double Sampled, d
 {
     public static IterationFeatures Of(in BatchShape shape)
     {
-        double tokens = shape.DecodeCount, sampled = shape.DecodeCount, kv = shape.DecodeKvSum, pairs = 0;
+        // Speculative verification feeds k + 1 sampled queries per decode; the extra ones are attention pairs.
+        int k = shape.SpeculativeTokens;
+        double tokens = (double)shape.DecodeCount * (1 + k), sampled = tokens, kv = shape.DecodeKvSum;
+        double pairs = (double)shape.DecodeKvSum * k + (double)shape.DecodeCount * k * (k + 1) / 2.0;
         foreach (var c in shape.Prefills.Span)
         {
             tokens += c.Tokens;

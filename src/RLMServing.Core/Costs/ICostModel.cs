@@ -11,12 +11,19 @@ public readonly record struct BatchShape(ReadOnlyMemory<PrefillChunk> Prefills, 
 {
     public static BatchShape DecodeOnly(int count, long kvSum) => new(ReadOnlyMemory<PrefillChunk>.Empty, count, kvSum);
 
+    /// <summary>Speculative verification: extra query tokens per decode request (k draft tokens checked with the step's own).</summary>
+    public int SpeculativeTokens { get; init; }
+
+    /// <summary>KV compression scoring in this iteration: query-key pairs scored, and the KV entries read to score them.</summary>
+    public long ScoringPairs { get; init; }
+    public long ScoringKvTokens { get; init; }
+
     public int PrefillTokens
     {
         get { int t = 0; foreach (var c in Prefills.Span) t += c.Tokens; return t; }
     }
 
-    public int TotalTokens => PrefillTokens + DecodeCount;
+    public int TotalTokens => PrefillTokens + DecodeCount * (1 + SpeculativeTokens);
 }
 
 /// <summary>Duration of an iteration and the work it did (for utilisation estimates).</summary>

@@ -52,8 +52,12 @@ public sealed class RooflineCostModel : ICostModel
 
     public IterationCost Iteration(in BatchShape shape)
     {
-        int tokens = 0, sampled = shape.DecodeCount;
-        double attnPairs = shape.DecodeKvSum, kvRead = shape.DecodeKvSum;
+        // Speculative verification: each decode feeds k + 1 queries, all sampled; the i-th extra query also sees the
+        // i draft positions before it. The cached KV is still read once per request.
+        int q = 1 + shape.SpeculativeTokens;
+        int tokens = 0, sampled = shape.DecodeCount * q;
+        double attnPairs = (double)shape.DecodeKvSum * q + (double)shape.DecodeCount * shape.SpeculativeTokens * (shape.SpeculativeTokens + 1) / 2.0;
+        double kvRead = shape.DecodeKvSum;
         foreach (var c in shape.Prefills.Span)
         {
             tokens += c.Tokens;
@@ -62,9 +66,24 @@ public sealed class RooflineCostModel : ICostModel
             attnPairs += (double)c.Tokens * c.ContextTokens + (double)c.Tokens * (c.Tokens + 1) / 2.0;
             kvRead += c.ContextTokens;
         }
-        tokens += shape.DecodeCount;
-        return Price(tokens, sampled, attnPairs, kvRead);
+        tokens += shape.DecodeCount * q;
+        var cost = Price(tokens, sampled, attnPairs, kvRead);
+        return shape.ScoringKvTokens == 0 ? cost : Add(cost, Scoring(shape));
     }
+
+    /// <summary>
+    /// KV-compression scoring, priced as its own kernel: query-key dot products (2 L H d FLOPs per pair, no PV
+    /// product) over the keys it reads (half of each KV entry).
+    /// </summary>
+    public IterationCost Scoring(in BatchShape shape)
+    {
+        if (shape.ScoringKvTokens == 0) return new IterationCost(0, 0, 0);
+        double flops = shape.ScoringPairs * _attnFlopsPerPair / 2.0;
+        double bytes = shape.ScoringKvTokens * _kvBytesPerToken / 2.0;
+        return new IterationCost(Math.Max(flops / _flops, bytes / _bandwidth), flops, bytes);
+    }
+
+    public static IterationCost Add(in IterationCost a, in IterationCost b) => new(a.TimeS + b.TimeS, a.Flops + b.Flops, a.Bytes + b.Bytes);
 
     public IterationCost Decode(int decodeCount, long kvSum) => Price(decodeCount, decodeCount, kvSum, kvSum);
 

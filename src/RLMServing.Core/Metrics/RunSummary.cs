@@ -66,4 +66,15 @@ public sealed record RunSummary
     [JsonPropertyName("thinking_truncated")] public int ThinkingTruncated { get; init; }
     [JsonPropertyName("unstable")] public bool Unstable { get; init; }
     [JsonPropertyName("unstable_reason")] public string? UnstableReason { get; init; }
+
+    // Serving policies (docs/policies.md): KV memory with and without compression, quality estimates, speculation.
+    [JsonPropertyName("peak_kv_cache_gib")] public double PeakKvCacheGib { get; init; }
+    [JsonPropertyName("mean_kv_cache_gib")] public double MeanKvCacheGib { get; init; }
+    [JsonPropertyName("peak_kv_cache_uncompressed_gib")] public double PeakKvCacheUncompressedGib { get; init; }
+    [JsonPropertyName("mean_kv_cache_uncompressed_gib")] public double MeanKvCacheUncompressedGib { get; init; }
+    [JsonPropertyName("kv_tokens_evicted")] public long KvTokensEvicted { get; init; }
+    [JsonPropertyName("estimated_accuracy_retention")] public double? EstimatedAccuracyRetention { get; init; }
+    [JsonPropertyName("mean_accepted_tokens_per_step")] public double? MeanAcceptedTokensPerStep { get; init; }
+    [JsonPropertyName("spec_decode_acceptance_rate")] public double? SpecDecodeAcceptanceRate { get; init; }
+    [JsonPropertyName("estimated_accuracy")] public double? EstimatedAccuracy { get; init; }
 }

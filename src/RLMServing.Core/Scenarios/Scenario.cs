@@ -61,4 +61,9 @@ public sealed record Scenario(
     KvCacheConfig KvCache,
     SloConfig Slo,
     MetricsConfig Metrics,
-    SimulationConfig Simulation);
+    SimulationConfig Simulation,
+    Policies.PolicyConfig? Policies = null)
+{
+    /// <summary>KV compression, speculative decoding and thinking budgets; all off when the scenario names none.</summary>
+    public Policies.PolicyConfig PoliciesOrNone => Policies ?? RLMServing.Policies.PolicyConfig.None;
+}

@@ -30,7 +30,7 @@ internal sealed class ReplicaStats(double itlAccuracy)
 /// counts are stepped one by one, KV blocks are allocated by looking at each request, and completions are found by
 /// scanning the batch rather than from the event queue. A property test requires both to give identical results.
 /// </summary>
-internal sealed class ReplicaEngine
+internal sealed partial class ReplicaEngine
 {
     private const int FinishEvent = 0, AnswerEvent = 1;
 
@@ -139,6 +139,7 @@ internal sealed class ReplicaEngine
         while (_arrivals.Count > 0 && _arrivals.Peek().ArrivalTimeS <= _clock)
         {
             var r = _arrivals.Dequeue();
+            ApplyThinkingCap(r);
             // The most KV a request ever holds: its prompt plus every output token but the last (never fed back).
             long peakKv = (long)r.Spec.PromptTokens + r.Target - 1;
             if (r.Spec.PromptTokens > _kv.CapacityTokens)
@@ -183,6 +184,7 @@ internal sealed class ReplicaEngine
         r.BlocksHeld += (int)need;
         r.State = RequestState.Prefilling;
         r.AdmitSeq = _admitSeq++;   // re-admission after a preemption counts as the latest, as in vLLM's running list
+        if (r.FirstScheduledS is null) ApplyAdaptiveBudget(r);
         r.FirstScheduledS ??= _clock;
         _prefilling.Add(r);
         return true;
@@ -332,7 +334,7 @@ internal sealed class ReplicaEngine
             kvSum = DecodeKvSum() + decodes;
         }
         if (_chunkOwners.Count == 0 && decodes == 0) return;
-        var shape = new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum);
+        var shape = WithPendingScoring(new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum));
         var cost = _cost.Iteration(shape);
         double start = _clock;
         if (decodes > 0) _usedBlocks += DecodeBlocksNeeded();   // the decodes' new blocks count during this iteration
@@ -375,11 +377,9 @@ internal sealed class ReplicaEngine
         r.NaiveGenerated = r.GenAtJoin;
         r.NaiveKv = r.KvAtJoin;
         _fresh.Add(r);
+        OnJoinDecode(r);
         if (!_fastForward) return;   // the reference mode finds completions by scanning
-        _decodeEvents.Enqueue((r, r.Version, FinishEvent), (r.JoinDc + r.Target - r.GenAtJoin, r.AdmitSeq));
-        int answerAt = r.Spec.ThinkingTokens + 1;
-        if (r.FirstAnswerS is null)
-            _decodeEvents.Enqueue((r, r.Version, AnswerEvent), (r.JoinDc + answerAt - r.GenAtJoin, r.AdmitSeq));
+        EnqueueDecodeEvents(r);
     }
 
     private int Phase(SimRequest r) => (int)(((r.KvAtJoin - r.JoinDc) % BlockSize + BlockSize) % BlockSize);
@@ -476,6 +476,7 @@ internal sealed class ReplicaEngine
         _kvSum -= kvNow;
         _phaseCount[Phase(r)]--;
         r.Version++;
+        OnLeaveDecode(r);
     }
 
     /// <summary>
@@ -497,7 +498,7 @@ internal sealed class ReplicaEngine
         {
             long newBlocks = DecodeBlocksNeeded();
             if (_usedBlocks + newBlocks > TotalBlocks) break;   // the scheduler preempts at the next turn
-            var cost = _cost.Decode(b, DecodeKvSum() + b);
+            var cost = DecodeCost(b, DecodeKvSum() + b);
             double start = _clock;
             _usedBlocks += newBlocks;
             Account(cost, b, start);
@@ -507,8 +508,9 @@ internal sealed class ReplicaEngine
             StepRequestsNaively();
             _dc++;
             _lastDecodeEndS = _clock;
+            AfterDecodeStep();
         }
-        while (_fastForward && !preempted && _dc < eventDc && _clock < timeBound);
+        while (_fastForward && !preempted && !StepsOneAtATime && _dc < eventDc && _clock < timeBound);
     }
 
     /// <summary>One decode step for the decode set inside a mixed (chunked-prefill) iteration.</summary>
@@ -519,6 +521,7 @@ internal sealed class ReplicaEngine
         StepRequestsNaively();
         _dc++;
         _lastDecodeEndS = endS;
+        AfterDecodeStep();
     }
 
     private void RecordDecodeItl(bool first)
@@ -543,6 +546,7 @@ internal sealed class ReplicaEngine
         Stats.BatchRequestsSum += batchRequests;
         Stats.KvBlockSeconds += _usedBlocks * cost.TimeS;
         if (_usedBlocks > Stats.PeakBlocks) Stats.PeakBlocks = _usedBlocks;
+        AccountPolicies(cost.TimeS);
         if (_usedBlocks > TotalBlocks) throw new InvalidOperationException("KV blocks in use exceed capacity");
     }
 
@@ -552,12 +556,14 @@ internal sealed class ReplicaEngine
         if (!_fastForward)
         {
             ScanForFinishedRequests();
+            ScanForCompressions();
             return;
         }
         while (NextEventDc() <= _dc)
         {
             var (r, version, kind) = _decodeEvents.Dequeue();
             if (version != r.Version || r.State != RequestState.Decoding) continue;
+            if (kind == CompressEvent) { Compress(r); continue; }
             if (kind == AnswerEvent)
             {
                 r.FirstAnswerS ??= _lastDecodeEndS;
@@ -581,6 +587,7 @@ internal sealed class ReplicaEngine
         r.LastEmitS = lastTokenS;
         r.CompletionS = lastTokenS;
         r.FirstAnswerS ??= lastTokenS;   // the answer began at the last token at the latest (answer event on the same step)
+        OnCompleted(r);
         Finish(r, lastTokenS);
     }
 
@@ -606,6 +613,7 @@ internal sealed class ReplicaEngine
         if (_decoding.Any(r => r.GeneratedAt(_dc) >= r.Target)) throw new InvalidOperationException("a finished request is still decoding");
         if (RunningCount > _sched.MaxNumSeqs && _sched.Batching != BatchingPolicy.Static) throw new InvalidOperationException("more running than max_num_seqs");
         if (_batch.Count > _sched.MaxNumSeqs) throw new InvalidOperationException("static batch larger than max_num_seqs");
+        VerifyPolicies();
     }
 
     /// <summary>Reference mode: completions and first answer tokens found by looking at every decoding request.</summary>

@@ -12,7 +12,8 @@ internal enum RequestState { Pending, Waiting, Prefilling, Decoding, Done }
 /// </summary>
 internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
 {
-    public RequestSpec Spec { get; } = spec;
+    /// <summary>Replaced only by a thinking budget (on arrival, or when first scheduled under an adaptive budget).</summary>
+    public RequestSpec Spec { get; set; } = spec;
     public double ArrivalTimeS { get; set; } = arrivalTimeS;
     public int Target => Spec.OutputTokens;
     public RequestState State { get; set; } = RequestState.Pending;
@@ -48,6 +49,17 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     public int Preemptions { get; set; }
     public string? RejectReason { get; set; }
     public int ClientId { get; set; } = -1;
+
+    // Serving policies (ReplicaEngine.Policies.cs).
+    /// <summary>Thinking budget given to this request; null when uncapped.</summary>
+    public int? ThinkingBudgetTokens { get; set; }
+    /// <summary>Output tokens evicted by KV compression and not rebuilt since (a recompute rebuilds them).</summary>
+    public long EvictedLive { get; set; }
+    public long EvictedTotal { get; set; }
+    /// <summary>Decode counter of the next compression check; long.MaxValue when none.</summary>
+    public long NextCompressDc { get; set; } = long.MaxValue;
+    /// <summary>Speculative steps taken so far: the counter of its acceptance draws.</summary>
+    public long SpecSteps { get; set; }
 
     public int GeneratedAt(long dc) => State == RequestState.Decoding ? GenAtJoin + (int)(dc - JoinDc) : Generated;
     public long KvAt(long dc) => KvAtJoin + (dc - JoinDc);

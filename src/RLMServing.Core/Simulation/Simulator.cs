@@ -50,6 +50,8 @@ public static class Simulator
             {
                 OnRequestDone = onDone,
                 CheckInvariants = checkInvariants,
+                Policies = scenario.PoliciesOrNone,
+                PolicySeed = scenario.Seed,
             };
         }
 
@@ -77,6 +79,7 @@ public static class Simulator
             KvCacheCapacityTokens = plan.CapacityTokens,
         };
         var summary = SummaryBuilder.Build(identity, records, itl, totals, scenario.Slo, scenario.Scheduler.MaxNumSeqs);
+        summary = PolicySummary.Add(summary, scenario.PoliciesOrNone, plan, stats, engines.Select(e => e.PolicyTotals).ToList());
         return new SimulationResult(summary, records, timeseries, plan);
     }
 

@@ -48,13 +48,16 @@ public static class CatalogLoader
         throw new UserInputException($"{path}: catalog file or folder not found");
     }
 
-    private static CatalogDocument Parse(string file)
+    private static CatalogDocument Parse(string file) => Parse<CatalogDocument>(file);
+
+    /// <summary>Reads a catalog-style YAML file (snake_case keys) into <typeparamref name="T"/>; errors name the file and line.</summary>
+    internal static T Parse<T>(string file) where T : new()
     {
         var deserializer = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
         try
         {
             using var reader = File.OpenText(file);
-            return deserializer.Deserialize<CatalogDocument>(reader) ?? new CatalogDocument();
+            return deserializer.Deserialize<T>(reader) ?? new T();
         }
         catch (YamlException e)
         {

@@ -24,8 +24,22 @@ public static class ScenarioRunner
             var scenario = ScenarioLoader.Bind(run.Tree, file.Path, catalog);
             var model = catalog.Model(scenario.Model);
             var gpu = catalog.Gpu(scenario.Hardware.Gpu);
-            return new PreparedRun(run.Name, scenario, model, gpu, BuildCostModel(scenario, model, gpu));
+            return new PreparedRun(run.Name, scenario, model, gpu, WithSpeculation(BuildCostModel(scenario, model, gpu), scenario, gpu, catalog));
         }).ToList();
+
+    /// <summary>
+    /// Under speculative decoding the iteration cost adds verification and drafting; a draft model is priced by the
+    /// roofline from its catalog entry on the same GPUs (a calibration is for one model).
+    /// </summary>
+    public static ICostModel WithSpeculation(ICostModel cost, Scenario s, GpuSpec gpu, HardwareCatalog catalog)
+    {
+        if (s.PoliciesOrNone.Speculative is not { } spec) return cost;
+        ICostModel? draft = spec.DraftModel is { } name
+            ? new RooflineCostModel(catalog.Model(name), gpu, s.Hardware.TensorParallel, s.CostModel.ComputeEfficiency,
+                s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs)
+            : null;
+        return new SpeculativeCostModel(cost, draft, spec);
+    }
 
     public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu)
     {

@@ -120,6 +120,7 @@ public static partial class ScenarioLoader
         // workload.trace replays a request trace and workload.dataset samples a reasoning preset (ScenarioLoader.Workloads.cs).
         var replay = BindTraceOrDataset(workloadR, model, file, seed);
         var workload = replay is null ? BindWorkload(workloadR, model) : null;
+        var policies = BindPolicies(tree, r, file, model, catalog);
         r.Done();
 
         if (model.Heads % hardware.TensorParallel != 0)
@@ -129,7 +130,7 @@ public static partial class ScenarioLoader
         try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
-        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation);
+        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv));
     }
 
     private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp)
@@ -183,6 +184,7 @@ public static partial class ScenarioLoader
         if (k is null) return new KvCacheConfig(16, 0.9, null);
         var cfg = new KvCacheConfig(k.PositiveInt("block_size", 16), k.Fraction("gpu_memory_utilization", 0.9, allowZero: false),
             k.Has("activation_reserve_gib") ? k.NonNegativeDouble("activation_reserve_gib", 0) : null);
+        k.Raw("compression");   // bound with the other serving policies (ScenarioLoader.Policies.cs)
         k.Done();
         return cfg;
     }

@@ -1,6 +1,7 @@
 using RLMServing.Catalog;
 using RLMServing.Costs;
 using RLMServing.IO.Catalog;
+using RLMServing.Policies;
 using RLMServing.Scenarios;
 using RLMServing.Simulation;
 using RLMServing.Workloads;
@@ -50,8 +51,44 @@ public static class TestScenarios
 
     public static SimulationResult Run(Scenario s, GpuSpec gpu, bool check = true)
     {
-        var cost = new RooflineCostModel(Tiny, gpu, 1, s.CostModel.ComputeEfficiency, s.CostModel.BandwidthEfficiency,
+        ICostModel cost = new RooflineCostModel(Tiny, gpu, 1, s.CostModel.ComputeEfficiency, s.CostModel.BandwidthEfficiency,
             s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs);
+        if (s.PoliciesOrNone.Speculative is { } spec)
+            cost = new SpeculativeCostModel(cost, spec.Method == SpeculativeMethod.Draft ? cost : null, spec);
         return Simulator.Run(s, Tiny, gpu, cost, checkInvariants: check);
+    }
+
+    /// <summary>Two runs gave the same requests, the same summary.json bytes and the same time series.</summary>
+    public static void AssertIdentical(SimulationResult expected, SimulationResult actual)
+    {
+        Xunit.Assert.Equal(expected.Requests, actual.Requests);
+        Xunit.Assert.Equal(System.Text.Json.JsonSerializer.Serialize(expected.Summary, RLMServing.IO.Results.ResultWriter.Json),
+            System.Text.Json.JsonSerializer.Serialize(actual.Summary, RLMServing.IO.Results.ResultWriter.Json));
+        Xunit.Assert.Equal(expected.Timeseries, actual.Timeseries);
+    }
+
+    /// <summary>
+    /// A random scenario with a combination of serving policies: bit 0 of <paramref name="combination"/> turns KV
+    /// compression on, bit 1 speculative decoding, bit 2 a thinking budget; their knobs are drawn from the seed.
+    /// </summary>
+    public static Scenario WithRandomPolicies(Scenario s, int seed, int combination)
+    {
+        var rng = new Random(seed ^ 0x70111c);
+        var compression = CompressionConfig.Off;
+        if ((combination & 1) != 0)
+        {
+            var policy = (CompressionPolicy)rng.Next(1, 5);
+            int interval = policy == CompressionPolicy.Streaming ? s.KvCache.BlockSize : rng.Next(1, 64);
+            compression = new CompressionConfig(policy, rng.Next(1, 300), 0.05 + 0.95 * rng.NextDouble(), interval, rng.Next(1, 33),
+                new QualityEstimate([(16, 0.5), (256, 1.0)], null, "test"));
+        }
+        SpeculativeConfig? spec = null;
+        if ((combination & 2) != 0)
+            spec = new SpeculativeConfig((SpeculativeMethod)rng.Next(3), null, rng.Next(1, 8), 0.05 + 0.9 * rng.NextDouble(), 0.1, "test");
+        ThinkingBudgetConfig? budget = null;
+        if ((combination & 4) != 0)
+            budget = new ThinkingBudgetConfig(rng.Next(2) == 0 ? ThinkingBudgetPolicy.Static : ThinkingBudgetPolicy.Adaptive,
+                rng.Next(0, 400), rng.Next(0, 100), 0.5 + 8 * rng.NextDouble(), new QualityEstimate([(64, 0.2), (1024, 0.6)], null, "test"));
+        return s with { Policies = new PolicyConfig(compression, spec, budget) };
     }
 }

@@ -1,0 +1,94 @@
+namespace RLMServing.Policies;
+
+public enum CompressionPolicy { None, Streaming, Budget, Ratio, Rkv }
+
+public enum SpeculativeMethod { Draft, Ngram, Eagle }
+
+public enum ThinkingBudgetPolicy { None, Static, Adaptive }
+
+/// <summary>
+/// <c>kv_cache.compression</c>: which tokens of a decoding request's own output stay in its KV cache. The prompt is
+/// always kept (it is the question, and its first tokens are the attention sinks); compression acts on output tokens.
+/// Every <see cref="IntervalSteps"/> decode steps of a request, its output KV is cut back to the policy's target
+/// (streaming and budget/rkv: a fixed number of tokens; ratio: a fraction of the thinking so far plus the answer).
+/// </summary>
+public sealed record CompressionConfig(
+    CompressionPolicy Policy,
+    int BudgetTokens,
+    double Ratio,
+    int IntervalSteps,
+    int ObservationWindow,
+    QualityEstimate? Retention)
+{
+    public static readonly CompressionConfig Off = new(CompressionPolicy.None, 0, 1, 1, 0, null);
+
+    public bool Enabled => Policy != CompressionPolicy.None;
+
+    /// <summary>Output KV entries a request keeps after a compression, given what it has produced so far.</summary>
+    public long TargetOutputKv(long outputKv, int thinkingSoFar, int answerSoFar) => Policy switch
+    {
+        CompressionPolicy.None => outputKv,
+        CompressionPolicy.Ratio => Math.Min(outputKv, (long)Math.Ceiling(Ratio * thinkingSoFar) + answerSoFar),
+        _ => Math.Min(outputKv, BudgetTokens),
+    };
+
+    /// <summary>
+    /// Attention pairs scored per compression of a request holding <paramref name="kvTokens"/> entries: the last
+    /// <see cref="ObservationWindow"/> queries against every key (SnapKV/H2O/R-KV importance), plus for rkv the
+    /// pairwise key similarity among the retained budget (its redundancy term). Streaming scores nothing.
+    /// </summary>
+    public long ScoringPairs(long kvTokens, long keptTokens) => Policy switch
+    {
+        CompressionPolicy.None or CompressionPolicy.Streaming => 0,
+        CompressionPolicy.Rkv => ObservationWindow * kvTokens + kvTokens * keptTokens,
+        _ => ObservationWindow * kvTokens,
+    };
+
+    /// <summary>The x value of the retention curve: budget tokens (streaming, budget, rkv) or the kept fraction (ratio).</summary>
+    public double QualityX => Policy == CompressionPolicy.Ratio ? Ratio : BudgetTokens;
+}
+
+/// <summary>
+/// <c>speculative</c>: a draft proposes k tokens per request and step; the target verifies k + 1 positions in one
+/// pass; the accepted prefix plus one corrected (or bonus) token is emitted. Draft cost: the draft model's decode
+/// (draft), a fraction of the target's decode (eagle heads), nothing (ngram lookup).
+/// </summary>
+public sealed record SpeculativeConfig(
+    SpeculativeMethod Method,
+    string? DraftModel,
+    int NumSpeculativeTokens,
+    double AcceptanceRate,
+    double DraftCostFraction,
+    string AcceptanceSource)
+{
+    /// <summary>Expected tokens emitted per step with i.i.d. acceptance a (Leviathan et al. 2023, eq. 1): (1 − a^(k+1)) / (1 − a).</summary>
+    public double ExpectedTokensPerStep =>
+        AcceptanceRate >= 1 ? NumSpeculativeTokens + 1 : (1 - Math.Pow(AcceptanceRate, NumSpeculativeTokens + 1)) / (1 - AcceptanceRate);
+}
+
+/// <summary>
+/// <c>thinking_budget</c>: static caps thinking at <see cref="MaxThinkingTokens"/>; adaptive gives each request, when it
+/// is first scheduled, max(min, N / (1 + waiting / queue_scale)) — budgets shrink as the queue grows and come back as
+/// it drains. Accuracy comes from a cited accuracy-vs-budget curve.
+/// </summary>
+public sealed record ThinkingBudgetConfig(
+    ThinkingBudgetPolicy Policy,
+    int? MaxThinkingTokens,
+    int MinThinkingTokens,
+    double QueueScale,
+    QualityEstimate? Accuracy)
+{
+    /// <summary>The budget for a request first scheduled while <paramref name="waiting"/> others wait; null when uncapped.</summary>
+    public int? BudgetFor(int waiting) => Policy switch
+    {
+        ThinkingBudgetPolicy.None => null,
+        ThinkingBudgetPolicy.Static => MaxThinkingTokens,
+        _ => MaxThinkingTokens is int n ? Math.Max(Math.Min(MinThinkingTokens, n), (int)Math.Floor(n / (1.0 + waiting / QueueScale))) : null,
+    };
+}
+
+/// <summary>The serving policies of a scenario; each is off unless its section is given.</summary>
+public sealed record PolicyConfig(CompressionConfig Compression, SpeculativeConfig? Speculative, ThinkingBudgetConfig? ThinkingBudget)
+{
+    public static readonly PolicyConfig None = new(CompressionConfig.Off, null, null);
+}
