@@ -11,6 +11,7 @@ Type[] verbs =
     typeof(ProfileCommand),
     typeof(ValidateCommand),
     typeof(CalibrateCommand),
+    typeof(ReplayCommand),
 ];
 
 // GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.

@@ -22,7 +22,7 @@ public sealed class ProfileCommand : ICommand
     [Option("dtype", HelpText = "fp32, fp16 or bf16 (default: fp32 on cpu, fp16 on cuda).")]
     public string? Dtype { get; set; }
 
-    [Option("grid", Default = "quick", HelpText = "quick, standard or full.")]
+    [Option("grid", Default = "quick", HelpText = "quick, standard, full or serving (generation loops for calibrating a CPU replay).")]
     public string Grid { get; set; } = "quick";
 
     [Option("out", Required = true, HelpText = "Output folder for operators.parquet, iterations.parquet, kernels.parquet, summary.json.")]
