@@ -6,7 +6,8 @@
 #   scripts/fidelity-cpu.sh [OUT_DIR]        (default OUT_DIR: results/fidelity-cpu)
 #
 # Environment: RLMS (an rlms binary; default: build Release and use it), THREADS (ONNX Runtime intra-op threads for
-# profile and replay, default 1), CALIBRATION (where the fitted calibration goes; default OUT_DIR/cpu-tiny-tp1.json,
+# profile and replay, default 1), KV_MODE (how the profile runs its generation loops: serving, the replay engine
+# itself (default), or shared, the plain GenAI-style loop; docs/fidelity.md compares the two), CALIBRATION (where the fitted calibration goes; default OUT_DIR/cpu-tiny-tp1.json,
 # use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10).
 # Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. Run on a quiet machine: the
 # replay measures wall-clock time, and other processes on the cores show up as error.
@@ -15,6 +16,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mkdir -p "${1:-$root/results/fidelity-cpu}" && cd "${1:-$root/results/fidelity-cpu}" && pwd)
 threads=${THREADS:-1}
 tolerance=${TOLERANCE:-0.10}
+kv_mode=${KV_MODE:-serving}
 cal=${CALIBRATION:-$out/cpu-tiny-tp1.json}
 [[ "$cal" = /* ]] || cal="$PWD/$cal"
 rlms=${RLMS:-}
@@ -26,7 +28,8 @@ fi
 scenario="$root/scenarios/fidelity-cpu.yaml"
 echo "load before: $(uptime)"
 
-"$rlms" profile --model tiny --device cpu --grid serving --groups generation --threads "$threads" --out "$out/profile" --no-progress 2>/dev/null
+"$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" \
+  --out "$out/profile" --no-progress 2>/dev/null
 "$rlms" calibrate "$out/profile" --gpu CPU --out "$cal"
 "$rlms" simulate "$scenario" --set "cost_model.file=$cal" --out "$out/simulated" --quiet
 "$rlms" replay "$scenario" --set "cost_model.file=$cal" --threads "$threads" --out "$out/measured"

@@ -63,7 +63,6 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private long _writtenTotal;
     private long[] _ids = [];
     private long[] _mask = [];
-    private float[] _logits = [];
 
     /// <param name="maxSeqs">The most requests running at once (max_num_seqs).</param>
     /// <param name="maxSeqTokens">The most KV positions one request can reach (prompt + output).</param>
@@ -363,37 +362,34 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     /// <summary>Runs the bound call, logits into host memory, and returns its time (µs) and each row's ArgMax token.</summary>
     private double RunAndSample(int rows, out long[] next)
     {
-        long[] shape = [rows, 1, _vocab];
-        next = new long[rows];
-        switch (_dtype)
+        (double Us, long[] Next) r = _dtype switch
         {
-            case OnnxType.Float:
+            OnnxType.Float => RunAndSample<float>(rows, x => x),
+            OnnxType.Float16 => RunAndSample<Float16>(rows, x => (float)x),
+            OnnxType.BFloat16 => RunAndSample<BFloat16>(rows, x => (float)x),
+            _ => throw new InvalidOperationException($"logits of type {_dtype}"),
+        };
+        next = r.Next;
+        return r.Us;
+    }
+
+    private (double Us, long[] Next) RunAndSample<T>(int rows, Func<T, float> value) where T : unmanaged
+    {
+        var logits = new T[rows * _vocab];
+        double us = Run(OrtValue.CreateTensorValueFromMemory(logits, [rows, 1, _vocab]));
+        var next = new long[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            int best = 0;
+            float bestValue = value(logits[r * _vocab]);
+            for (int i = 1; i < _vocab; i++)
             {
-                if (_logits.Length != rows * _vocab) _logits = new float[rows * _vocab];
-                var logits = _logits;
-                double us = Run(OrtValue.CreateTensorValueFromMemory(logits, shape));
-                for (int r = 0; r < rows; r++) next[r] = ArgMax(logits.AsSpan(r * _vocab, _vocab));
-                return us;
+                float v = value(logits[r * _vocab + i]);
+                if (v > bestValue) { best = i; bestValue = v; }
             }
-            case OnnxType.Float16:
-            {
-                var logits = new Float16[rows * _vocab];
-                double us = Run(OrtValue.CreateTensorValueFromMemory(logits, shape));
-                var f = logits.Select(x => (float)x).ToArray();
-                for (int r = 0; r < rows; r++) next[r] = ArgMax(f.AsSpan(r * _vocab, _vocab));
-                return us;
-            }
-            case OnnxType.BFloat16:
-            {
-                var logits = new BFloat16[rows * _vocab];
-                double us = Run(OrtValue.CreateTensorValueFromMemory(logits, shape));
-                var f = logits.Select(x => (float)x).ToArray();
-                for (int r = 0; r < rows; r++) next[r] = ArgMax(f.AsSpan(r * _vocab, _vocab));
-                return us;
-            }
-            default:
-                throw new InvalidOperationException($"logits of type {_dtype}");
+            next[r] = best;
         }
+        return (us, next);
     }
 
     private double Run(OrtValue logits)
@@ -406,13 +402,6 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
             _call.Stop();
             return _call.Elapsed.TotalMicroseconds;
         }
-    }
-
-    private static long ArgMax(ReadOnlySpan<float> row)
-    {
-        int best = 0;
-        for (int i = 1; i < row.Length; i++) if (row[i] > row[best]) best = i;
-        return best;
     }
 
     private static long[] Buffer(ref long[] pool, int length)
