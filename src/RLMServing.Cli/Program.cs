@@ -12,6 +12,7 @@ Type[] verbs =
     typeof(ValidateCommand),
     typeof(CalibrateCommand),
     typeof(SweepCommand),
+    typeof(ReplayCommand),
 ];
 
 // GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.

@@ -14,6 +14,12 @@ public enum KvMode
 
     /// <summary>Each step's present tensors, allocated by the runtime, become the next step's past (Optimum style).</summary>
     Concat,
+
+    /// <summary>
+    /// Through rlms replay's serving engine (<see cref="Replay.OrtServingEngine"/>): KV slots in shared buffers, one
+    /// batch-1 call per prompt, decode steps timed on the wall clock with input binding and sampling, as replay runs them.
+    /// </summary>
+    Serving,
 }
 
 /// <summary>One step of one loop, as measured.</summary>

@@ -32,13 +32,14 @@ public sealed record ProfileGrid(
     int GenerationReps,
     Measurement.SamplingPolicy Policy)
 {
-    public static readonly string[] Names = ["quick", "standard", "full"];
+    public static readonly string[] Names = ["quick", "standard", "full", "serving"];
 
     public static ProfileGrid Get(string name) => name.ToLowerInvariant() switch
     {
         "quick" => Quick,
         "standard" => Standard,
         "full" => Full,
+        "serving" => Serving,
         _ => throw new UserInputException($"--grid: '{name}' is not one of {string.Join(", ", Names)}"),
     };
 
@@ -91,6 +92,19 @@ public sealed record ProfileGrid(
         Generation: [.. from b in new[] { 1, 8, 32 } from p in new[] { 1024, 8192, 32704 } select new GenerationPoint(b, p, 32)],
         GenerationReps: 3,
         Policy: new Measurement.SamplingPolicy(TargetSeconds: 0.2));
+
+    /// <summary>
+    /// Generation loops shaped like a small serving run (batch-1 prefills of many lengths, as rlms replay runs each
+    /// prompt, and decode batches up to 16 at growing contexts), for calibrating a CPU replay of a small model
+    /// (scenarios/fidelity-cpu.yaml); the operator groups are the quick grid's.
+    /// </summary>
+    public static ProfileGrid Serving { get; } = Quick with
+    {
+        Name = "serving",
+        Generation = [.. from b in new[] { 1, 2, 4, 8, 16 } from p in new[] { 32, 256, 1024 } select new GenerationPoint(b, p, 48),
+            new GenerationPoint(1, 2048, 48), new GenerationPoint(1, 3072, 48), new GenerationPoint(4, 2048, 48)],
+        GenerationReps = 3,
+    };
 
     private static IEnumerable<DecodePoint> Uniform(int[] batches, int[] contexts) =>
         from b in batches from c in contexts select new DecodePoint(b, c, "uniform");

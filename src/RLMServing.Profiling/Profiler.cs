@@ -113,6 +113,11 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
             Guard("generation", cancel, () =>
             {
                 int layers = options.GenerationLayers > 0 ? Math.Min(options.GenerationLayers, arch.Layers) : arch.Layers;
+                if (options.KvMode == KvMode.Serving)
+                {
+                    ServingGeneration(device, arch, cancel);
+                    return;
+                }
                 var model = graphs.Model(layers);
                 Generation(device, model.ModelBytes(), model.Weights, layers, options.KvMode ?? KvMode.Shared, cancel);
             });
@@ -480,6 +485,86 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
         var check = new LayerCheck(config, layerUs, parts);
         _layerChecks.Add(check);
         return string.Create(CultureInfo.InvariantCulture, $"parts_median_us={parts:F3};ratio={check.Ratio:F4}");
+    }
+
+    /// <summary>
+    /// Generation points run by the serving engine of rlms replay (all layers): each prompt is its own batch-1 prefill
+    /// call (one prefill row per point, over every prompt of every loop) and each decode step one call over the batch,
+    /// timed on the wall clock around the engine's whole step (binding, the call, sampling), as replay measures them.
+    /// </summary>
+    private void ServingGeneration(DeviceContext device, Catalog.ModelArchitecture arch, CancellationToken cancel)
+    {
+        var points = options.Grid.Generation;
+        if (points.Count == 0) return;
+        using var engine = new Replay.OrtServingEngine(device, arch, options.Dtype, points.Max(p => p.Batch),
+            points.Max(p => p.Prompt + p.Steps), cancel);
+        engine.StartClock();
+        long id = 0;
+        foreach (var p in points)
+        {
+            if (cancel.IsCancellationRequested) return;
+            var prefill = new List<double>();
+            var steps = Enumerable.Range(0, p.Steps).Select(_ => new List<double>()).ToArray();
+            for (int r = 0; r <= options.Grid.GenerationReps; r++)
+            {
+                var ids = new long[p.Batch];
+                for (int b = 0; b < p.Batch; b++)
+                {
+                    ids[b] = ++id;
+                    engine.Execute([new Simulation.ChunkWork(ids[b], p.Prompt, 0, true)], []);
+                    if (r > 0) prefill.Add(LastStepUs(engine));
+                }
+                for (int s = 0; s < p.Steps && !cancel.IsCancellationRequested; s++)
+                {
+                    engine.Execute([], ids.Select(x => new Simulation.DecodeWork(x, p.Prompt + s)).ToList());
+                    if (r > 0) steps[s].Add(LastStepUs(engine));
+                }
+                foreach (var x in ids) engine.Release(x, finished: true);
+            }
+            if (prefill.Count == 0) return;
+            var kvPerToken = engine.KvBytesPerToken;
+            IterationRow Row(int step, int batch, long newTokens, long context, double[] samples)
+            {
+                var t = TimingStats.FromSamples(samples, 1, _policy.UnstableCv);
+                return new IterationRow
+                {
+                    Source = "rlms-profile",
+                    Device = _info!.DeviceName,
+                    Model = options.ModelName,
+                    Dtype = TransformerGraphs.DtypeName(options.Dtype),
+                    Layers = arch.Layers,
+                    Batch = batch,
+                    PromptTokens = p.Prompt,
+                    Step = step,
+                    Phase = step == 0 ? "prefill" : "decode",
+                    NewTokens = newTokens,
+                    Context = context,
+                    KvMode = "serving",
+                    TimeUsMin = t.MinUs,
+                    TimeUsMedian = t.MedianUs,
+                    TimeUsMean = t.MeanUs,
+                    TimeUsStd = t.StdUs,
+                    TimeUsP90 = t.P90Us,
+                    Reps = t.Reps,
+                    Outliers = t.Outliers,
+                    Cv = t.Cv,
+                    Unstable = t.Unstable,
+                    KvBytesComputed = batch * context * kvPerToken,
+                    Extra = $"weight_bytes={engine.WeightBytes}",
+                };
+            }
+            var rows = new List<IterationRow> { Row(0, 1, p.Prompt, p.Prompt, [.. prefill]) };
+            for (int s = 0; s < p.Steps; s++)
+                if (steps[s].Count > 0) rows.Add(Row(s + 1, p.Batch, 1, p.Prompt + s + 1, [.. steps[s]]));
+            _iters!.Append(rows);
+            Tick("generation", $"batch={p.Batch} prompt={p.Prompt} steps={p.Steps} (serving engine)");
+        }
+    }
+
+    private static double LastStepUs(Replay.OrtServingEngine engine)
+    {
+        var it = engine.Iterations[^1];
+        return (it.EndS - it.StartS) * 1e6;
     }
 
     private void Generation(DeviceContext device, byte[] model, IReadOnlyList<WeightSpec> weights, int layers, KvMode mode, CancellationToken cancel)

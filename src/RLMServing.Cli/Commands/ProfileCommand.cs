@@ -22,7 +22,7 @@ public sealed class ProfileCommand : ICommand
     [Option("dtype", HelpText = "fp32, fp16 or bf16 (default: fp32 on cpu, fp16 on cuda).")]
     public string? Dtype { get; set; }
 
-    [Option("grid", Default = "quick", HelpText = "quick, standard or full.")]
+    [Option("grid", Default = "quick", HelpText = "quick, standard, full or serving (generation loops for calibrating a CPU replay).")]
     public string Grid { get; set; } = "quick";
 
     [Option("out", Required = true, HelpText = "Output folder for operators.parquet, iterations.parquet, kernels.parquet, summary.json.")]
@@ -34,7 +34,7 @@ public sealed class ProfileCommand : ICommand
     [Option("gen-layers", Default = 0, HelpText = "Layers of the synthesised generation-loop model (0: all).")]
     public int GenLayers { get; set; }
 
-    [Option("kv-mode", HelpText = "shared (preallocated KV buffer, GenAI style; default for catalog models) or concat (default for .onnx files).")]
+    [Option("kv-mode", HelpText = "shared (preallocated KV buffer, GenAI style; default for catalog models), concat (default for .onnx files) or serving (rlms replay's engine: KV slots, batch-1 prefills, wall-clock steps).")]
     public string? KvMode { get; set; }
 
     [Option("groups", Separator = ',', HelpText = "Only these groups: overhead, token_ops, attention, lm_head, layer, generation.")]
@@ -77,7 +77,9 @@ public sealed class ProfileCommand : ICommand
             null => null,
             "shared" => Profiling.KvMode.Shared,
             "concat" => Profiling.KvMode.Concat,
-            _ => throw new UserInputException($"--kv-mode: '{KvMode}' is not shared or concat"),
+            "serving" when onnx is null => Profiling.KvMode.Serving,
+            "serving" => throw new UserInputException("--kv-mode serving: runs the replay engine's synthesised model; use a catalog model name, not an .onnx file"),
+            _ => throw new UserInputException($"--kv-mode: '{KvMode}' is not shared, concat or serving"),
         };
         var groups = Groups.ToList();
         string[] known = ["overhead", "token_ops", "attention", "lm_head", "layer", "generation"];

@@ -10,6 +10,9 @@ public enum PreemptionMode { Recompute }
 
 public enum RouterKind { RoundRobin, Random }
 
+/// <summary>How an engine runs an iteration: one fused forward pass, or one call per prefill chunk plus one for the decodes.</summary>
+public enum IterationCalls { One, PerPrefillChunk }
+
 /// <summary>GPU type and how many replicas of what tensor-parallel degree serve the model.</summary>
 public sealed record HardwareConfig(string Gpu, int Replicas, int TensorParallel);
 
@@ -21,7 +24,8 @@ public sealed record CostModelConfig(
     double BandwidthEfficiency,
     double StepOverheadMs,
     double AllReduceLatencyUs,
-    Calibration.CalibrationFile? Calibration = null);
+    Calibration.CalibrationFile? Calibration = null,
+    IterationCalls Calls = IterationCalls.One);
 
 public sealed record SchedulerConfig(
     BatchingPolicy Batching,

@@ -41,6 +41,9 @@ internal sealed partial class ReplicaEngine
     private readonly bool _fastForward;
     private readonly double _sampleIntervalS;
     private readonly IClientLoop? _clients;
+    private readonly IIterationExecutor? _executor;
+    private readonly List<ChunkWork> _chunkWork = new();
+    private readonly List<DecodeWork> _decodeWork = new();
 
     private readonly PriorityQueue<SimRequest, (double, long)> _arrivals = new();
     private readonly WaitingQueue _waiting;
@@ -66,8 +69,11 @@ internal sealed partial class ReplicaEngine
 
     public ReplicaEngine(int replica, SchedulerConfig sched, ICostModel cost, KvCachePlan kv, bool fastForward,
         double sampleIntervalS, IClientLoop? clients, ReplicaStats stats,
-        List<RequestRecord> records, List<TimeseriesPoint> timeseries)
+        List<RequestRecord> records, List<TimeseriesPoint> timeseries, IIterationExecutor? executor = null)
     {
+        if (executor is not null && fastForward)
+            throw new ArgumentException("a real executor runs one iteration per scheduler turn: fast-forward must be off");
+        _executor = executor;
         _replica = replica;
         _sched = sched;
         _cost = cost;
@@ -103,6 +109,7 @@ internal sealed partial class ReplicaEngine
         double lastClock = 0;
         while (true)
         {
+            if (_executor is not null) _clock = Math.Max(_clock, _executor.NowS);
             ProcessDueDecodeEvents();
             AdmitArrivals();
             Sample();
@@ -111,7 +118,7 @@ internal sealed partial class ReplicaEngine
             {
                 if (_arrivals.Count == 0) break;
                 // Idle until the next arrival, stopping at sample points so the time series shows the idle spell.
-                _clock = Math.Max(_clock, Math.Min(_arrivals.Peek().ArrivalTimeS, _nextSampleS));
+                AdvanceIdle(Math.Min(_arrivals.Peek().ArrivalTimeS, _nextSampleS));
                 continue;
             }
             bool progressed = _sched.Batching switch
@@ -126,10 +133,22 @@ internal sealed partial class ReplicaEngine
                 double next = NextWakeS();
                 if (double.IsPositiveInfinity(next))
                     throw new InvalidOperationException($"replica {_replica}: scheduler stalled with {_waiting.Count} waiting, {_prefilling.Count} prefilling, {_decoding.Count} decoding, batch {_batchActive}, dc {_dc}, next event {NextEventDc()}");
-                _clock = Math.Max(_clock, Math.Min(next, _nextSampleS));
+                AdvanceIdle(Math.Min(next, _nextSampleS));
             }
         }
         Stats.EndS = _clock;
+    }
+
+    /// <summary>Idle until <paramref name="timeS"/>: the simulated clock jumps there; a real executor waits for it.</summary>
+    private void AdvanceIdle(double timeS)
+    {
+        if (_executor is null)
+        {
+            _clock = Math.Max(_clock, timeS);
+            return;
+        }
+        _executor.WaitUntil(timeS);
+        _clock = Math.Max(_clock, _executor.NowS);
     }
 
     // ---- arrivals and admission ------------------------------------------------------------------
@@ -337,6 +356,7 @@ internal sealed partial class ReplicaEngine
         var shape = WithPendingScoring(new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum));
         var cost = _cost.Iteration(shape);
         double start = _clock;
+        if (_executor is not null) cost = Execute(cost, start, withChunks: true, withDecodes: decodes > 0);
         if (decodes > 0) _usedBlocks += DecodeBlocksNeeded();   // the decodes' new blocks count during this iteration
         Account(cost, decodes + _chunkOwners.Count, start);
         if (decodes > 0) ApplyDecodeIteration(_clock);
@@ -458,6 +478,7 @@ internal sealed partial class ReplicaEngine
         r.BlocksHeld = 0;
         r.Prefilled = 0;
         r.PrefillTarget = r.Spec.PromptTokens + r.Generated;
+        _executor?.Release(r.Spec.Id, finished: false);
         r.Preemptions++;
         Stats.Preemptions++;
         r.State = RequestState.Waiting;
@@ -500,6 +521,7 @@ internal sealed partial class ReplicaEngine
             if (_usedBlocks + newBlocks > TotalBlocks) break;   // the scheduler preempts at the next turn
             var cost = DecodeCost(b, DecodeKvSum() + b);
             double start = _clock;
+            if (_executor is not null) cost = Execute(cost, start, withChunks: false, withDecodes: true);
             _usedBlocks += newBlocks;
             Account(cost, b, start);
             RecordDecodeItl(first);
@@ -534,6 +556,25 @@ internal sealed partial class ReplicaEngine
             _fresh.Clear();
         }
         if (steady > 0) Stats.Itl.Add((_clock - _lastDecodeEndS) * 1000, steady);
+    }
+
+    /// <summary>
+    /// Runs the planned iteration on the real executor (the planned chunks when <paramref name="withChunks"/>, and one
+    /// step of every decoding request when <paramref name="withDecodes"/>); its duration is the measured one, the work counts the cost model's.
+    /// </summary>
+    private IterationCost Execute(IterationCost priced, double start, bool withChunks, bool withDecodes)
+    {
+        _chunkWork.Clear();
+        _decodeWork.Clear();
+        for (int i = 0; withChunks && i < _chunkOwners.Count; i++)
+        {
+            var c = _chunkBuffer[i];
+            _chunkWork.Add(new ChunkWork(_chunkOwners[i].Spec.Id, c.Tokens, c.ContextTokens, c.SamplesToken));
+        }
+        if (withDecodes)
+            foreach (var r in _decoding) _decodeWork.Add(new DecodeWork(r.Spec.Id, r.NaiveKv));
+        double end = _executor!.Execute(_chunkWork, _decodeWork);
+        return priced with { TimeS = Math.Max(0, end - start) };
     }
 
     private void Account(in IterationCost cost, int batchRequests, double start)
@@ -584,6 +625,7 @@ internal sealed partial class ReplicaEngine
     {
         if (r.BlocksHeld > 0) { _usedBlocks -= r.BlocksHeld; r.BlocksHeld = 0; }
         r.State = RequestState.Done;
+        _executor?.Release(r.Spec.Id, finished: true);
         r.LastEmitS = lastTokenS;
         r.CompletionS = lastTokenS;
         r.FirstAnswerS ??= lastTokenS;   // the answer began at the last token at the latest (answer event on the same step)

@@ -22,10 +22,16 @@ public sealed record SimulationResult(
 /// </summary>
 public static class Simulator
 {
+    /// <param name="executor">
+    /// A real engine that executes the iterations instead of pricing them (rlms replay): one replica, stepped one
+    /// iteration per scheduler turn (fast-forward off), on the executor's wall clock. Null: simulate.
+    /// </param>
     public static SimulationResult Run(Scenario scenario, ModelArchitecture model, GpuSpec gpu, ICostModel cost,
-        IProgress<double>? progress = null, bool checkInvariants = false)
+        IProgress<double>? progress = null, bool checkInvariants = false, IIterationExecutor? executor = null)
     {
         var hw = scenario.Hardware;
+        if (executor is not null && hw.Replicas != 1)
+            throw new ArgumentException("a real executor serves one replica");
         var plan = KvCachePlan.For(model, gpu, hw.TensorParallel, scenario.KvCache, scenario.Scheduler);
         var requests = scenario.ReplayRequests ?? scenario.Workload!.Generate(scenario.Seed);
         int replicas = hw.Replicas;
@@ -45,8 +51,8 @@ public static class Simulator
         {
             stats[i] = new ReplicaStats(0.005);
             IClientLoop? clients = closedLoop is null ? null : new ClientLoop(closedLoop.ThinkTimeMs / 1000.0);
-            engines[i] = new ReplicaEngine(i, scenario.Scheduler, cost, plan, scenario.Simulation.FastForward,
-                scenario.Metrics.TimeseriesIntervalS, clients, stats[i], records, timeseries)
+            engines[i] = new ReplicaEngine(i, scenario.Scheduler, cost, plan, scenario.Simulation.FastForward && executor is null,
+                scenario.Metrics.TimeseriesIntervalS, clients, stats[i], records, timeseries, executor)
             {
                 OnRequestDone = onDone,
                 CheckInvariants = checkInvariants,

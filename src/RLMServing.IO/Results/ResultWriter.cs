@@ -50,7 +50,9 @@ public static class ResultWriter
         new DataField<long>("kv_blocks_used"),
         new DataField<double>("kv_cache_usage"));
 
-    public static async Task WriteRunAsync(string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata)
+    /// <param name="extra">More files of the same run (a replay's iterations.parquet), written and moved with the rest.</param>
+    public static async Task WriteRunAsync(string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata,
+        IReadOnlyList<(string Name, Func<string, Task> Write)>? extra = null)
     {
         Directory.CreateDirectory(dir);
         var pending = new List<(string Tmp, string Final)>();
@@ -58,6 +60,7 @@ public static class ResultWriter
         {
             pending.Add(await Stage(dir, "requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata)));
             pending.Add(await Stage(dir, "timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata)));
+            foreach (var (name, write) in extra ?? []) pending.Add(await Stage(dir, name, write));
             pending.Add(await Stage(dir, "summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n")));
             foreach (var (tmp, final) in pending) File.Move(tmp, final, overwrite: true);
         }

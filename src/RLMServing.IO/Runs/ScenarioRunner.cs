@@ -45,12 +45,13 @@ public static class ScenarioRunner
     {
         var roofline = new RooflineCostModel(model, gpu, s.Hardware.TensorParallel, s.CostModel.ComputeEfficiency,
             s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs);
-        return s.CostModel.Kind switch
+        ICostModel cost = s.CostModel.Kind switch
         {
             "roofline" => roofline,
             "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToCoefficients(), roofline),
             var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
         };
+        return s.CostModel.Calls == IterationCalls.PerPrefillChunk ? new PerCallCostModel(cost) : cost;
     }
 
     /// <summary>

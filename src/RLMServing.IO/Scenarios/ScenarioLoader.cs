@@ -150,8 +150,9 @@ public static partial class ScenarioLoader
                 throw c.Error("file", $"{path} is calibrated for tensor_parallel {cal.TensorParallel}, the scenario uses {tp}");
             if (!string.Equals(cal.Gpu, gpu.Name, StringComparison.OrdinalIgnoreCase))
                 throw c.Error("file", $"{path} is calibrated on '{cal.Gpu}', the scenario's GPU is '{gpu.Name}'");
+            var calls = IterationCallsOf(c);
             c.Done();
-            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal);
+            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls);
         }
         if (kind != "roofline")
             throw c.Error("kind", $"unknown cost model '{kind}'; supported: roofline, calibrated");
@@ -159,10 +160,13 @@ public static partial class ScenarioLoader
             c.Fraction("compute_efficiency", 0.6, allowZero: false),
             c.Fraction("bandwidth_efficiency", 0.85, allowZero: false),
             c.NonNegativeDouble("step_overhead_ms", 1.0),
-            c.NonNegativeDouble("allreduce_latency_us", 10));
+            c.NonNegativeDouble("allreduce_latency_us", 10)) { Calls = IterationCallsOf(c) };
         c.Done();
         return cfg;
     }
+
+    private static IterationCalls IterationCallsOf(MapReader c) =>
+        c.Enum("iteration_calls", IterationCalls.One, ("one", IterationCalls.One), ("per_prefill_chunk", IterationCalls.PerPrefillChunk));
 
     private static SchedulerConfig BindScheduler(MapReader? s)
     {

@@ -225,6 +225,18 @@ internal static partial class CudaRuntime
     [LibraryImport(Lib, EntryPoint = "cudaDriverGetVersion")]
     private static partial int CudaDriverGetVersion(out int version);
 
+    [LibraryImport(Lib, EntryPoint = "cudaMemcpy")]
+    private static partial int CudaMemcpy(nint dst, nint src, nuint count, int kind);
+
+    private const int DeviceToDevice = 3;
+
+    /// <summary>Copies within device memory (synchronous with respect to the host).</summary>
+    public static void CopyDeviceToDevice(nint dst, nint src, long bytes)
+    {
+        int rc = CudaMemcpy(dst, src, (nuint)bytes, DeviceToDevice);
+        if (rc != 0) throw new InvalidOperationException($"cudaMemcpy device to device failed with CUDA error {rc}");
+    }
+
     public static long? MemoryUsed(int device)
     {
         try

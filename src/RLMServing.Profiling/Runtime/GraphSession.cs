@@ -137,11 +137,15 @@ public sealed class GraphSession : IDisposable
     }
 
     /// <summary>A tensor over (the start of) a device buffer; the caller disposes the view, the session the buffer.</summary>
-    public OrtValue View(DeviceBuffer buffer, OnnxType type, long[] shape)
+    public OrtValue View(DeviceBuffer buffer, OnnxType type, long[] shape) => View(buffer, 0, type, shape);
+
+    /// <summary>A tensor over a device buffer from <paramref name="offsetBytes"/> (e.g. one slot of a KV buffer).</summary>
+    public OrtValue View(DeviceBuffer buffer, long offsetBytes, OnnxType type, long[] shape)
     {
         long bytes = shape.Aggregate(1L, (a, b) => a * b) * TransformerGraphs.ElementBytes(type);
-        if (bytes > buffer.Bytes) throw new InvalidOperationException($"view of {bytes} bytes over a {buffer.Bytes}-byte buffer");
-        return OrtValue.CreateTensorValueWithData(_device.MemoryInfo, (TensorElementType)(int)type, shape, buffer.Pointer, Math.Max(bytes, 1));
+        if (offsetBytes < 0 || offsetBytes + bytes > buffer.Bytes)
+            throw new InvalidOperationException($"view of {bytes} bytes at {offsetBytes} over a {buffer.Bytes}-byte buffer");
+        return OrtValue.CreateTensorValueWithData(_device.MemoryInfo, (TensorElementType)(int)type, shape, buffer.Pointer + (nint)offsetBytes, Math.Max(bytes, 1));
     }
 
     /// <summary>

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The CPU closed loop of docs/fidelity.md, end to end:
+#   rlms profile (tiny, CPU, serving grid) -> rlms calibrate -> rlms simulate and rlms replay of
+#   scenarios/fidelity-cpu.yaml -> rlms validate per batching policy (prints the tables).
+#
+#   scripts/fidelity-cpu.sh [OUT_DIR]        (default OUT_DIR: results/fidelity-cpu)
+#
+# Environment: RLMS (an rlms binary; default: build Release and use it), THREADS (ONNX Runtime intra-op threads for
+# profile and replay, default 1), KV_MODE (how the profile runs its generation loops: serving, the replay engine
+# itself (default), or shared, the plain GenAI-style loop; docs/fidelity.md compares the two), CALIBRATION (where the fitted calibration goes; default OUT_DIR/cpu-tiny-tp1.json,
+# use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10).
+# Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. Run on a quiet machine: the
+# replay measures wall-clock time, and other processes on the cores show up as error.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=$(mkdir -p "${1:-$root/results/fidelity-cpu}" && cd "${1:-$root/results/fidelity-cpu}" && pwd)
+threads=${THREADS:-1}
+tolerance=${TOLERANCE:-0.10}
+kv_mode=${KV_MODE:-serving}
+cal=${CALIBRATION:-$out/cpu-tiny-tp1.json}
+[[ "$cal" = /* ]] || cal="$PWD/$cal"
+rlms=${RLMS:-}
+if [[ -z "$rlms" ]]; then
+  echo "building rlms (Release)..." >&2
+  dotnet build "$root/src/RLMServing.Cli" -c Release -v quiet -nologo >&2
+  rlms="$root/src/RLMServing.Cli/bin/Release/net10.0/rlms"
+fi
+scenario="$root/scenarios/fidelity-cpu.yaml"
+echo "load before: $(uptime)"
+
+"$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" \
+  --out "$out/profile" --no-progress 2>/dev/null
+"$rlms" calibrate "$out/profile" --gpu CPU --out "$cal"
+"$rlms" simulate "$scenario" --set "cost_model.file=$cal" --out "$out/simulated" --quiet
+"$rlms" replay "$scenario" --set "cost_model.file=$cal" --threads "$threads" --out "$out/measured"
+
+status=0
+for policy in static continuous chunked_prefill; do
+  echo
+  echo "== $policy: replay (measured) vs simulate (predicted) =="
+  "$rlms" validate --measured "$out/measured/$policy/requests.parquet" --predicted "$out/simulated/$policy/requests.parquet" \
+    --tolerance "$tolerance" || status=1
+done
+echo "load after: $(uptime)"
+exit $status

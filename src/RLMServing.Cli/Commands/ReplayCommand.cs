@@ -1,0 +1,141 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using CommandLine;
+using RLMServing.IO.Catalog;
+using RLMServing.IO.Runs;
+using RLMServing.IO.Scenarios;
+using RLMServing.Metrics;
+using RLMServing.Profiling.Onnx;
+using RLMServing.Profiling.Replay;
+using RLMServing.Profiling.Runtime;
+using Spectre.Console;
+
+namespace RLMServing.Cli.Commands;
+
+[Verb("replay", HelpText = "Run a scenario's workload on a real ONNX Runtime serving engine; write measured results in the simulator's schema.")]
+public sealed class ReplayCommand : ICommand
+{
+    [Value(0, MetaName = "SCENARIO", Required = true, HelpText = "Scenario YAML file.")]
+    public string File { get; set; } = "";
+
+    [Option("out", Required = true, HelpText = "Output folder (one subfolder per variant).")]
+    public string Out { get; set; } = "";
+
+    [Option("set", HelpText = "Override a scenario key: dotted.key=value (repeatable).")]
+    public IEnumerable<string> Set { get; set; } = [];
+
+    [Option("catalog", HelpText = "Extra catalog folders or files (GPUs, models) added to the bundled catalog.")]
+    public IEnumerable<string> Catalog { get; set; } = [];
+
+    [Option("device", Default = "cpu", HelpText = "cpu, cuda or cuda:N (CUDA needs a build with -p:OrtGpu=true).")]
+    public string Device { get; set; } = "cpu";
+
+    [Option("dtype", HelpText = "fp32, fp16 or bf16 (default: fp32 on cpu, fp16 on cuda).")]
+    public string? Dtype { get; set; }
+
+    [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads (0: runtime default); profile with the same.")]
+    public int Threads { get; set; }
+
+    [Option("variant", HelpText = "Replay only these variants (comma-separated; default: all).", Separator = ',')]
+    public IEnumerable<string> Variants { get; set; } = [];
+
+    [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
+    public bool Quiet { get; set; }
+
+    public int Run()
+    {
+        var catalog = CatalogLoader.LoadDefault(Catalog);
+        var file = ScenarioLoader.Load(File, Set);
+        var runs = ScenarioRunner.Prepare(file, catalog);
+        var only = Variants.ToList();
+        var unknown = only.Where(v => runs.All(r => r.Name != v)).ToList();
+        if (unknown.Count > 0)
+            throw new UserInputException($"--variant: {string.Join(", ", unknown)} not in {File} (variants: {string.Join(", ", runs.Select(r => r.Name))})");
+        if (only.Count > 0) runs = runs.Where(r => only.Contains(r.Name)).ToList();
+        foreach (var run in runs) ReplayRunner.Check(run, File);   // every run is checked before anything runs
+        var spec = DeviceSpec.Parse(Device);
+        var dtype = TransformerGraphs.ParseDtype(Dtype ?? (spec.Cuda ? "fp16" : "fp32"));
+        var command = "rlms replay " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        var summaries = new List<RunSummary>();
+        try
+        {
+            using var device = new DeviceContext(spec, Threads);
+            foreach (var run in runs)
+            {
+                string? variant = file.HasVariants ? run.Name : null;
+                var dir = variant is null ? Out : Path.Combine(Out, variant);
+                ReplayResult result;
+                try { result = WithProgress(run, variant, device, dtype, cts.Token); }
+                catch (OperationCanceledException)
+                {
+                    Console.Error.WriteLine($"interrupted: {variant ?? file.Name} was not written (a partial run would be a biased sample); " +
+                        $"{summaries.Count} finished run(s) kept in {Out}");
+                    return 130;
+                }
+                ReplayRunner.WriteAsync(dir, result, ReplayRunner.Metadata(run, variant, command, result, Threads)).GetAwaiter().GetResult();
+                summaries.Add(result.Result.Summary);
+                if (!Quiet) Console.Error.WriteLine(Line(variant ?? file.Name, result));
+            }
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+        if (file.HasVariants && only.Count == 0) ScenarioRunner.WriteComparisonAsync(Out, file.Name, summaries).GetAwaiter().GetResult();
+        if (!Quiet) AnsiConsole.Write(SimulateCommand.SummaryTable($"{file.Name} (replay)", summaries));
+        Console.WriteLine($"results: {Out}");
+        return 0;
+    }
+
+    private static string Line(string name, ReplayResult r)
+    {
+        var it = r.Iterations;
+        double busy = it.Sum(x => x.StepTimeMs), ort = it.Sum(x => x.OrtTimeMs);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{name}: {r.Result.Summary.Completed} requests, {it.Count} iterations in {r.Result.Summary.Duration:F1} s on {r.Device.DeviceName}; " +
+            $"ONNX Runtime {ort / 1000:F1} s of {busy / 1000:F1} s busy");
+    }
+
+    private ReplayResult WithProgress(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype, CancellationToken cancel)
+    {
+        if (Quiet) return ReplayRunner.Run(run, variant, device, dtype, null, cancel);
+        if (!AnsiConsole.Profile.Capabilities.Interactive)
+            return ReplayRunner.Run(run, variant, device, dtype, new LineProgress(variant ?? run.Name), cancel);
+        ReplayResult? result = null;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
+                new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask($"replaying {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
+                result = ReplayRunner.Run(run, variant, device, dtype, new Progress(task), cancel);
+                task.Value = 1.0;
+            });
+        return result!;
+    }
+
+    private sealed class Progress(ProgressTask task) : IProgress<double>
+    {
+        public void Report(double value) => task.Value = value;
+    }
+
+    /// <summary>Without a terminal (scripts, CI): one line per tenth of the requests done.</summary>
+    private sealed class LineProgress(string name) : IProgress<double>
+    {
+        private readonly System.Diagnostics.Stopwatch _sw = System.Diagnostics.Stopwatch.StartNew();
+        private int _tenths;
+
+        public void Report(double value)
+        {
+            int tenths = (int)Math.Floor(value * 10);
+            if (tenths <= _tenths) return;
+            _tenths = tenths;
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"replaying {name}: {tenths * 10}% of requests done, {_sw.Elapsed.TotalSeconds:F0} s"));
+        }
+    }
+}

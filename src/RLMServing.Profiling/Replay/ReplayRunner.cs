@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text.Json.Serialization;
+using Parquet;
+using Parquet.Serialization;
+using RLMServing.IO.Results;
+using RLMServing.IO.Runs;
+using RLMServing.Profiling.Onnx;
+using RLMServing.Profiling.Runtime;
+using RLMServing.Profiling.Traces;
+using RLMServing.Simulation;
+
+namespace RLMServing.Profiling.Replay;
+
+/// <summary>One row of a replay's iterations.parquet (docs/metrics.md); times from the start of the run.</summary>
+public sealed class ReplayIterationRow
+{
+    [JsonPropertyName("iteration")] public long Iteration { get; set; }
+    [JsonPropertyName("start_time_s")] public double StartTimeS { get; set; }
+    /// <summary>Wall time of the iteration: every call, input binding, KV slot moves and sampling.</summary>
+    [JsonPropertyName("step_time_ms")] public double StepTimeMs { get; set; }
+    /// <summary>Time inside ONNX Runtime's Run calls only.</summary>
+    [JsonPropertyName("ort_time_ms")] public double OrtTimeMs { get; set; }
+    [JsonPropertyName("ort_calls")] public int OrtCalls { get; set; }
+    /// <summary>Wall time since the previous iteration ended (the scheduler's own time, or idling for arrivals).</summary>
+    [JsonPropertyName("gap_ms")] public double GapMs { get; set; }
+    [JsonPropertyName("prefill_requests")] public int PrefillRequests { get; set; }
+    [JsonPropertyName("prefill_tokens")] public long PrefillTokens { get; set; }
+    /// <summary>Tokens already cached before the iteration's prefill chunks, summed over chunks.</summary>
+    [JsonPropertyName("prefill_context_tokens")] public long PrefillContextTokens { get; set; }
+    [JsonPropertyName("decode_count")] public int DecodeCount { get; set; }
+    /// <summary>Sum over decoding requests of the KV entries they attend to, the new token included.</summary>
+    [JsonPropertyName("decode_context_sum")] public long DecodeContextSum { get; set; }
+    /// <summary>Tokens sampled in the iteration: one per decode and one per prefill chunk that completes a prompt.</summary>
+    [JsonPropertyName("tokens_generated")] public int TokensGenerated { get; set; }
+    /// <summary>KV entries held by running requests at the end of the iteration, and their bytes.</summary>
+    [JsonPropertyName("kv_tokens")] public long KvTokens { get; set; }
+    [JsonPropertyName("kv_bytes")] public long KvBytes { get; set; }
+    /// <summary>Process resident memory (CPU) or device memory in use (CUDA), read every 64 iterations; null between.</summary>
+    [JsonPropertyName("mem_bytes")] public long? MemBytes { get; set; }
+}
+
+/// <summary>A replayed run: the simulator-schema results (measured) and the executed iterations.</summary>
+public sealed record ReplayResult(SimulationResult Result, IReadOnlyList<ReplayIterationRow> Iterations, DeviceInfo Device, string Dtype);
+
+/// <summary>
+/// <c>rlms replay</c>: runs a bound scenario on the real ONNX Runtime engine. The requests are the simulator's own
+/// (same seed, same generator), the scheduling is the simulator's replica engine stepped one iteration at a time,
+/// and every iteration is executed instead of priced, on the wall clock.
+/// </summary>
+public static class ReplayRunner
+{
+    /// <summary>What the real engine cannot do, as one line naming the scenario file and key.</summary>
+    public static void Check(PreparedRun run, string file)
+    {
+        var hw = run.Scenario.Hardware;
+        if (hw.Replicas != 1)
+            throw new UserInputException($"{file}: hardware.replicas: rlms replay serves one replica, got {hw.Replicas} (run {run.Name})");
+        if (hw.TensorParallel != 1)
+            throw new UserInputException($"{file}: hardware.tensor_parallel: rlms replay runs tensor parallel 1, got {hw.TensorParallel} (run {run.Name})");
+        if (run.Model.HeadDim % 16 != 0)
+            throw new UserInputException($"{file}: model: {run.Model.Name}: head_dim {run.Model.HeadDim} is not a multiple of 16, which GroupQueryAttention with rotary needs");
+    }
+
+    public static ReplayResult Run(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype,
+        IProgress<double>? progress = null, CancellationToken cancel = default, bool checkInvariants = false)
+    {
+        var s = run.Scenario;
+        var requests = s.ReplayRequests ?? s.Workload!.Generate(s.Seed);
+        int maxSeqTokens = requests.Count == 0 ? 16 : requests.Max(r => r.PromptTokens + r.OutputTokens);
+        int maxPrefill = Math.Min(s.Scheduler.MaxNumBatchedTokens, requests.Count == 0 ? 16 : requests.Max(r => r.PromptTokens));
+        using var engine = new OrtServingEngine(device, run.Model, dtype, s.Scheduler.MaxNumSeqs, maxSeqTokens, cancel);
+        engine.WarmUp(maxPrefill);
+        engine.StartClock();
+        var result = Simulator.Run(s, run.Model, run.Gpu, run.Cost, progress, checkInvariants, engine);
+        result = result with { Summary = result.Summary with { Variant = variant } };
+        return new ReplayResult(result, Rows(engine.Iterations, engine.KvBytesPerToken), device.Describe(), TransformerGraphs.DtypeName(dtype));
+    }
+
+    private static List<ReplayIterationRow> Rows(IReadOnlyList<ReplayIteration> iterations, long kvBytesPerToken)
+    {
+        var rows = new List<ReplayIterationRow>(iterations.Count);
+        double lastEnd = 0;
+        foreach (var it in iterations)
+        {
+            rows.Add(new ReplayIterationRow
+            {
+                Iteration = it.Index,
+                StartTimeS = it.StartS,
+                StepTimeMs = (it.EndS - it.StartS) * 1000,
+                OrtTimeMs = it.OrtTimeUs / 1000,
+                OrtCalls = it.OrtCalls,
+                GapMs = (it.StartS - lastEnd) * 1000,
+                PrefillRequests = it.PrefillRequests,
+                PrefillTokens = it.PrefillTokens,
+                PrefillContextTokens = it.PrefillContextTokens,
+                DecodeCount = it.DecodeCount,
+                DecodeContextSum = it.DecodeContextSum,
+                TokensGenerated = it.TokensGenerated,
+                KvTokens = it.KvTokens,
+                KvBytes = it.KvTokens * kvBytesPerToken,
+                MemBytes = it.MemBytes,
+            });
+            lastEnd = it.EndS;
+        }
+        return rows;
+    }
+
+    /// <summary>The simulator's metadata, marked as a measurement, with the device and runtime that measured it.</summary>
+    public static Dictionary<string, string> Metadata(PreparedRun run, string? variant, string command, ReplayResult r, int threads)
+    {
+        var meta = ScenarioRunner.Metadata(run, variant, command);
+        meta["rlms.source"] = "replay";
+        meta[TraceMetadata.Device] = r.Device.DeviceName;
+        meta[TraceMetadata.Ort] = r.Device.OrtVersion;
+        meta[TraceMetadata.Driver] = r.Device.Driver;
+        meta[TraceMetadata.Cuda] = r.Device.CudaVersion;
+        meta[TraceMetadata.Dtype] = r.Dtype;
+        meta["rlms.intra_op_threads"] = threads.ToString(CultureInfo.InvariantCulture);
+        return meta;
+    }
+
+    /// <summary>summary.json, requests.parquet, timeseries.parquet and iterations.parquet, all or none (atomic moves).</summary>
+    public static Task WriteAsync(string dir, ReplayResult r, IReadOnlyDictionary<string, string> metadata)
+    {
+        var iterMeta = new Dictionary<string, string>(metadata)
+        {
+            [TraceMetadata.Schema] = "replay_iteration",
+            [TraceMetadata.SchemaVersion] = "1",
+        };
+        return ResultWriter.WriteRunAsync(dir, r.Result, metadata,
+        [
+            ("iterations.parquet", p => ParquetSerializer.SerializeAsync(r.Iterations, p, new ParquetOptions(), iterMeta)),
+        ]);
+    }
+}
