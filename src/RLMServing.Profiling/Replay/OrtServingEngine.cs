@@ -83,6 +83,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         {
             _sig = DecoderSignature.FromSession(_session.Session, arch.Name, model.Weights.Select(w => w.Name).ToHashSet(StringComparer.Ordinal));
             _vocab = arch.Vocab;
+            if (_sig.NextToken is not null) _session.BindOutputToDevice(_sig.Logits);
             _tokenBytes = (long)_sig.HeadDim * TransformerGraphs.ElementBytes(_sig.KvType);
             _headBytes = _tokenBytes * _maxSeq;
             _slotBytes = _headBytes * _sig.KvHeads;
@@ -362,6 +363,13 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     /// <summary>Runs the bound call, logits into host memory, and returns its time (µs) and each row's ArgMax token.</summary>
     private double RunAndSample(int rows, out long[] next)
     {
+        if (_sig.NextToken is not null)
+        {
+            // Sampled on the device: logits stay there, only the token ids come back.
+            next = new long[rows];
+            _session.RebindDeviceOutputs();
+            return Run(_sig.NextToken, OrtValue.CreateTensorValueFromMemory(next, [rows, 1]));
+        }
         (double Us, long[] Next) r = _dtype switch
         {
             OnnxType.Float => RunAndSample<float>(rows, x => x),
@@ -376,7 +384,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private (double Us, long[] Next) RunAndSample<T>(int rows, Func<T, float> value) where T : unmanaged
     {
         var logits = new T[rows * _vocab];
-        double us = Run(OrtValue.CreateTensorValueFromMemory(logits, [rows, 1, _vocab]));
+        double us = Run(_sig.Logits, OrtValue.CreateTensorValueFromMemory(logits, [rows, 1, _vocab]));
         var next = new long[rows];
         for (int r = 0; r < rows; r++)
         {
@@ -392,11 +400,11 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         return (us, next);
     }
 
-    private double Run(OrtValue logits)
+    private double Run(string output, OrtValue host)
     {
-        using (logits)
+        using (host)
         {
-            _session.BindOutput(_sig.Logits, logits);
+            _session.BindOutput(output, host);
             _call.Restart();
             _session.Run();
             _call.Stop();
