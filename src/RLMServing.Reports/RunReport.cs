@@ -72,7 +72,7 @@ public static class RunReport
         }
         var chart = ChartKit.Combine(traces).Axes($"{m.Name}: histogram", $"{m.Name[..m.Name.IndexOf(' ')]} ({m.Unit}, log scale)", "share of completed requests (%)", logX: true);
         return new ReportChart($"{m.Id}-histogram", DistributionSection, $"{m.Id.ToUpperInvariant()} histogram", chart,
-            $"{HistogramBins} log-spaced bins; each curve sums to 100%. Two humps are two populations (short answers and long chains of thought).");
+            $"{HistogramBins} log-spaced bins; each curve sums to 100%." + (m.Id == "e2el" ? " For a reasoning model, two humps are two populations: short answers and long chains of thought." : ""));
     }
 
     private static ReportChart Cdf(IReadOnlyList<RunData> runs, Metric m)

@@ -108,8 +108,10 @@ public static class SweepReport
 
     private static ReportChart AgainstLoad(SweepResults r, IReadOnlyList<Config> configs, IReadOnlyList<string> varied, string loadColumn, string loadLabel, string metric, string label)
     {
-        var others = varied.Where(a => a != loadColumn).ToList();
-        var groups = configs.GroupBy(c => others.Count == 0 ? "all" : Label(r, others, c)).ToList();
+        // Over a rate axis: one curve per combination of the other axes. Against achieved throughput: one curve per
+        // value of the first axis, through the configurations of the others (a latency-throughput trade-off curve).
+        var others = loadColumn == "request_throughput" ? varied.Take(1).ToList() : varied.Where(a => a != loadColumn).ToList();
+        var groups = configs.GroupBy(c => others.Count == 0 ? "all configurations" : Label(r, others, c)).ToList();
         var traces = new List<GenericChart>();
         foreach (var g in groups.Take(MaxSeries))
         {
@@ -122,7 +124,7 @@ public static class SweepReport
         var chart = ChartKit.Combine(traces).Axes($"{label} against load", loadLabel, $"{label}, log scale", logY: true);
         var id = metric.StartsWith("p99_ttft") ? "ttft-vs-load" : "tpot-vs-load";
         return new ReportChart(id, LoadSection, $"{label} vs load", chart,
-            groups.Count > MaxSeries ? $"First {MaxSeries} of {groups.Count} series shown; one series per combination of the other axes." : "One series per combination of the other axes.");
+            (groups.Count > MaxSeries ? $"First {MaxSeries} of {groups.Count} series shown. " : "") + (others.Count == 0 ? "" : $"One series per value of {string.Join(", ", others)}; hover for each configuration."));
     }
 
     private readonly record struct CostInfo(string Label, double?[] PerConfig, bool FromSweep);
@@ -188,13 +190,14 @@ public static class SweepReport
 
     private static ReportChart Capacity(SweepResults r, IReadOnlyList<Config> configs, IReadOnlyList<string> varied)
     {
-        var rows = configs.Select(c => (C: c, Gpus: r.Mean("capacity.gpus_for_target", c.Rows))).Where(p => p.Gpus is not null).OrderBy(p => p.Gpus).ToList();
+        // plotly.js draws the first category at the bottom: most GPUs first puts the fewest at the top.
+        var rows = configs.Select(c => (C: c, Gpus: r.Mean("capacity.gpus_for_target", c.Rows))).Where(p => p.Gpus is not null).OrderByDescending(p => p.Gpus).ToList();
         var labels = rows.Select(p => varied.Count > 0 ? Label(r, varied, p.C) : $"config {r.Text(SweepResults.ConfigId, p.C.Rows[0])}").ToArray();
         var chart = Chart.Bar<double, string, string>(rows.Select(p => p.Gpus!.Value).ToArray(), Keys: labels, Name: "GPUs for the target rate",
                 MultiText: rows.Select(p => r.IsNumeric(CostColumn) && r.Mean(CostColumn, p.C.Rows) is { } cost ? $"{Format.Number(cost)} USD per million tokens" : "").ToArray())
             .Hover("%{y}<br>%{x} GPUs for the target rate<br>%{text}<extra></extra>")
             .Axes("GPUs needed for the target rate", "GPUs (replicas x GPUs per replica)", "configuration", categoryY: true);
-        return new ReportChart("capacity", CostSection, "GPUs for the target", chart, "Fewest first; hover for the cost per million tokens.");
+        return new ReportChart("capacity", CostSection, "GPUs for the target", chart, "Fewest at the top; the bar's label and hover give the cost per million tokens.");
     }
 
     private static string Header(SweepInput input, IReadOnlyList<Config> configs, IReadOnlyList<string> varied, CostInfo? cost, string latency, IReadOnlyList<string> notes)
