@@ -36,7 +36,14 @@ internal static class ChartKit
 
     public static GenericChart Hover(this GenericChart chart, string template) => chart.TraceStyle("hovertemplate", template);
 
-    public static GenericChart Combine(IEnumerable<GenericChart> charts) => Plotly.NET.CSharp.Chart.Combine(charts.ToList());
+    /// <summary>The charts overlaid on one set of axes; an empty "no data" series when there is nothing to draw.</summary>
+    public static GenericChart Combine(IEnumerable<GenericChart> charts)
+    {
+        var list = charts.ToList();
+        return list.Count > 0
+            ? Plotly.NET.CSharp.Chart.Combine(list)
+            : Plotly.NET.CSharp.Chart.Scatter<double, double, string>(Array.Empty<double>(), Array.Empty<double>(), StyleParam.Mode.Markers, Name: "no data");
+    }
 
     /// <summary>The figure's traces and layout as JSON for <c>Plotly.newPlot</c>, safe to inline in a script element.</summary>
     public static (string Data, string Layout) ToJson(GenericChart chart)
