@@ -54,6 +54,14 @@ internal static class ChartKit
         layout.RemoveProperty("template");
         layout.SetProperty("colorway", Colorway);
         layout.SetProperty("hovermode", "closest");
+        foreach (var axis in new[] { "xaxis", "yaxis" })
+            if (layout.TryGetPropertyValue(axis) is { } a && a.Value is DynamicObj.DynamicObj axisObj)
+                axisObj.SetProperty("automargin", true);      // long category labels get room instead of being cut
+        if (layout.TryGetPropertyValue("title") is { } t && t.Value is DynamicObj.DynamicObj titleObj)
+        {
+            titleObj.SetProperty("x", 0.01);                // left, clear of the mode bar at the top right
+            titleObj.SetProperty("xanchor", "left");
+        }
         layout.RemoveProperty("width");        // the page sizes charts (responsive); height is fixed for a steady grid
         layout.SetProperty("height", HeightPx);
         layout.SetProperty("autosize", true);

@@ -92,7 +92,7 @@ public static class SweepReport
             .TraceStyle("reversescale", lowerIsBetter)     // the better end is always the light (yellow) one
             .TraceStyle("colorbar", new Dictionary<string, object> { ["title"] = new Dictionary<string, string> { ["text"] = label } })
             .Hover($"{Format.Html(xAxis)} = %{{x}}<br>{Format.Html(yAxis)} = %{{y}}<br>{Format.Html(label)}: %{{z:.4s}}<br>%{{text}}<extra></extra>")
-            .Axes($"{label} by {xAxis} and {yAxis}", xAxis, yAxis, categoryX: true, categoryY: true);
+            .Axes(label, xAxis, yAxis, categoryX: true, categoryY: true);
         var id = "heatmap-" + metric.Replace('.', '-').Replace('_', '-');
         return new ReportChart(id, HeatmapSection, $"Heatmap: {label}", chart,
             (averaged ? "Mean over the other axes and the seeds. " : "Mean over the seeds. ") + (lowerIsBetter ? "Lighter is better (lower)." : "Lighter is better (higher)."));
