@@ -152,4 +152,26 @@ public static class ResultWriter
         }
         return rows;
     }
+
+    /// <summary>Reads timeseries.parquet back (for reports and tests).</summary>
+    public static async Task<IReadOnlyList<TimeseriesPoint>> ReadTimeseriesAsync(string path)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        await using var stream = File.OpenRead(path);
+        await using var reader = await ParquetReader.CreateAsync(stream);
+        var rows = new List<TimeseriesPoint>();
+        for (int gi = 0; gi < reader.RowGroupCount; gi++)
+        {
+            using var g = reader.OpenRowGroupReader(gi);
+            DataField F(string name) => reader.Field(name, path);
+            var t = await g.Read<double>(F("time_s"));
+            var rep = await g.Read<int>(F("replica"));
+            var w = await g.Read<int>(F("waiting"));
+            var run = await g.Read<int>(F("running"));
+            var kv = await g.Read<long>(F("kv_blocks_used"));
+            var use = await g.Read<double>(F("kv_cache_usage"));
+            for (int i = 0; i < t.Length; i++) rows.Add(new TimeseriesPoint(t[i], rep[i], w[i], run[i], kv[i], use[i]));
+        }
+        return rows;
+    }
 }
