@@ -6,9 +6,9 @@ public enum BatchingPolicy { Static, Continuous, ChunkedPrefill }
 
 public enum QueueOrder { Fcfs, Sjf, Priority }
 
-public enum PreemptionMode { Recompute }
+public enum PreemptionMode { Recompute, Swap }
 
-public enum RouterKind { RoundRobin, Random }
+public enum RouterKind { RoundRobin, Random, LeastOutstanding, LeastKv, PowerOfTwo, PrefixAffinity }
 
 /// <summary>GPU type and how many replicas of what tensor-parallel degree serve the model.</summary>
 public sealed record HardwareConfig(string Gpu, int Replicas, int TensorParallel);
@@ -32,7 +32,11 @@ public sealed record SchedulerConfig(
     double BatchTimeoutMs,
     RouterKind Router);
 
-public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, double? ActivationReserveGib);
+public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, double? ActivationReserveGib)
+{
+    /// <summary>Prefix caching, swap space and admission watermark (docs/scenarios.md, kv_cache).</summary>
+    public MemoryPolicyConfig Memory { get; init; } = MemoryPolicyConfig.Default;
+}
 
 /// <summary>Service-level objectives; a request counts towards goodput when it meets every one that is set.</summary>
 public sealed record SloConfig(double? TtftMs, double? TpotMs, double? E2elMs)
@@ -61,4 +65,8 @@ public sealed record Scenario(
     KvCacheConfig KvCache,
     SloConfig Slo,
     MetricsConfig Metrics,
-    SimulationConfig Simulation);
+    SimulationConfig Simulation)
+{
+    /// <summary>Replica groups and cluster-level policies; null means the single group that <c>hardware</c> describes.</summary>
+    public ClusterConfig? Cluster { get; init; }
+}

@@ -26,7 +26,23 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     /// <summary>Tokens to run through prefill: the prompt, plus earlier output after a recompute preemption.</summary>
     public int PrefillTarget { get; set; }
     public int Prefilled { get; set; }
+
+    /// <summary>Private KV blocks while prefilling (cached prefix blocks are counted in <see cref="PrefixBlocks"/>).</summary>
     public int BlocksHeld { get; set; }
+
+    /// <summary>Leading blocks of the context this request references in the prefix cache.</summary>
+    public int PrefixBlocks { get; set; }
+
+    /// <summary>Prefix-cache hit found for the head of the queue, taken at admission (tokens, whole blocks).</summary>
+    public int PendingPrefixTokens { get; set; }
+
+    /// <summary>Most prompt tokens served from the prefix cache at one admission.</summary>
+    public int CachedPromptTokens { get; set; }
+
+    /// <summary>KV entries held in host memory after a swap-out (0 when not swapped).</summary>
+    public long SwappedKv { get; set; }
+
+    public int PrefillLeft => PrefillTarget - Prefilled - PendingPrefixTokens;
 
     // Lazy decode progress.
     public long JoinDc { get; set; }
@@ -61,5 +77,5 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
         RejectReason is null ? Spec.ThinkingTokens : 0,
         RejectReason is null ? RequestStatus.Completed : RequestStatus.Rejected,
         FirstScheduledS, FirstTokenS, FirstAnswerS, CompletionS, Preemptions, replica, RejectReason,
-        Spec.ThinkingTruncated);
+        Spec.ThinkingTruncated) { CachedPromptTokens = CachedPromptTokens };
 }
