@@ -12,6 +12,14 @@ namespace RLMServing.Simulation;
 /// </summary>
 internal static class ClusterDriver
 {
+    /// <summary>KV hand-offs from prefill to decode replicas: how many, their total time, and per request (each must be one).</summary>
+    internal sealed class KvTransferStats
+    {
+        public long Count;
+        public double TotalS;
+        public Dictionary<long, int> PerRequest { get; } = new();
+    }
+
     public static IEnumerable<RequestSpec> InArrivalOrder(IReadOnlyList<RequestSpec> requests) =>
         requests.OrderBy(r => r.ArrivalTimeS).ThenBy(r => r.Id);
 
@@ -23,6 +31,41 @@ internal static class ClusterDriver
             engines[router.Route(spec, engines)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
         }
         foreach (var e in engines) e.Run();
+    }
+
+    /// <summary>
+    /// Disaggregated serving. Prefill replicas do not depend on decode replicas (no back-pressure: a prefill replica
+    /// frees the KV once it is sent), so the prefill pool runs first and records each hand-off; each request's KV
+    /// then travels once, taking prompt KV bytes / link bandwidth + latency, and the decode pool runs in lockstep to
+    /// those arrivals with its own router.
+    /// </summary>
+    public static KvTransferStats RunDisaggregated(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] prefill, ReplicaEngine[] decode,
+        IRouter prefillRouter, IRouter decodeRouter, KvTransferConfig link, long kvBytesPerToken)
+    {
+        var handoffs = new List<(double ReadyS, SimRequest Request)>();
+        var stats = new KvTransferStats();
+        foreach (var p in prefill)
+            p.OnPrefilled = (r, doneS) =>
+            {
+                double transferS = (double)r.PrefillTarget * kvBytesPerToken / (link.BandwidthGBps * 1e9) + link.LatencyMs / 1000;
+                stats.Count++;
+                stats.TotalS += transferS;
+                stats.PerRequest[r.Spec.Id] = stats.PerRequest.GetValueOrDefault(r.Spec.Id) + 1;
+                handoffs.Add((doneS + transferS, r));
+            };
+        if (prefillRouter.StateDependent) RunLockstep(requests, prefill, prefillRouter);
+        else
+        {
+            foreach (var spec in InArrivalOrder(requests)) prefill[prefillRouter.Route(spec, prefill)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
+            foreach (var e in prefill) e.Run();
+        }
+        foreach (var (readyS, r) in handoffs.OrderBy(h => h.ReadyS).ThenBy(h => h.Request.Spec.Id))
+        {
+            foreach (var e in decode) e.Advance(readyS);
+            decode[decodeRouter.Route(r.Spec, decode)].AddTransferred(r, readyS);
+        }
+        foreach (var e in decode) e.Run();
+        return stats;
     }
 
     /// <summary>Prefix-cache hit rate (cached over prompt tokens at admission, vLLM's definition) and swap counts.</summary>

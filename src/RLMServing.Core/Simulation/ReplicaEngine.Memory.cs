@@ -143,11 +143,15 @@ internal sealed partial class ReplicaEngine : Routing.IReplicaLoad
         long blocks = BlocksFor(kv);
         _usedBlocks += blocks;
         TrimPrefixCache();
-        _swapUsedBlocks -= blocks;
-        _pendingTransferS += blocks * _swapSecondsPerBlock;
+        if (!r.TransferredIn)
+        {
+            _swapUsedBlocks -= blocks;
+            _pendingTransferS += blocks * _swapSecondsPerBlock;
+            _swapped.Remove(r);
+            Stats.SwapIns++;
+        }
+        r.TransferredIn = false;
         r.SwappedKv = 0;
-        _swapped.Remove(r);
-        Stats.SwapIns++;
         r.AdmitSeq = _admitSeq++;
         JoinDecodeSet(r, kv);
         return true;

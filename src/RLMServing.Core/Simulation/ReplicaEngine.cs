@@ -104,7 +104,7 @@ internal sealed partial class ReplicaEngine
     public void AddArrival(SimRequest r)
     {
         _arrivals.Enqueue(r, (r.ArrivalTimeS, r.Spec.Id));
-        _queuedPromptBlocks += BlocksFor(r.Spec.PromptTokens);
+        if (r.FirstScheduledS is null) _queuedPromptBlocks += BlocksFor(r.Spec.PromptTokens);
     }
 
     /// <summary>Runs until every arrival (including closed-loop follow-ups) has completed or been rejected.</summary>
@@ -165,7 +165,7 @@ internal sealed partial class ReplicaEngine
             long peakKv = (long)r.Spec.PromptTokens + r.Target - 1;
             if (r.Spec.PromptTokens > _kv.CapacityTokens)
                 Reject(r, "prompt_exceeds_kv_cache");
-            else if (peakKv > _kv.CapacityTokens)
+            else if (peakKv > _kv.CapacityTokens && OnPrefilled is null)   // a prefill replica only ever holds the prompt
                 Reject(r, "exceeds_kv_cache");
             else
             {
@@ -180,7 +180,7 @@ internal sealed partial class ReplicaEngine
     {
         r.RejectReason = reason;
         r.State = RequestState.Done;
-        _queuedPromptBlocks -= BlocksFor(r.Spec.PromptTokens);
+        if (r.FirstScheduledS is null) _queuedPromptBlocks -= BlocksFor(r.Spec.PromptTokens);
         Finish(r, r.ArrivalTimeS);
     }
 
@@ -401,6 +401,7 @@ internal sealed partial class ReplicaEngine
             Complete(r, _clock);
             return;
         }
+        if (HandOffAfterPrefill(r)) return;
         JoinDecodeSet(r, r.PrefillTarget);
     }
 

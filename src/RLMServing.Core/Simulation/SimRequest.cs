@@ -42,6 +42,12 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     /// <summary>KV entries held in host memory after a swap-out (0 when not swapped).</summary>
     public long SwappedKv { get; set; }
 
+    /// <summary>The KV in <see cref="SwappedKv"/> came from a prefill replica over the network, not from this replica's swap space.</summary>
+    public bool TransferredIn { get; set; }
+
+    /// <summary>When the request reached the cluster, when <see cref="ArrivalTimeS"/> is its arrival at a decode replica.</summary>
+    public double? ClusterArrivalS { get; set; }
+
     public int PrefillLeft => PrefillTarget - Prefilled - PendingPrefixTokens;
 
     // Lazy decode progress.
@@ -72,7 +78,7 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     public long RemainingWork => PrefillTarget - Prefilled + Target - Generated;
 
     public RequestRecord ToRecord(int replica) => new(
-        Spec.Id, ArrivalTimeS, Spec.PromptTokens,
+        Spec.Id, ClusterArrivalS ?? ArrivalTimeS, Spec.PromptTokens,
         RejectReason is null ? Target : 0,
         RejectReason is null ? Spec.ThinkingTokens : 0,
         RejectReason is null ? RequestStatus.Completed : RequestStatus.Rejected,

@@ -69,7 +69,16 @@ public static class Simulator
         }
 
         var router = Routers.Create(scenario.Scheduler.Router, SyntheticWorkload.Mix(scenario.Seed, 17), scenario.Cluster?.BalanceThreshold ?? 32);
-        if (closedLoop is not null)
+        var transfers = new ClusterDriver.KvTransferStats();
+        if (groups.Any(g => g.Role != ReplicaRole.Both))
+        {
+            if (closedLoop is not null) throw new InvalidOperationException("closed-loop clients cannot drive a disaggregated cluster");
+            var decodeRouter = Routers.Create(scenario.Scheduler.Router, SyntheticWorkload.Mix(scenario.Seed, 18), scenario.Cluster?.BalanceThreshold ?? 32);
+            var link = scenario.Cluster?.KvTransfer ?? throw new InvalidOperationException("a disaggregated cluster needs cluster.kv_transfer");
+            transfers = ClusterDriver.RunDisaggregated(requests, engines.Where((_, i) => groups[groupOf[i]].Role == ReplicaRole.Prefill).ToArray(),
+                engines.Where((_, i) => groups[groupOf[i]].Role == ReplicaRole.Decode).ToArray(), router, decodeRouter, link, plans[0].KvBytesPerToken);
+        }
+        else if (closedLoop is not null)
         {
             SeedClosedLoop(closedLoop, requests, engines);
             foreach (var e in engines) e.Run();
@@ -102,7 +111,11 @@ public static class Simulator
             KvCacheCapacityTokens = plans.Min(p => p.CapacityTokens),
         };
         var summary = SummaryBuilder.Build(identity, records, itl, totals, scenario.Slo, first.Scheduler.MaxNumSeqs);
-        summary = ClusterDriver.AddMemoryPolicyMetrics(summary, scenario, engines, stats);
+        summary = ClusterDriver.AddMemoryPolicyMetrics(summary, scenario, engines, stats) with
+        {
+            KvTransfers = transfers.Count,
+            MeanKvTransferMs = transfers.Count == 0 ? 0 : transfers.TotalS * 1000 / transfers.Count,
+        };
         return new SimulationResult(summary, records, timeseries, plans[0]);
     }
 

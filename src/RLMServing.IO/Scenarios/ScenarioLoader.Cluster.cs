@@ -45,7 +45,7 @@ public static partial class ScenarioLoader
     /// group's <c>scheduler</c> map is applied over the top-level scheduler, key by key, like a variant's <c>set</c>.
     /// </summary>
     private static (ClusterConfig, SchedulerConfig) BindCluster(MapReader c, ConfigMap? schedulerTree, SchedulerConfig scheduler,
-        string file, HardwareCatalog catalog, ModelArchitecture model, KvCacheConfig kv, CostModelConfig cost)
+        string file, HardwareCatalog catalog, ModelArchitecture model, KvCacheConfig kv, CostModelConfig cost, bool arrivalIsClosedLoop)
     {
         if (c.Has("router"))
         {
@@ -69,6 +69,7 @@ public static partial class ScenarioLoader
                 try { gpu = catalog.Gpu(gpuName); }
                 catch (CatalogException e) { throw g.Error("gpu", e.Message); }
                 int replicas = g.PositiveInt("replicas", 1);
+                var role = g.Enum("role", ReplicaRole.Both, ("both", ReplicaRole.Both), ("prefill", ReplicaRole.Prefill), ("decode", ReplicaRole.Decode));
                 int tp = g.PositiveInt("tensor_parallel", 1);
                 if (model.Heads % tp != 0)
                     throw g.Error("tensor_parallel", $"{tp} does not divide the {model.Heads} attention heads of {model.Name}");
@@ -91,10 +92,25 @@ public static partial class ScenarioLoader
                 try { KvCachePlan.For(model, gpu, tp, kv, groupScheduler); }
                 catch (UserInputException e) { throw new UserInputException($"{file}: {path}: {e.Message}"); }
                 g.Done();
-                groups.Add(new ReplicaGroupConfig(name, gpu.Name, replicas, tp, groupScheduler, ReplicaRole.Both));
+                groups.Add(new ReplicaGroupConfig(name, gpu.Name, replicas, tp, groupScheduler, role));
             }
         }
+        KvTransferConfig? link = null;
+        if (c.Map("kv_transfer") is { } t)
+        {
+            link = new KvTransferConfig(t.PositiveDouble("bandwidth_gbps"), t.NonNegativeDouble("latency_ms", 0));
+            t.Done();
+        }
+        var cluster = new ClusterConfig(groups, balance, link);
+        if (cluster.Disaggregated)
+        {
+            if (groups.Any(g => g.Role == ReplicaRole.Both) || !groups.Any(g => g.Role == ReplicaRole.Prefill) || !groups.Any(g => g.Role == ReplicaRole.Decode))
+                throw c.Error("groups", "a disaggregated cluster needs every group to be role: prefill or role: decode, with at least one of each");
+            if (link is null) throw c.Error("kv_transfer", "is required with prefill and decode groups: { bandwidth_gbps: GB/s per transfer, latency_ms }");
+            if (arrivalIsClosedLoop) throw c.Error("groups", "closed-loop arrivals cannot drive a disaggregated cluster yet; use an open-loop arrival process or a trace");
+        }
+        else if (link is not null) throw c.Error("kv_transfer", "only applies to a disaggregated cluster (groups with role: prefill and role: decode)");
         c.Done();
-        return (new ClusterConfig(groups, balance, null), scheduler);
+        return (cluster, scheduler);
     }
 }

@@ -119,7 +119,7 @@ public static partial class ScenarioLoader
         ClusterConfig? cluster = null;
         if (clusterR is not null)
         {
-            (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost);
+            (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals);
             if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
         }
         if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster };

@@ -135,6 +135,53 @@ public class ClusterTests
         Assert.All(result.Timeseries.Where(p => p.Replica > 0), p => Assert.Equal((double)p.KvBlocksUsed / largeBlocks, p.KvUsage, 9));
     }
 
+    [Property(MaxTest = 80)]
+    public void DisaggregationTransfersEachRequestsKvOnce(int seed)
+    {
+        var s = Disaggregated(seed, bandwidthGBps: 10);
+        var gpu = TestScenarios.GpuFor(seed);
+        int prefillReplicas = 1 + Math.Abs(seed % 2), decodeReplicas = 1 + Math.Abs(seed / 2 % 2);
+        var result = TestScenarios.RunGroups(s, DisaggregatedGroups(s, gpu, prefillReplicas, decodeReplicas), check: true);
+        var ids = s.ReplayRequests!.Select(r => r.Id).Order().ToList();
+        Assert.Equal(ids, result.Requests.Select(r => r.RequestId).ToList());
+        bool OnDecode(RequestRecord r) => r.Replica >= prefillReplicas;
+        // Everything that decodes was handed over, and each hand-off is one transfer.
+        Assert.All(result.Requests.Where(r => r.Status == RequestStatus.Completed && r.OutputTokens > 1), r => Assert.True(OnDecode(r), $"request {r.RequestId} decoded on prefill replica {r.Replica}"));
+        Assert.All(result.Requests.Where(r => r.Status == RequestStatus.Completed && r.OutputTokens == 1), r => Assert.False(OnDecode(r)));
+        Assert.Equal(result.Requests.Count(OnDecode), result.Summary.KvTransfers);
+    }
+
+    [Fact]
+    public void ASlowerKvLinkDelaysDecodingButNotTheFirstToken()
+    {
+        var gpu = TestScenarios.SmallGpu(8);
+        var fast = Disaggregated(5, bandwidthGBps: 100);
+        var slow = Disaggregated(5, bandwidthGBps: 0.001);
+        var a = TestScenarios.RunGroups(fast, DisaggregatedGroups(fast, gpu, 1, 1));
+        var b = TestScenarios.RunGroups(slow, DisaggregatedGroups(slow, gpu, 1, 1));
+        Assert.Equal(a.Summary.MeanTtftMs, b.Summary.MeanTtftMs, 9);
+        Assert.True(b.Summary.MeanTpotMs > a.Summary.MeanTpotMs);
+        Assert.True(b.Summary.MeanKvTransferMs > 100 * a.Summary.MeanKvTransferMs);
+    }
+
+    private static Scenario Disaggregated(int seed, double bandwidthGBps)
+    {
+        var s = TestScenarios.RandomCombination(seed);
+        var workload = s.Workload! with { Arrival = new PoissonArrivals(100) };
+        return s with
+        {
+            Workload = workload,
+            ReplayRequests = TestScenarios.WithPrefixes(workload.Generate(s.Seed), new Random(seed)),
+            Cluster = new ClusterConfig([], 32, new KvTransferConfig(bandwidthGBps, 0.2)),
+        };
+    }
+
+    private static IReadOnlyList<ReplicaGroup> DisaggregatedGroups(Scenario s, RLMServing.Catalog.GpuSpec gpu, int prefill, int decode) =>
+    [
+        TestScenarios.Group(s, gpu) with { Name = "prefill", Replicas = prefill, Role = ReplicaRole.Prefill },
+        TestScenarios.Group(s, gpu) with { Name = "decode", Replicas = decode, Role = ReplicaRole.Decode },
+    ];
+
     private sealed class FakeLoad(int outstanding, long kv, long capacity) : IReplicaLoad
     {
         public int Outstanding { get; set; } = outstanding;
