@@ -69,4 +69,14 @@ public sealed record Scenario(
 {
     /// <summary>Replica groups and cluster-level policies; null means the single group that <c>hardware</c> describes.</summary>
     public ClusterConfig? Cluster { get; init; }
+
+    /// <summary>Shared system prompts prepended to every request (synthetic workloads and dataset presets).</summary>
+    public SystemPromptConfig? SystemPrompt { get; init; }
+
+    /// <summary>The requests the simulator runs: replayed or generated from the seed, with shared system prompts applied.</summary>
+    public IReadOnlyList<RequestSpec> Requests()
+    {
+        var requests = ReplayRequests ?? Workload!.Generate(Seed);
+        return SystemPrompt is { } sp ? sp.Apply(requests, Seed) : requests;
+    }
 }

@@ -35,7 +35,7 @@ public static class Simulator
     public static SimulationResult Run(Scenario scenario, ModelArchitecture model, IReadOnlyList<ReplicaGroup> groups,
         IProgress<double>? progress = null, bool checkInvariants = false, bool lockstep = false)
     {
-        var requests = scenario.ReplayRequests ?? scenario.Workload!.Generate(scenario.Seed);
+        var requests = scenario.Requests();
         var plans = groups.Select(g => KvCachePlan.For(model, g.Gpu, g.TensorParallel, scenario.KvCache, g.Scheduler)).ToList();
         int replicas = groups.Sum(g => g.Replicas);
         var stats = new ReplicaStats[replicas];

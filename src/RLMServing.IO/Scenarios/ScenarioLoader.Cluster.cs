@@ -1,6 +1,7 @@
 using RLMServing.Catalog;
 using RLMServing.Memory;
 using RLMServing.Scenarios;
+using RLMServing.Workloads;
 
 namespace RLMServing.IO.Scenarios;
 
@@ -17,6 +18,16 @@ public static partial class ScenarioLoader
     ];
 
     private static RouterKind BindRouter(MapReader r, string key) => r.Enum(key, RouterKind.RoundRobin, RouterNames);
+
+    /// <summary><c>workload.system_prompt: { tokens, count }</c>; traces carry their own prefixes (hash ids, sessions).</summary>
+    private static SystemPromptConfig? BindSystemPrompt(MapReader w)
+    {
+        if (w.Map("system_prompt") is not { } sp) return null;
+        if (w.Has("trace")) throw w.Error("system_prompt", "applies to synthetic workloads and dataset presets; a trace's shared prefixes come from its hash_ids or sessions");
+        var cfg = new SystemPromptConfig(sp.PositiveInt("tokens"), sp.PositiveInt("count", 1));
+        sp.Done();
+        return cfg;
+    }
 
     private static MemoryPolicyConfig BindMemoryPolicies(MapReader k)
     {

@@ -111,6 +111,7 @@ public static partial class ScenarioLoader
         var simulation = new SimulationConfig(simR?.Bool("fast_forward") ?? true);
         simR?.Done();
         var workloadR = r.Map("workload") ?? throw r.Error("workload", "is required");
+        var systemPrompt = BindSystemPrompt(workloadR);
         // workload.trace replays a request trace and workload.dataset samples a reasoning preset (ScenarioLoader.Workloads.cs).
         var replay = BindTraceOrDataset(workloadR, model, file, seed);
         var workload = replay is null ? BindWorkload(workloadR, model) : null;
@@ -122,7 +123,7 @@ public static partial class ScenarioLoader
             (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals);
             if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
         }
-        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster };
+        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster, SystemPrompt = systemPrompt };
         if (model.Heads % hardware.TensorParallel != 0)
             throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
         if (scheduler.Batching == BatchingPolicy.ChunkedPrefill && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
@@ -130,7 +131,7 @@ public static partial class ScenarioLoader
         try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
-        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster };
+        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster, SystemPrompt = systemPrompt };
     }
 
     private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp)

@@ -100,6 +100,24 @@ public class ClusterScenarioTests
         Assert.Contains(expected, Error(cluster + "\n" + Workload));
     }
 
+    [Fact]
+    public void SharedSystemPromptsFeedThePrefixCache()
+    {
+        var path = Path.Combine(RlmsProcess.TempDir(), "sp.yaml");
+        File.WriteAllText(path, "hardware: { gpu: H100-SXM-80G }\nkv_cache: { prefix_caching: true }\n" + Workload);
+        var catalog = CatalogLoader.Load([CatalogLoader.BundledDirectory]);
+        var run = ScenarioRunner.Prepare(ScenarioLoader.Load(path, ["workload.system_prompt={tokens: 1024, count: 2}"]), catalog)[0];
+        var plain = ScenarioRunner.Prepare(ScenarioLoader.Load(path), catalog)[0];
+        var requests = run.Scenario.Requests();
+        var without = plain.Scenario.Requests();
+        Assert.All(requests.Zip(without), p => Assert.Equal(p.Second.PromptTokens + 1024, p.First.PromptTokens));
+        Assert.Equal([0L, 1L], requests.Select(r => r.PrefixHashes![0]).Distinct().Order());
+        var result = ScenarioRunner.Simulate(run, null);
+        // Every request after the first of each system prompt can reuse its 1,024 tokens (64 blocks).
+        Assert.InRange(result.Summary.PrefixCacheHitRate!.Value, 0.5, 1.0);
+        Assert.Contains("workload.system_prompt: applies to synthetic workloads", Error("hardware: { gpu: H100-SXM-80G }\nmodel: Llama-3.1-8B-Instruct\nworkload: { trace: x.jsonl, system_prompt: { tokens: 10 } }"));
+    }
+
     /// <summary>A heterogeneous, disaggregated cluster runs end to end from YAML, each group with its own GPU and cost model.</summary>
     [Fact]
     public void ADisaggregatedHeterogeneousClusterRunsFromYaml()
