@@ -1,7 +1,5 @@
-using System.Text.Json;
 using FsCheck.Xunit;
 using RLMServing.Costs;
-using RLMServing.IO.Results;
 using RLMServing.Metrics;
 using RLMServing.Routing;
 using RLMServing.Scenarios;
@@ -26,9 +24,7 @@ public class ClusterTests
         var gpu = TestScenarios.GpuFor(seed);
         var independent = TestScenarios.Run(s, gpu, check: false);
         var lockstep = TestScenarios.RunGroups(s, [TestScenarios.Group(s, gpu)], check: true, lockstep: true);
-        Assert.Equal(independent.Requests, lockstep.Requests);
-        Assert.Equal(JsonSerializer.Serialize(independent.Summary, ResultWriter.Json), JsonSerializer.Serialize(lockstep.Summary, ResultWriter.Json));
-        Assert.Equal(independent.Timeseries, lockstep.Timeseries);
+        TestScenarios.AssertIdentical(independent, lockstep);
     }
 
     [Property(MaxTest = 100)]

@@ -1,6 +1,4 @@
-using System.Text.Json;
 using FsCheck.Xunit;
-using RLMServing.IO.Results;
 using RLMServing.Metrics;
 using RLMServing.Scenarios;
 using RLMServing.Simulation;
@@ -43,9 +41,7 @@ public class MemoryPolicyTests
         var gpu = TestScenarios.GpuFor(seed);
         var fast = TestScenarios.Run(s, gpu, check: false);
         var step = TestScenarios.Run(s with { Simulation = new SimulationConfig(FastForward: false) }, gpu, check: false);
-        Assert.Equal(step.Requests, fast.Requests);
-        Assert.Equal(JsonSerializer.Serialize(step.Summary, ResultWriter.Json), JsonSerializer.Serialize(fast.Summary, ResultWriter.Json));
-        Assert.Equal(step.Timeseries, fast.Timeseries);
+        TestScenarios.AssertIdentical(step, fast);
     }
 
     /// <summary>A request's cache hit never exceeds the prefix it shares with some other request (or itself, after a preemption).</summary>

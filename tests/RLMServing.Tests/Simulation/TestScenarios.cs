@@ -55,6 +55,15 @@ public static class TestScenarios
         return Simulator.Run(s, Tiny, gpu, cost, checkInvariants: check);
     }
 
+    /// <summary>Two runs gave the same requests, byte-identical summaries and the same time series.</summary>
+    public static void AssertIdentical(SimulationResult expected, SimulationResult actual)
+    {
+        Xunit.Assert.Equal(expected.Requests, actual.Requests);
+        Xunit.Assert.Equal(System.Text.Json.JsonSerializer.Serialize(expected.Summary, IO.Results.ResultWriter.Json),
+            System.Text.Json.JsonSerializer.Serialize(actual.Summary, IO.Results.ResultWriter.Json));
+        Xunit.Assert.Equal(expected.Timeseries, actual.Timeseries);
+    }
+
     /// <summary>One replica group of the tiny model on <paramref name="gpu"/>, as many replicas as the scenario's hardware.</summary>
     public static ReplicaGroup Group(Scenario s, GpuSpec gpu) =>
         new("default", s.Hardware.Replicas, gpu, 1, s.Scheduler, new RooflineCostModel(Tiny, gpu, 1, s.CostModel.ComputeEfficiency,
