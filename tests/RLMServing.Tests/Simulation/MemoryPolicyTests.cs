@@ -13,14 +13,19 @@ public class MemoryPolicyTests
     /// <summary>
     /// Every policy combination keeps the simulator's core invariants: the engine re-derives block holdings
     /// (private + shared), prefix-cache references, cached-free blocks and swap space every turn (and throws);
-    /// every request ends once, with exactly its tokens, timestamps in order.
+    /// every request ends once, with exactly its tokens, timestamps in order; with one replica group or two unlike ones.
     /// </summary>
     [Property(MaxTest = 150)]
     public void CoreInvariantsHoldForEveryCombination(int seed)
     {
         var s = TestScenarios.RandomCombination(seed);
         var specs = s.ReplayRequests!.ToDictionary(r => r.Id);
-        var result = TestScenarios.Run(s, TestScenarios.GpuFor(seed), check: true);
+        var gpu = TestScenarios.GpuFor(seed);
+        // Half the cases add a heterogeneous second group: another GPU size and a different scheduler.
+        var result = seed % 2 == 0
+            ? TestScenarios.Run(s, gpu, check: true)
+            : TestScenarios.RunGroups(s, [TestScenarios.Group(s, gpu), TestScenarios.Group(s, TestScenarios.SmallGpu(4)) with
+                { Name = "other", Replicas = 1, Scheduler = s.Scheduler with { Batching = BatchingPolicy.Continuous, MaxNumSeqs = 8, MaxNumBatchedTokens = 512 } }], check: true);
         Assert.Equal(specs.Count, result.Requests.Count);
         foreach (var r in result.Requests.Where(r => r.Status == RequestStatus.Completed))
         {
