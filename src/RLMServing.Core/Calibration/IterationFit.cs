@@ -47,8 +47,18 @@ public sealed record IterationCoefficients(double BaseUs, double PerTokenUs, dou
     public static IterationCoefficients FromVector(IReadOnlyList<double> v) => new(v[0], v[1], v[2], v[3], v[4]);
 }
 
-/// <summary>One measured iteration: its features, its median time and its phase (for per-phase fit quality).</summary>
-public sealed record CalibrationSample(IterationFeatures Features, double TimeUs, string Phase);
+/// <summary>
+/// One measured iteration: its features, its median time, its phase (for per-phase fit quality and residuals) and
+/// where it lies on the phase's grid: sequences and length per sequence (prompt for prefill, KV for decode; 0 when
+/// the sample is not on a grid).
+/// </summary>
+public sealed record CalibrationSample(IterationFeatures Features, double TimeUs, string Phase, double Batch = 0, double Length = 0)
+{
+    public static CalibrationSample Prefill(int batch, long prompt, double timeUs) => new(IterationFeatures.Prefill(batch, prompt), timeUs, "prefill", batch, prompt);
+
+    public static CalibrationSample Decode(int batch, double kvPerSequence, double timeUs) =>
+        new(IterationFeatures.Decode(batch, batch * kvPerSequence), timeUs, "decode", batch, kvPerSequence);
+}
 
 /// <summary>How well a fit reproduces the samples it came from, and how well it predicts samples it did not see.</summary>
 public sealed record FitQuality(int Samples, double Mape, IReadOnlyDictionary<string, double> MapeByPhase, double LeaveOneOutMape, double MaxAbsPercentError);
@@ -82,6 +92,10 @@ public static class IterationFitter
         var names = unidentified.Select(i => IterationCoefficients.Names[i]).ToList();
         return new IterationFitResult(fitted, new FitQuality(samples.Count, ape.Average(), byPhase, loo, ape.Max()), names);
     }
+
+    /// <summary>The non-negative coefficients alone (no quality figures).</summary>
+    public static IterationCoefficients Coefficients(IReadOnlyList<CalibrationSample> samples) =>
+        IterationCoefficients.FromVector(Solve(samples, Unidentified(samples)));
 
     private static double Ape(IterationCoefficients c, CalibrationSample s) => Math.Abs(c.PredictUs(s.Features) - s.TimeUs) / s.TimeUs;
 

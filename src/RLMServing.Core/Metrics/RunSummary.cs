@@ -66,4 +66,8 @@ public sealed record RunSummary
     [JsonPropertyName("thinking_truncated")] public int ThinkingTruncated { get; init; }
     [JsonPropertyName("unstable")] public bool Unstable { get; init; }
     [JsonPropertyName("unstable_reason")] public string? UnstableReason { get; init; }
+    /// <summary>Shapes the run reached far outside its calibration's measured grid (absent when none).</summary>
+    [JsonPropertyName("calibration_warnings")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? CalibrationWarnings { get; init; }
 }
