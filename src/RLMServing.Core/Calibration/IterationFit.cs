@@ -82,16 +82,31 @@ public static class IterationFitter
         var ape = samples.Select(s => Ape(fitted, s)).ToList();
         var byPhase = samples.Select((s, i) => (s.Phase, ape[i])).GroupBy(x => x.Phase)
             .ToDictionary(g => g.Key, g => g.Average(x => x.Item2));
-        double loo = samples.Count > 6
-            ? samples.Select((s, i) =>
-            {
-                var rest = samples.Where((_, j) => j != i).ToList();
-                return Ape(IterationCoefficients.FromVector(Solve(rest, Unidentified(rest))), s);
-            }).Average()
-            : double.NaN;
+        double loo = samples.Count > 6 ? LeaveOnePointOut(samples) : double.NaN;
         var names = unidentified.Select(i => IterationCoefficients.Names[i]).ToList();
         return new IterationFitResult(fitted, new FitQuality(samples.Count, ape.Average(), byPhase, loo, ape.Max()), names);
     }
+
+    /// <summary>
+    /// Each grid point's samples (same phase, batch and length; a sample off the grid alone) predicted by a fit to all
+    /// the other points, so repeated runs of one configuration cannot vouch for each other.
+    /// </summary>
+    private static double LeaveOnePointOut(IReadOnlyList<CalibrationSample> samples)
+    {
+        var ape = new double[samples.Count];
+        foreach (var point in Enumerable.Range(0, samples.Count).GroupBy(i => PointOf(samples[i], i)))
+        {
+            var held = point.ToHashSet();
+            var rest = samples.Where((_, j) => !held.Contains(j)).ToList();
+            var fit = IterationCoefficients.FromVector(Solve(rest, Unidentified(rest)));
+            foreach (var i in held) ape[i] = Ape(fit, samples[i]);
+        }
+        return ape.Average();
+    }
+
+    /// <summary>The grid point a sample belongs to, for held-out errors.</summary>
+    internal static (string Phase, double Batch, double Length) PointOf(CalibrationSample s, int index) =>
+        s.Batch > 0 ? (s.Phase, s.Batch, s.Length) : (s.Phase, -index - 1.0, 0.0);
 
     /// <summary>The non-negative coefficients alone (no quality figures).</summary>
     public static IterationCoefficients Coefficients(IReadOnlyList<CalibrationSample> samples) =>

