@@ -170,6 +170,27 @@ public class CalibrationTests
     }
 
     [Fact]
+    public void FilesWithoutResidualsLoadAsTheRegressionAndBadTablesNameTheirKey()
+    {
+        var dir = RlmsProcess.TempDir();
+        var source = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(RlmsProcess.RepoRoot(), "calibration", "h200-llama-3.1-8b-tp1.json")))!.AsObject();
+        source.Remove("residuals");
+        var old = Path.Combine(dir, "old.json");
+        File.WriteAllText(old, source.ToJsonString());
+        var cal = CalibrationStore.Read(old);
+        Assert.Null(cal.Residuals);
+        var shape = IterationFeatures.Decode(8, 8 * 4096.0);
+        Assert.Equal(cal.ToCoefficients().PredictUs(shape), cal.ToModel().PredictUs(shape, "decode", 8, 4096));
+
+        source["residuals"] = System.Text.Json.Nodes.JsonNode.Parse("""{"decode": {"batch": [1, 2], "length": [100], "ratio": [[1.0], [-2.0]]}}""");
+        var bad = Path.Combine(dir, "bad.json");
+        File.WriteAllText(bad, source.ToJsonString());
+        var e = Assert.Throws<UserInputException>(() => CalibrationStore.Read(bad));
+        Assert.Contains("residuals.decode", e.Message);
+        Assert.Contains(bad, e.Message);
+    }
+
+    [Fact]
     public void CalibrateRefusesMixedTraceKindsAndAmbiguousSelections()
     {
         var root = RlmsProcess.RepoRoot();
