@@ -69,9 +69,11 @@ public sealed class SimulateCommand : ICommand
             string? variant = file.HasVariants ? run.Name : null;
             var dir = variant is null ? outDir : Path.Combine(outDir, variant);
             var result = WithProgress(run, variant);
+            var warnings = ScenarioRunner.CalibrationWarnings(run, result);
+            if (warnings.Count > 0) result = result with { Summary = result.Summary with { CalibrationWarnings = [.. warnings] } };
             ResultWriter.WriteRunAsync(dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
             summaries.Add(result.Summary);
-            foreach (var w in ScenarioRunner.CalibrationWarnings(run, result))
+            foreach (var w in warnings)
                 Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
             if (result.Summary.Unstable)
                 Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");

@@ -82,4 +82,8 @@ public sealed record RunSummary
     [JsonPropertyName("mean_accepted_tokens_per_step")] public double? MeanAcceptedTokensPerStep { get; init; }
     [JsonPropertyName("spec_decode_acceptance_rate")] public double? SpecDecodeAcceptanceRate { get; init; }
     [JsonPropertyName("estimated_accuracy")] public double? EstimatedAccuracy { get; init; }
+    /// <summary>Shapes the run reached far outside its calibration's measured grid (absent when none).</summary>
+    [JsonPropertyName("calibration_warnings")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? CalibrationWarnings { get; init; }
 }

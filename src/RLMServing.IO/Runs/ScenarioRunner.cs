@@ -66,7 +66,7 @@ public static class ScenarioRunner
         ICostModel cost = s.CostModel.Kind switch
         {
             "roofline" => roofline,
-            "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToCoefficients(), roofline),
+            "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToModel(), roofline),
             var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
         };
         return s.CostModel.Calls == IterationCalls.PerPrefillChunk ? new PerCallCostModel(cost) : cost;
@@ -74,18 +74,21 @@ public static class ScenarioRunner
 
     /// <summary>
     /// Warnings when a calibrated run used shapes far outside the measured grid (more than twice the largest
-    /// measured context or batch): the fit's physically shaped terms extrapolate, but nobody measured there.
+    /// measured context or batch): the fit's physically shaped terms extrapolate, but nobody measured there. Each
+    /// names the shape reached and the grid's bounds.
     /// </summary>
     public static IReadOnlyList<string> CalibrationWarnings(PreparedRun run, SimulationResult result)
     {
         var cal = run.Scenario.CostModel.Calibration;
         if (cal is null || result.Requests.Count == 0) return [];
         var warnings = new List<string>();
+        var g = cal.Grid;
+        string bounds = $"measured grid: batch {g.MinBatch}–{g.MaxBatch} sequences, context {g.MinContext}–{g.MaxContext} tokens ({Path.GetFileName(run.Scenario.CostModel.File)})";
         long maxContext = result.Requests.Max(r => (long)r.PromptTokens + r.OutputTokens);
-        if (cal.Grid.MaxContext > 0 && maxContext > 2 * cal.Grid.MaxContext)
-            warnings.Add($"requests reach {maxContext} tokens of context; the calibration measured up to {cal.Grid.MaxContext} ({run.Scenario.CostModel.File})");
-        if (cal.Grid.MaxBatch > 0 && run.Scenario.Scheduler.MaxNumSeqs > 2 * cal.Grid.MaxBatch && result.Summary.MeanBatchSize > 2 * cal.Grid.MaxBatch)
-            warnings.Add($"batches average {result.Summary.MeanBatchSize:F0} requests; the calibration measured batches up to {cal.Grid.MaxBatch} ({run.Scenario.CostModel.File})");
+        if (g.MaxContext > 0 && maxContext > 2 * g.MaxContext)
+            warnings.Add($"requests reach {maxContext} tokens of context, beyond twice the calibration's largest; {bounds}");
+        if (g.MaxBatch > 0 && result.Summary.MeanBatchSize > 2 * g.MaxBatch)
+            warnings.Add($"batches average {result.Summary.MeanBatchSize:F0} sequences, beyond twice the calibration's largest; {bounds}");
         return warnings;
     }
 
