@@ -11,9 +11,11 @@ using RLMServing.Simulation;
 // `trace-import [ROWS] [RUNS]` (request-trace import speed) lives in TraceImportBenchmark.cs.
 // `harness-overhead` (profiling harness cost per measurement) lives in HarnessOverhead.cs.
 // `sweep [SWEEP.yaml] [--jobs N]` (rlms sweep end to end, 1,000 configurations x 5,000 requests) lives in SweepBenchmark.cs.
+// `decode-skew [MODEL] [ROUNDS]` (replay engine decode steps: uniform vs skewed batches) lives in DecodeSkew.cs.
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
 if (args is ["harness-overhead", ..]) return RLMServing.Benchmarks.HarnessOverhead.Run(args);
 if (args is ["sweep", ..]) return RLMServing.Benchmarks.SweepBenchmark.Run(args[1..]);
+if (args is ["decode-skew", ..]) return RLMServing.Benchmarks.DecodeSkew.Run(args);
 var argsList = args.ToList();
 if (argsList.Count > 0 && argsList[0] == "simulator") argsList.RemoveAt(0);
 string scenarioPath = argsList.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? FindScenario();
