@@ -7,7 +7,9 @@ using RLMServing.Simulation;
 
 // Simulator speed benchmark: times Simulator.Run on bench-100k.yaml (no file output) at several request counts,
 // to show the time per run, the peak memory and that time grows linearly with requests.
-// Usage: dotnet run -c Release --project bench/RLMServing.Benchmarks -- [simulator] [SCENARIO] [--sizes 25000,50000,100000]
+// Usage: dotnet run -c Release --project bench/RLMServing.Benchmarks -- [simulator|cluster] [SCENARIO] [--sizes 25000,50000,100000] [--set key=value]...
+// `cluster` is the same benchmark with a state-dependent router (scheduler.router=least_outstanding unless --set
+// gives one), so the replicas run in lockstep to every arrival instead of one after another.
 // `trace-import [ROWS] [RUNS]` (request-trace import speed) lives in TraceImportBenchmark.cs.
 // `harness-overhead` (profiling harness cost per measurement) lives in HarnessOverhead.cs.
 // `sweep [SWEEP.yaml] [--jobs N]` (rlms sweep end to end, 1,000 configurations x 5,000 requests) lives in SweepBenchmark.cs.
@@ -19,24 +21,37 @@ if (args is ["sweep", ..]) return RLMServing.Benchmarks.SweepBenchmark.Run(args[
 if (args is ["decode-skew", ..]) return RLMServing.Benchmarks.DecodeSkew.Run(args);
 if (args is ["replay-steps", _, _, ..]) return RLMServing.Benchmarks.ReplaySteps.Run(args);
 var argsList = args.ToList();
-if (argsList.Count > 0 && argsList[0] == "simulator") argsList.RemoveAt(0);
-string scenarioPath = argsList.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? FindScenario();
+var sets = new List<string>();
+if (argsList.Count > 0 && argsList[0] == "cluster") sets.Add("scheduler.router=least_outstanding");
+if (argsList.Count > 0 && argsList[0] is "simulator" or "cluster") argsList.RemoveAt(0);
+for (int i = argsList.IndexOf("--set"); i >= 0; i = argsList.IndexOf("--set"))
+{
+    var set = argsList[i + 1];
+    sets.RemoveAll(s => s.Split('=')[0] == set.Split('=')[0]);
+    sets.Add(set);
+    argsList.RemoveRange(i, 2);
+}
 int[] sizes = [25_000, 50_000, 100_000];
 int si = argsList.IndexOf("--sizes");
-if (si >= 0) sizes = argsList[si + 1].Split(',').Select(int.Parse).ToArray();
+if (si >= 0)
+{
+    sizes = argsList[si + 1].Split(',').Select(int.Parse).ToArray();
+    argsList.RemoveRange(si, 2);
+}
+string scenarioPath = argsList.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? FindScenario();
 
 var catalog = CatalogLoader.LoadDefault();
-Console.WriteLine($"scenario: {scenarioPath}  (Release build: {!Debugger.IsAttached && IsRelease()})");
+Console.WriteLine($"scenario: {scenarioPath} {string.Join(" ", sets.Select(s => "--set " + s))} (Release build: {!Debugger.IsAttached && IsRelease()})");
 {
     // Warm-up: JIT every path once so the first measured size does not pay for compilation.
-    var warm = ScenarioLoader.Load(scenarioPath, ["workload.requests=3000"]);
+    var warm = ScenarioLoader.Load(scenarioPath, [.. sets, "workload.requests=3000"]);
     var w = ScenarioRunner.Prepare(warm, catalog)[0];
-    Simulator.Run(w.Scenario, w.Model, w.Gpu, w.Cost);
+    Simulator.Run(w.Scenario, w.Model, w.Groups);
 }
 Console.WriteLine("requests   output_tokens   iterations   best_s   median_s   ns_per_iteration   peak_working_set_mb");
 foreach (var n in sizes)
 {
-    var file = ScenarioLoader.Load(scenarioPath, [$"workload.requests={n}"]);
+    var file = ScenarioLoader.Load(scenarioPath, [.. sets, $"workload.requests={n}"]);
     var run = ScenarioRunner.Prepare(file, catalog)[0];
     var times = new List<double>();
     SimulationResult? result = null;
@@ -44,7 +59,7 @@ foreach (var n in sizes)
     {
         GC.Collect();
         var sw = Stopwatch.StartNew();
-        result = Simulator.Run(run.Scenario, run.Model, run.Gpu, run.Cost);
+        result = Simulator.Run(run.Scenario, run.Model, run.Groups);
         times.Add(sw.Elapsed.TotalSeconds);
     }
     times.Sort();

@@ -13,12 +13,13 @@ Type[] verbs =
     typeof(CalibrateCommand),
     typeof(SweepCommand),
     typeof(ReplayCommand),
+    typeof(ReportCommand),
 ];
 
 // GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.
 RLMServing.IO.Traces.TraceImporters.Register(RLMServing.Profiling.Importers.GpuProfileImporters.All);
 
-return RLMServing.Cli.CliHost.Run(args, verbs);
+return RLMServing.Cli.CliHost.Run(SimulateCommand.NormalizeReportOption(args), verbs);
 
 namespace RLMServing.Cli
 {

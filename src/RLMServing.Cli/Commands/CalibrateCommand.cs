@@ -4,15 +4,16 @@ using RLMServing.Calibration;
 using RLMServing.Catalog;
 using RLMServing.IO.Calibration;
 using RLMServing.IO.Catalog;
+using RLMServing.Profiling.Calibration;
 using RLMServing.Profiling.Traces;
 using Spectre.Console;
 
 namespace RLMServing.Cli.Commands;
 
-[Verb("calibrate", HelpText = "Fit a cost model to measured iteration traces: 'calibrate TRACES... --out calibration/NAME.json'.")]
+[Verb("calibrate", HelpText = "Fit a cost model to measured traces (iteration, operator or coefficient schema): 'calibrate TRACES... --out calibration/NAME.json'.")]
 public sealed class CalibrateCommand : ICommand
 {
-    [Value(0, MetaName = "TRACES", Required = true, HelpText = "iterations.parquet files, or folders holding one.")]
+    [Value(0, MetaName = "TRACES", Required = true, HelpText = "Trace files (iterations.parquet, imported operator or coefficient traces), or folders holding one.")]
     public IEnumerable<string> Traces { get; set; } = [];
 
     [Option("out", Required = true, HelpText = "Calibration file to write (e.g. calibration/h200-deepseek-r1-distill-qwen-7b-tp1.json).")]
@@ -36,53 +37,61 @@ public sealed class CalibrateCommand : ICommand
     [Option("catalog", HelpText = "Extra catalog folders or files.")]
     public IEnumerable<string> Catalog { get; set; } = [];
 
+    [Option("engine", HelpText = "Use only coefficient rows of this engine (DistServe: distserve or vllm).")]
+    public string? Engine { get; set; }
+
+    [Option("network", HelpText = "Collective-profile topology for tensor-parallel communication in operator traces (default: <device>_dgx where present).")]
+    public string? Network { get; set; }
+
     public int Run()
     {
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var files = Traces.Select(ResolveFile).ToList();
-        var rows = files.SelectMany(f => Read(f).Select(r => (File: f, Row: r))).ToList();
-        rows = rows.Where(x => (TraceModel is null || Eq(x.Row.Model, TraceModel)) && (TraceDevice is null || Eq(x.Row.Device, TraceDevice))
-            && (Tp is null || x.Row.Tp == Tp)).ToList();
-        var combos = rows.Select(x => (x.Row.Model, x.Row.Device, x.Row.Tp)).Distinct().ToList();
-        if (combos.Count == 0) throw new UserInputException($"{string.Join(", ", files)}: no iteration rows match the filters");
-        if (combos.Count > 1)
-            throw new UserInputException($"the traces hold {combos.Count} model/device/TP combinations ({string.Join("; ", combos.Take(6).Select(c => $"{c.Model} on {c.Device} TP{c.Tp}"))}{(combos.Count > 6 ? "; ..." : "")}); choose one with --trace-model, --trace-device and --tp");
-        var (traceModel, device, tp) = combos[0];
-        var model = ResolveModel(catalog, Model ?? traceModel);
-        var gpu = ResolveGpu(catalog, Gpu ?? device);
-
-        // Our own generation loops may run fewer layers than the model has (--gen-layers): only whole models calibrate.
-        var usable = rows.Select(x => x.Row).Where(r => r.Source != "rlms-profile" || r.Layers == model.Layers).ToList();
-        if (usable.Count == 0)
-            throw new UserInputException($"no iteration rows of the whole {model.Layers}-layer model; profile with --gen-layers 0 (all layers)");
-        var samples = usable
-            .Where(r => r.TimeUsMedian > 0 && !(r.Source == "rlms-profile" && r.Phase == "decode" && r.Step == 1)) // first decode step still warms up
-            .Select(r => new CalibrationSample(r.Phase == "prefill"
-                ? IterationFeatures.Prefill(r.Batch, r.NewTokens)
-                : IterationFeatures.Decode(r.Batch, (double)r.Batch * r.Context), r.TimeUsMedian, r.Phase))
-            .ToList();
+        var schemas = files.Select(f => (File: f, Schema: TraceReader.Metadata(f).GetValueOrDefault("rlms.schema") ?? "")).ToList();
+        var schema = schemas[0].Schema;
+        if (schemas.FirstOrDefault(x => x.Schema != schema) is { File: not null } other)
+            throw new UserInputException($"{other.File}: a {other.Schema} trace cannot be calibrated together with {schemas[0].File} ({schema})");
+        var input = schema switch
+        {
+            "iteration" => FromIterations(files, catalog),
+            "operator" => FromOperators(files, catalog),
+            "coefficients" => FromCoefficients(files, catalog),
+            _ => throw new UserInputException($"{files[0]}: rlms.schema is '{schema}'; calibrate reads iteration, operator or coefficients traces"),
+        };
+        var samples = input.Samples;
         IterationFitResult fit;
-        try { fit = IterationFitter.Fit(samples); }
+        InterpolatedQuality held;
+        try
+        {
+            fit = IterationFitter.Fit(samples);
+            held = ResidualFit.LeaveOneOut(samples);
+        }
         catch (ArgumentException e) { throw new UserInputException($"{string.Join(", ", files)}: {e.Message}"); }
 
         var c = fit.Coefficients;
+        var prefills = samples.Where(s => s.Phase == "prefill").ToList();
+        var onGrid = samples.Where(s => s.Batch > 0).ToList();
         var file = new CalibrationFile
         {
-            Model = model.Name,
-            Gpu = gpu.Name,
-            TensorParallel = tp,
-            Dtype = usable[0].Dtype,
-            Engine = usable[0].Source,
+            Model = input.Model.Name,
+            Gpu = input.Gpu.Name,
+            TensorParallel = input.Tp,
+            Dtype = input.Dtype,
+            Engine = input.Engine,
             Coefficients = IterationCoefficients.Names.Zip(c.Vector()).ToDictionary(p => p.First, p => p.Second),
             Unidentified = [.. fit.Unidentified],
+            Derived = input.Derived.Count > 0 ? new Dictionary<string, string>(input.Derived) : null,
             Grid = new CalibrationGrid
             {
-                MaxBatch = usable.Max(r => r.Batch),
-                MaxContext = usable.Max(r => r.Context),
-                MaxPrefillTokens = usable.Where(r => r.Phase == "prefill").Select(r => (long)r.Batch * r.NewTokens).DefaultIfEmpty(0).Max(),
-                PrefillSamples = samples.Count(s => s.Phase == "prefill"),
+                MinBatch = (int)onGrid.Min(s => s.Batch),
+                MaxBatch = (int)onGrid.Max(s => s.Batch),
+                MinContext = (long)onGrid.Min(s => s.Length),
+                MaxContext = (long)onGrid.Max(s => s.Length),
+                MaxPrefillTokens = (long)prefills.Select(s => s.Batch * s.Length).DefaultIfEmpty(0).Max(),
+                PrefillSamples = prefills.Count,
                 DecodeSamples = samples.Count(s => s.Phase == "decode"),
             },
+            Residuals = ResidualFit.Tables(c, samples),
             Fit = new CalibrationFitQuality
             {
                 Samples = fit.Quality.Samples,
@@ -90,23 +99,98 @@ public sealed class CalibrateCommand : ICommand
                 MapeByPhase = new Dictionary<string, double>(fit.Quality.MapeByPhase),
                 LeaveOneOutMape = double.IsNaN(fit.Quality.LeaveOneOutMape) ? null : fit.Quality.LeaveOneOutMape,
                 MaxAbsPercentError = fit.Quality.MaxAbsPercentError * 100,
+                InterpolatedLeaveOneOutMape = double.IsNaN(held.LeaveOneOutMape) ? null : held.LeaveOneOutMape,
+                InterpolatedLeaveOneOutByPhase = held.LeaveOneOutByPhase.Count > 0 ? new Dictionary<string, double>(held.LeaveOneOutByPhase) : null,
+                MapeByOperator = input.Operators.Count > 0 ? new Dictionary<string, OperatorFitQuality>(input.Operators) : null,
             },
             Provenance = new CalibrationProvenance
             {
                 Sources = files.Select(f => Path.GetRelativePath(Directory.GetCurrentDirectory(), f)).ToList(),
-                Devices = [device],
+                Devices = [input.Device],
                 TraceMetadata = TraceReader.Metadata(files[0]).Where(kv => kv.Key is "rlms.ort_version" or "rlms.driver_version" or "rlms.cuda_version"
                         or "rlms.date" or "rlms.source_commit" or "rlms.source_license" or "rlms.command" or "rlms.device" or "rlms.dtype")
                     .ToDictionary(kv => kv.Key, kv => kv.Value),
-                Command = "rlms calibrate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+                Command = "rlms " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
             },
         };
         CalibrationStore.Write(Out, file);
-        string Pct(double v) => (v * 100).ToString("F1", CultureInfo.InvariantCulture) + "%";
+        string Pct(double v) => double.IsNaN(v) ? "n/a" : (v * 100).ToString("F1", CultureInfo.InvariantCulture) + "%";
         AnsiConsole.MarkupLine(Markup.Escape(
-            $"{model.Name} on {gpu.Name} TP{tp}: {samples.Count} iterations, fit MAPE {Pct(fit.Quality.Mape)} " +
-            $"({string.Join(", ", fit.Quality.MapeByPhase.Select(p => $"{p.Key} {Pct(p.Value)}"))}), leave-one-out {(double.IsNaN(fit.Quality.LeaveOneOutMape) ? "n/a" : Pct(fit.Quality.LeaveOneOutMape))} -> {Out}"));
+            $"{input.Model.Name} on {input.Gpu.Name} TP{input.Tp}: {samples.Count} iterations, regression MAPE {Pct(fit.Quality.Mape)} " +
+            $"({string.Join(", ", fit.Quality.MapeByPhase.Select(p => $"{p.Key} {Pct(p.Value)}"))}), leave-one-out {Pct(fit.Quality.LeaveOneOutMape)}, " +
+            $"with interpolated residuals {Pct(held.LeaveOneOutMape)} -> {Out}"));
         return 0;
+    }
+
+    /// <summary>What a trace kind contributes to a calibration: samples on the grid and identity.</summary>
+    private sealed record CalibrationInput(List<CalibrationSample> Samples, ModelArchitecture Model, GpuSpec Gpu, int Tp, string Device,
+        string Dtype, string Engine, IReadOnlyDictionary<string, OperatorFitQuality> Operators, IReadOnlyDictionary<string, string> Derived);
+
+    private (string Model, string Device, int Tp) OneCombination<T>(IReadOnlyList<string> files, IEnumerable<T> rows, Func<T, (string, string, int)> key)
+    {
+        var combos = rows.Select(key).Distinct().ToList();
+        if (combos.Count == 0) throw new UserInputException($"{string.Join(", ", files)}: no rows match the filters");
+        if (combos.Count > 1)
+            throw new UserInputException($"the traces hold {combos.Count} model/device/TP combinations ({string.Join("; ", combos.Take(6).Select(c => $"{c.Item1} on {c.Item2} TP{c.Item3}"))}{(combos.Count > 6 ? "; ..." : "")}); choose one with --trace-model, --trace-device and --tp");
+        return combos[0];
+    }
+
+    private bool Keep(string model, string device, int tp) =>
+        (TraceModel is null || Eq(model, TraceModel)) && (TraceDevice is null || Eq(device, TraceDevice)) && (Tp is null || tp == Tp);
+
+    private CalibrationInput FromIterations(IReadOnlyList<string> files, HardwareCatalog catalog)
+    {
+        var rows = files.SelectMany(f => TraceReader.Read<IterationRow>(f)).Where(r => Keep(r.Model, r.Device, r.Tp)).ToList();
+        var (traceModel, device, tp) = OneCombination(files, rows, r => (r.Model, r.Device, r.Tp));
+        var model = ResolveModel(catalog, Model ?? traceModel);
+        var gpu = ResolveGpu(catalog, Gpu ?? device);
+
+        // Our own generation loops may run fewer layers than the model has (--gen-layers): only whole models calibrate.
+        var usable = rows.Where(r => r.Source != "rlms-profile" || r.Layers == model.Layers).ToList();
+        if (usable.Count == 0)
+            throw new UserInputException($"no iteration rows of the whole {model.Layers}-layer model; profile with --gen-layers 0 (all layers)");
+        var samples = usable
+            .Where(r => r.TimeUsMedian > 0 && !(r.Source == "rlms-profile" && r.Phase == "decode" && r.Step == 1)) // first decode step still warms up
+            .Select(r => r.Phase == "prefill"
+                ? CalibrationSample.Prefill(r.Batch, r.NewTokens, r.TimeUsMedian)
+                : CalibrationSample.Decode(r.Batch, r.Context, r.TimeUsMedian))
+            .ToList();
+        return new CalibrationInput(samples, model, gpu, tp, device, usable[0].Dtype, usable[0].Source, new Dictionary<string, OperatorFitQuality>(), new Dictionary<string, string>());
+    }
+
+    private CalibrationInput FromOperators(IReadOnlyList<string> files, HardwareCatalog catalog)
+    {
+        var all = files.SelectMany(f => TraceReader.Read<OperatorRow>(f)).ToList();
+        bool IsNetwork(OperatorRow r) => r.SourceOp is "all_reduce" or "send_recv";
+        var compute = all.Where(r => !IsNetwork(r) && r.SourceOp != "skew" && Keep(r.Model, r.Device, r.Tp)).ToList();
+        var (traceModel, device, tp) = OneCombination(files, compute, r => (r.Model, r.Device, r.Tp));
+        var model = ResolveModel(catalog, Model ?? traceModel);
+        var gpu = ResolveGpu(catalog, Gpu ?? device);
+        var topology = Network ?? device + "_dgx";
+        var network = all.Where(r => IsNetwork(r) && Eq(r.Device, topology)).ToList();
+        if (Network is not null && network.Count == 0)
+            throw new UserInputException($"--network: no collective rows for topology '{Network}' in {string.Join(", ", files)}");
+        var composed = OperatorComposer.Compose(compute, network, model, gpu, tp);
+        var derived = new Dictionary<string, string>(composed.Derived);
+        if (network.Count > 0 && tp > 1) derived["all_reduce_source"] = $"measured NCCL all_reduce, topology {topology}, {tp} workers";
+        return new CalibrationInput([.. composed.Samples], model, gpu, tp, device, compute[0].Dtype, compute[0].Source + " operators", composed.Operators, derived);
+    }
+
+    private CalibrationInput FromCoefficients(IReadOnlyList<string> files, HardwareCatalog catalog)
+    {
+        var rows = files.SelectMany(f => TraceReader.Read<CoefficientRow>(f))
+            .Where(r => r.Kind != "kv_capacity" && Keep(r.Model, r.Device, r.Tp) && (Engine is null || Eq(r.Engine, Engine))).ToList();
+        var (traceModel, device, tp) = OneCombination(files, rows, r => (r.Model, r.Device, r.Tp));
+        var engines = rows.Select(r => r.Engine).Distinct().ToList();
+        if (engines.Count > 1) throw new UserInputException($"the traces hold fits of several engines ({string.Join(", ", engines)}); choose one with --engine");
+        var model = ResolveModel(catalog, Model ?? traceModel);
+        var gpu = ResolveGpu(catalog, Gpu ?? device);
+        var samples = CoefficientComposer.Compose(rows, model).ToList();
+        var derived = new Dictionary<string, string>
+        {
+            ["all"] = $"samples evaluated from {rows[0].Source}'s published fits ({engines[0]} engine), not raw measurements",
+        };
+        return new CalibrationInput(samples, model, gpu, tp, device, model.Dtype, rows[0].Source + " " + engines[0], new Dictionary<string, OperatorFitQuality>(), derived);
     }
 
     private static bool Eq(string a, string b) => string.Equals(a, b, StringComparison.OrdinalIgnoreCase);
@@ -120,14 +204,6 @@ public sealed class CalibrateCommand : ICommand
             return found ?? throw new UserInputException($"{path}: no iterations.parquet in this folder");
         }
         return File.Exists(path) ? path : throw new UserInputException($"{path}: trace file not found");
-    }
-
-    private static IList<IterationRow> Read(string path)
-    {
-        var meta = TraceReader.Metadata(path);
-        if (meta.GetValueOrDefault("rlms.schema") != "iteration")
-            throw new UserInputException($"{path}: not an iteration trace (rlms.schema is '{meta.GetValueOrDefault("rlms.schema")}'); calibrate reads generation-step rows");
-        return TraceReader.Read<IterationRow>(path);
     }
 
     private static ModelArchitecture ResolveModel(HardwareCatalog catalog, string name)

@@ -5,6 +5,7 @@ using RLMServing.IO.Results;
 using RLMServing.IO.Runs;
 using RLMServing.IO.Scenarios;
 using RLMServing.Metrics;
+using RLMServing.Reports;
 using Spectre.Console;
 
 namespace RLMServing.Cli.Commands;
@@ -30,8 +31,33 @@ public sealed class SimulateCommand : ICommand
     [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
     public bool Quiet { get; set; }
 
+    [Option("report", HelpText = "Also write the HTML report: --report (OUT/report.html) or --report PATH.html.")]
+    public string? Report { get; set; }
+
+    /// <summary>What <c>--report</c> with no path becomes (CommandLineParser has no options with an optional value).</summary>
+    public const string DefaultReport = "@default";
+
+    /// <summary>
+    /// <c>--report</c> takes a path only when the next argument ends in .html or .htm (so <c>--report FILE.yaml</c>
+    /// still reads the scenario); otherwise it means the default path beside the results.
+    /// </summary>
+    public static string[] NormalizeReportOption(string[] args)
+    {
+        if (args.Length == 0 || args[0] is not ("simulate" or "sweep")) return args;
+        var result = new List<string>(args.Length + 1);
+        for (int i = 0; i < args.Length; i++)
+        {
+            result.Add(args[i]);
+            if (args[i] != "--report") continue;
+            bool hasPath = i + 1 < args.Length && (args[i + 1].EndsWith(".html", StringComparison.OrdinalIgnoreCase) || args[i + 1].EndsWith(".htm", StringComparison.OrdinalIgnoreCase));
+            if (!hasPath) result.Add(DefaultReport);
+        }
+        return result.ToArray();
+    }
+
     public int Run()
     {
+        ReportOption.Check(Report);
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var file = ScenarioLoader.Load(File, Set, Seed);
         var runs = ScenarioRunner.Prepare(file, catalog);   // every variant is validated before anything runs
@@ -43,9 +69,11 @@ public sealed class SimulateCommand : ICommand
             string? variant = file.HasVariants ? run.Name : null;
             var dir = variant is null ? outDir : Path.Combine(outDir, variant);
             var result = WithProgress(run, variant);
+            var warnings = ScenarioRunner.CalibrationWarnings(run, result);
+            if (warnings.Count > 0) result = result with { Summary = result.Summary with { CalibrationWarnings = [.. warnings] } };
             ResultWriter.WriteRunAsync(dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
             summaries.Add(result.Summary);
-            foreach (var w in ScenarioRunner.CalibrationWarnings(run, result))
+            foreach (var w in warnings)
                 Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
             if (result.Summary.Unstable)
                 Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
@@ -53,6 +81,7 @@ public sealed class SimulateCommand : ICommand
         if (file.HasVariants) ScenarioRunner.WriteComparisonAsync(outDir, file.Name, summaries).GetAwaiter().GetResult();
         if (!Quiet) AnsiConsole.Write(SummaryTable(file.Name, summaries));
         Console.WriteLine($"results: {outDir}");
+        ReportOption.Write(Report, outDir);
         return 0;
     }
 

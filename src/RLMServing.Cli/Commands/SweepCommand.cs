@@ -31,6 +31,9 @@ public sealed class SweepCommand : ICommand
     [Option("catalog", HelpText = "Extra catalog folders or files (GPUs, models) added to the bundled catalog.")]
     public IEnumerable<string> Catalog { get; set; } = [];
 
+    [Option("report", HelpText = "Also write the HTML report of the results: --report (OUT/report.html) or --report PATH.html.")]
+    public string? Report { get; set; }
+
     [Option("quiet", HelpText = "No progress bar; only errors and the output path.")]
     public bool Quiet { get; set; }
 
@@ -40,8 +43,10 @@ public sealed class SweepCommand : ICommand
     {
         var dirs = Dirs.ToList();
         if (dirs.Count == 0) throw new UserInputException("sweep merge: give at least one results folder");
+        CheckReportPath();
         var path = SweepStore.Compact(dirs.Select(SweepStore.Open).ToList(), Out ?? dirs[0]);
         Console.WriteLine($"results: {path}");
+        WriteReport(Out ?? dirs[0]);
         return 0;
     }
 
@@ -50,6 +55,9 @@ public sealed class SweepCommand : ICommand
         if (Dirs.Any()) throw new UserInputException($"sweep: unexpected argument '{Dirs.First()}' (only 'sweep merge' takes folders)");
         if (Jobs is <= 0) throw new UserInputException($"--jobs: must be at least 1, got {Jobs}");
         var (shard, shards) = ParseShard(Shard);
+        if (shards > 1 && Report is not null)
+            throw new UserInputException("--report: a shard holds part of the sweep; write the report after 'rlms sweep merge ... --report'");
+        CheckReportPath();
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var sweep = SweepLoader.Load(File);
         var runner = new SweepRunner(sweep, catalog);
@@ -82,8 +90,13 @@ public sealed class SweepCommand : ICommand
             AnsiConsole.Write(ResultsOverview(path, sweep));
         }
         Console.WriteLine($"results: {path}");
+        WriteReport(outDir);
         return 0;
     }
+
+    private void CheckReportPath() => ReportOption.Check(Report);
+
+    private void WriteReport(string outDir) => ReportOption.Write(Report, outDir);
 
     /// <summary>
     /// The first rows a planner reads: axes and the headline metrics, cheapest first when there are costs (Pareto

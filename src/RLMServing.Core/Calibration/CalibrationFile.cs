@@ -17,20 +17,32 @@ public sealed record CalibrationFile
     [JsonPropertyName("engine")] public string Engine { get; init; } = "";
     [JsonPropertyName("coefficients")] public Dictionary<string, double> Coefficients { get; init; } = new();
     [JsonPropertyName("unidentified")] public List<string> Unidentified { get; init; } = [];
+    /// <summary>Terms not fitted to measurements but taken from the roofline, each with why (operator profiles without that operator).</summary>
+    [JsonPropertyName("derived")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Dictionary<string, string>? Derived { get; init; }
     [JsonPropertyName("grid")] public CalibrationGrid Grid { get; init; } = new();
+    /// <summary>Measured/regression ratios per phase on the measured grid, interpolated inside it (absent: the regression alone).</summary>
+    [JsonPropertyName("residuals")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Dictionary<string, ResidualTable>? Residuals { get; init; }
     [JsonPropertyName("fit")] public CalibrationFitQuality Fit { get; init; } = new();
     [JsonPropertyName("provenance")] public CalibrationProvenance Provenance { get; init; } = new();
 
-    /// <summary>time_us = base + per_token·tokens + per_sampled·sequences sampling + per_kv_token·KV entries read + per_attn_pair·prefill attention pairs.</summary>
+    /// <summary>time_us = (base + per_token·tokens + per_sampled·sequences sampling + per_kv_token·KV entries read + per_attn_pair·prefill attention pairs) × interpolated residual inside the grid.</summary>
     public const string FormName = "iteration-linear/1";
 
     public IterationCoefficients ToCoefficients() =>
         IterationCoefficients.FromVector(IterationCoefficients.Names.Select(n => Coefficients.GetValueOrDefault(n)).ToArray());
+
+    public CalibratedIterationModel ToModel() => CalibratedIterationModel.From(ToCoefficients(), Residuals);
 }
 
 public sealed record CalibrationGrid
 {
+    [JsonPropertyName("min_batch")] public int MinBatch { get; init; }
     [JsonPropertyName("max_batch")] public int MaxBatch { get; init; }
+    [JsonPropertyName("min_context")] public long MinContext { get; init; }
     [JsonPropertyName("max_context")] public long MaxContext { get; init; }
     [JsonPropertyName("max_prefill_tokens")] public long MaxPrefillTokens { get; init; }
     [JsonPropertyName("prefill_samples")] public int PrefillSamples { get; init; }
@@ -44,6 +56,20 @@ public sealed record CalibrationFitQuality
     [JsonPropertyName("mape_by_phase")] public Dictionary<string, double> MapeByPhase { get; init; } = new();
     [JsonPropertyName("leave_one_out_mape")] public double? LeaveOneOutMape { get; init; }
     [JsonPropertyName("max_abs_percent_error")] public double MaxAbsPercentError { get; init; }
+    /// <summary>Held-out error of what the simulator uses: the regression with the residuals interpolated from the other samples.</summary>
+    [JsonPropertyName("interpolated_leave_one_out_mape")] public double? InterpolatedLeaveOneOutMape { get; init; }
+    [JsonPropertyName("interpolated_leave_one_out_by_phase")] public Dictionary<string, double>? InterpolatedLeaveOneOutByPhase { get; init; }
+    /// <summary>Operator-level calibrations: each operator's own fit to its profile rows.</summary>
+    [JsonPropertyName("mape_by_operator")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Dictionary<string, OperatorFitQuality>? MapeByOperator { get; init; }
+}
+
+public sealed record OperatorFitQuality
+{
+    [JsonPropertyName("samples")] public int Samples { get; init; }
+    [JsonPropertyName("mape")] public double Mape { get; init; }
+    [JsonPropertyName("leave_one_out_mape")] public double? LeaveOneOutMape { get; init; }
 }
 
 public sealed record CalibrationProvenance

@@ -50,8 +50,18 @@ public sealed record IterationCoefficients(double BaseUs, double PerTokenUs, dou
     public static IterationCoefficients FromVector(IReadOnlyList<double> v) => new(v[0], v[1], v[2], v[3], v[4]);
 }
 
-/// <summary>One measured iteration: its features, its median time and its phase (for per-phase fit quality).</summary>
-public sealed record CalibrationSample(IterationFeatures Features, double TimeUs, string Phase);
+/// <summary>
+/// One measured iteration: its features, its median time, its phase (for per-phase fit quality and residuals) and
+/// where it lies on the phase's grid: sequences and length per sequence (prompt for prefill, KV for decode; 0 when
+/// the sample is not on a grid).
+/// </summary>
+public sealed record CalibrationSample(IterationFeatures Features, double TimeUs, string Phase, double Batch = 0, double Length = 0)
+{
+    public static CalibrationSample Prefill(int batch, long prompt, double timeUs) => new(IterationFeatures.Prefill(batch, prompt), timeUs, "prefill", batch, prompt);
+
+    public static CalibrationSample Decode(int batch, double kvPerSequence, double timeUs) =>
+        new(IterationFeatures.Decode(batch, batch * kvPerSequence), timeUs, "decode", batch, kvPerSequence);
+}
 
 /// <summary>How well a fit reproduces the samples it came from, and how well it predicts samples it did not see.</summary>
 public sealed record FitQuality(int Samples, double Mape, IReadOnlyDictionary<string, double> MapeByPhase, double LeaveOneOutMape, double MaxAbsPercentError);
@@ -75,16 +85,35 @@ public static class IterationFitter
         var ape = samples.Select(s => Ape(fitted, s)).ToList();
         var byPhase = samples.Select((s, i) => (s.Phase, ape[i])).GroupBy(x => x.Phase)
             .ToDictionary(g => g.Key, g => g.Average(x => x.Item2));
-        double loo = samples.Count > 6
-            ? samples.Select((s, i) =>
-            {
-                var rest = samples.Where((_, j) => j != i).ToList();
-                return Ape(IterationCoefficients.FromVector(Solve(rest, Unidentified(rest))), s);
-            }).Average()
-            : double.NaN;
+        double loo = samples.Count > 6 ? LeaveOnePointOut(samples) : double.NaN;
         var names = unidentified.Select(i => IterationCoefficients.Names[i]).ToList();
         return new IterationFitResult(fitted, new FitQuality(samples.Count, ape.Average(), byPhase, loo, ape.Max()), names);
     }
+
+    /// <summary>
+    /// Each grid point's samples (same phase, batch and length; a sample off the grid alone) predicted by a fit to all
+    /// the other points, so repeated runs of one configuration cannot vouch for each other.
+    /// </summary>
+    private static double LeaveOnePointOut(IReadOnlyList<CalibrationSample> samples)
+    {
+        var ape = new double[samples.Count];
+        foreach (var point in Enumerable.Range(0, samples.Count).GroupBy(i => PointOf(samples[i], i)))
+        {
+            var held = point.ToHashSet();
+            var rest = samples.Where((_, j) => !held.Contains(j)).ToList();
+            var fit = IterationCoefficients.FromVector(Solve(rest, Unidentified(rest)));
+            foreach (var i in held) ape[i] = Ape(fit, samples[i]);
+        }
+        return ape.Average();
+    }
+
+    /// <summary>The grid point a sample belongs to, for held-out errors.</summary>
+    internal static (string Phase, double Batch, double Length) PointOf(CalibrationSample s, int index) =>
+        s.Batch > 0 ? (s.Phase, s.Batch, s.Length) : (s.Phase, -index - 1.0, 0.0);
+
+    /// <summary>The non-negative coefficients alone (no quality figures).</summary>
+    public static IterationCoefficients Coefficients(IReadOnlyList<CalibrationSample> samples) =>
+        IterationCoefficients.FromVector(Solve(samples, Unidentified(samples)));
 
     private static double Ape(IterationCoefficients c, CalibrationSample s) => Math.Abs(c.PredictUs(s.Features) - s.TimeUs) / s.TimeUs;
 

@@ -22,6 +22,9 @@ public sealed record RequestRecord(
     string? RejectReason,
     bool ThinkingTruncated)
 {
+    /// <summary>Prompt tokens served from the prefix cache (vLLM's num_cached_tokens; the largest over re-admissions).</summary>
+    public int CachedPromptTokens { get; init; }
+
     public double? TtftMs => FirstTokenTimeS is { } f ? (f - ArrivalTimeS) * 1000 : null;
     public double? TtfatMs => FirstAnswerTokenTimeS is { } f ? (f - ArrivalTimeS) * 1000 : null;
     public double? E2elMs => CompletionTimeS is { } c ? (c - ArrivalTimeS) * 1000 : null;

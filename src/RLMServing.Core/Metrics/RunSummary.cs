@@ -64,6 +64,11 @@ public sealed record RunSummary
     [JsonPropertyName("est_compute_utilization")] public double EstComputeUtilization { get; init; }
     [JsonPropertyName("mean_thinking_tokens")] public double MeanThinkingTokens { get; init; }
     [JsonPropertyName("thinking_truncated")] public int ThinkingTruncated { get; init; }
+    [JsonPropertyName("prefix_cache_hit_rate")] public double? PrefixCacheHitRate { get; init; }
+    [JsonPropertyName("swap_outs")] public long SwapOuts { get; init; }
+    [JsonPropertyName("swap_space_exhausted")] public long SwapSpaceExhausted { get; init; }
+    [JsonPropertyName("kv_transfers")] public long KvTransfers { get; init; }
+    [JsonPropertyName("mean_kv_transfer_ms")] public double MeanKvTransferMs { get; init; }
     [JsonPropertyName("unstable")] public bool Unstable { get; init; }
     [JsonPropertyName("unstable_reason")] public string? UnstableReason { get; init; }
 
@@ -77,4 +82,8 @@ public sealed record RunSummary
     [JsonPropertyName("mean_accepted_tokens_per_step")] public double? MeanAcceptedTokensPerStep { get; init; }
     [JsonPropertyName("spec_decode_acceptance_rate")] public double? SpecDecodeAcceptanceRate { get; init; }
     [JsonPropertyName("estimated_accuracy")] public double? EstimatedAccuracy { get; init; }
+    /// <summary>Shapes the run reached far outside its calibration's measured grid (absent when none).</summary>
+    [JsonPropertyName("calibration_warnings")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? CalibrationWarnings { get; init; }
 }

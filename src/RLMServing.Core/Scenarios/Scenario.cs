@@ -6,9 +6,9 @@ public enum BatchingPolicy { Static, Continuous, ChunkedPrefill }
 
 public enum QueueOrder { Fcfs, Sjf, Priority }
 
-public enum PreemptionMode { Recompute }
+public enum PreemptionMode { Recompute, Swap }
 
-public enum RouterKind { RoundRobin, Random }
+public enum RouterKind { RoundRobin, Random, LeastOutstanding, LeastKv, PowerOfTwo, PrefixAffinity }
 
 /// <summary>How an engine runs an iteration: one fused forward pass, or one call per prefill chunk plus one for the decodes.</summary>
 public enum IterationCalls { One, PerPrefillChunk }
@@ -36,7 +36,11 @@ public sealed record SchedulerConfig(
     double BatchTimeoutMs,
     RouterKind Router);
 
-public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, double? ActivationReserveGib);
+public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, double? ActivationReserveGib)
+{
+    /// <summary>Prefix caching, swap space and admission watermark (docs/scenarios.md, kv_cache).</summary>
+    public MemoryPolicyConfig Memory { get; init; } = MemoryPolicyConfig.Default;
+}
 
 /// <summary>Service-level objectives; a request counts towards goodput when it meets every one that is set.</summary>
 public sealed record SloConfig(double? TtftMs, double? TpotMs, double? E2elMs)
@@ -70,4 +74,17 @@ public sealed record Scenario(
 {
     /// <summary>KV compression, speculative decoding and thinking budgets; all off when the scenario names none.</summary>
     public Policies.PolicyConfig PoliciesOrNone => Policies ?? RLMServing.Policies.PolicyConfig.None;
+
+    /// <summary>Replica groups and cluster-level policies; null means the single group that <c>hardware</c> describes.</summary>
+    public ClusterConfig? Cluster { get; init; }
+
+    /// <summary>Shared system prompts prepended to every request (synthetic workloads and dataset presets).</summary>
+    public SystemPromptConfig? SystemPrompt { get; init; }
+
+    /// <summary>The requests the simulator runs: replayed or generated from the seed, with shared system prompts applied.</summary>
+    public IReadOnlyList<RequestSpec> Requests()
+    {
+        var requests = ReplayRequests ?? Workload!.Generate(Seed);
+        return SystemPrompt is { } sp ? sp.Apply(requests, Seed) : requests;
+    }
 }

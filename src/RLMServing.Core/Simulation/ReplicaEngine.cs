@@ -17,6 +17,10 @@ internal sealed class ReplicaStats(double itlAccuracy)
     public double KvBlockSeconds;
     public long PeakBlocks;
     public long Preemptions;
+    public long SwapOuts;
+    public long SwapIns;
+    public long SwapFallbacks;
+    public double SwapTransferS;
     public double EndS;
     public QuantileSketch Itl { get; } = new(itlAccuracy);
 }
@@ -66,6 +70,8 @@ internal sealed partial class ReplicaEngine
     private double _nextSampleS;
     private long _sampleIndex;
     private bool _batchActive;
+    private double _horizonS = double.PositiveInfinity;
+    private double _lastCheckedClock;
 
     public ReplicaEngine(int replica, SchedulerConfig sched, ICostModel cost, KvCachePlan kv, bool fastForward,
         double sampleIntervalS, IClientLoop? clients, ReplicaStats stats,
@@ -101,19 +107,36 @@ internal sealed partial class ReplicaEngine
     private long TotalBlocks => _kv.TotalBlocks;
     private int RunningCount => _prefilling.Count + _decoding.Count;
 
-    public void AddArrival(SimRequest r) => _arrivals.Enqueue(r, (r.ArrivalTimeS, r.Spec.Id));
+    public void AddArrival(SimRequest r)
+    {
+        _arrivals.Enqueue(r, (r.ArrivalTimeS, r.Spec.Id));
+        if (r.FirstScheduledS is null) _queuedPromptBlocks += BlocksFor(r.Spec.PromptTokens);
+    }
 
     /// <summary>Runs until every arrival (including closed-loop follow-ups) has completed or been rejected.</summary>
     public void Run()
     {
-        double lastClock = 0;
+        Advance(double.PositiveInfinity);
+        Stats.EndS = _clock;
+    }
+
+    /// <summary>
+    /// Runs the loop until the clock reaches <paramref name="horizonS"/> (the cluster's next arrival, which may be
+    /// routed here) or the replica has nothing left to do. Stopping at the horizon only splits decode stretches,
+    /// which fast-forwarding proves harmless, so results do not depend on where the driver stops the loop.
+    /// </summary>
+    public void Advance(double horizonS)
+    {
+        _horizonS = horizonS;
         while (true)
         {
             if (_executor is not null) _clock = Math.Max(_clock, _executor.NowS);
             ProcessDueDecodeEvents();
             AdmitArrivals();
+            // At the horizon the driver routes the next arrival first: sampling now would miss it if it comes here.
+            if (_clock >= horizonS) break;
             Sample();
-            if (CheckInvariants) Verify(ref lastClock);
+            if (CheckInvariants) Verify(ref _lastCheckedClock);
             if (RunningCount == 0 && _waiting.Count == 0 && !_batchActive)
             {
                 if (_arrivals.Count == 0) break;
@@ -130,13 +153,12 @@ internal sealed partial class ReplicaEngine
             if (!progressed)
             {
                 // Nothing can run now (a static batch waiting for its timeout): wait for the next event.
-                double next = NextWakeS();
+                double next = Math.Min(NextWakeS(), horizonS);
                 if (double.IsPositiveInfinity(next))
                     throw new InvalidOperationException($"replica {_replica}: scheduler stalled with {_waiting.Count} waiting, {_prefilling.Count} prefilling, {_decoding.Count} decoding, batch {_batchActive}, dc {_dc}, next event {NextEventDc()}");
                 AdvanceIdle(Math.Min(next, _nextSampleS));
             }
         }
-        Stats.EndS = _clock;
     }
 
     /// <summary>Idle until <paramref name="timeS"/>: the simulated clock jumps there; a real executor waits for it.</summary>
@@ -163,7 +185,7 @@ internal sealed partial class ReplicaEngine
             long peakKv = (long)r.Spec.PromptTokens + r.Target - 1;
             if (r.Spec.PromptTokens > _kv.CapacityTokens)
                 Reject(r, "prompt_exceeds_kv_cache");
-            else if (peakKv > _kv.CapacityTokens)
+            else if (peakKv > _kv.CapacityTokens && OnPrefilled is null)   // a prefill replica only ever holds the prompt
                 Reject(r, "exceeds_kv_cache");
             else
             {
@@ -178,6 +200,7 @@ internal sealed partial class ReplicaEngine
     {
         r.RejectReason = reason;
         r.State = RequestState.Done;
+        if (r.FirstScheduledS is null) _queuedPromptBlocks -= BlocksFor(r.Spec.PromptTokens);
         Finish(r, r.ArrivalTimeS);
     }
 
@@ -196,10 +219,15 @@ internal sealed partial class ReplicaEngine
     private bool TryAdmit(SimRequest r, int firstChunk, long reservedBlocks = 0)
     {
         if (_batchActive) throw new InvalidOperationException("static batching admitted a request mid-batch");
-        long need = BlocksFor(r.Prefilled + firstChunk) - r.BlocksHeld;
-        if (need > FreeBlocks - reservedBlocks) return false;
+        if (r.SwappedKv > 0) return TrySwapIn(r, reservedBlocks);
+        long need = BlocksFor(r.Prefilled + r.PendingPrefixTokens + firstChunk) - r.BlocksHeld - r.PendingPrefixTokens / BlockSize;
+        int revived = PrefixRevived(r);
+        if (need + revived > FreeBlocks - reservedBlocks - AdmissionWatermark()) return false;
         _waiting.Dequeue();
+        AcquirePrefix(r);
         _usedBlocks += need;
+        TrimPrefixCache();
+        if (r.FirstScheduledS is null) _queuedPromptBlocks -= BlocksFor(r.Spec.PromptTokens);
         r.BlocksHeld += (int)need;
         r.State = RequestState.Prefilling;
         r.AdmitSeq = _admitSeq++;   // re-admission after a preemption counts as the latest, as in vLLM's running list
@@ -219,11 +247,12 @@ internal sealed partial class ReplicaEngine
         int budget = _sched.MaxNumBatchedTokens;
         while (_waiting.Count > 0 && RunningCount < _sched.MaxNumSeqs)
         {
-            var r = _waiting.Peek();
-            int tokens = r.PrefillTarget;
+            var r = PeekWaiting();
+            int tokens = r.PrefillLeft;
             // A prompt longer than the token budget runs alone rather than never.
             if (tokens > budget && _chunkOwners.Count > 0) break;
             if (!TryAdmit(r, tokens)) break;
+            if (r.State == RequestState.Decoding) continue;   // swapped back in: decodes, no prefill
             AddChunk(r, tokens);
             budget -= tokens;
             if (budget <= 0) break;
@@ -250,9 +279,16 @@ internal sealed partial class ReplicaEngine
         }
         while (!preempted && budget > 0 && _waiting.Count > 0 && RunningCount < _sched.MaxNumSeqs && _chunkOwners.Count == _prefilling.Count)
         {
-            var r = _waiting.Peek();
-            int chunk = Math.Min(r.PrefillTarget, budget);
+            var r = PeekWaiting();
+            int chunk = Math.Min(r.PrefillLeft, budget);
             if (!TryAdmit(r, chunk, reserved)) break;
+            if (r.State == RequestState.Decoding)
+            {
+                // Swapped back in: it decodes in this iteration, so its next block is reserved and it takes a token.
+                reserved = DecodeBlocksNeeded();
+                budget--;
+                continue;
+            }
             AddChunk(r, chunk);
             budget -= chunk;
         }
@@ -286,8 +322,8 @@ internal sealed partial class ReplicaEngine
                 return false;
             while (_waiting.Count > 0 && _batch.Count < _sched.MaxNumSeqs)
             {
-                var r = _waiting.Peek();
-                if (!TryAdmit(r, r.PrefillTarget)) break;
+                var r = PeekWaiting();
+                if (!TryAdmit(r, r.PrefillLeft)) break;
                 _batch.Add(r);
             }
             if (_batch.Count == 0) return false;
@@ -327,9 +363,10 @@ internal sealed partial class ReplicaEngine
     /// <summary>Allocates the KV blocks for an admitted request's next chunk and plans it, if they are free.</summary>
     private bool TryPlanChunk(SimRequest r, int tokens, long reservedBlocks)
     {
-        long need = BlocksFor(r.Prefilled + tokens) - r.BlocksHeld;
+        long need = BlocksFor(r.Prefilled + tokens) - r.BlocksHeld - r.PrefixBlocks;
         if (need > FreeBlocks - reservedBlocks) return false;
         _usedBlocks += need;
+        TrimPrefixCache();
         r.BlocksHeld += (int)need;
         AddChunk(r, tokens);
         return true;
@@ -374,6 +411,7 @@ internal sealed partial class ReplicaEngine
     private void CompletePrefill(SimRequest r)
     {
         _prefilling.Remove(r);
+        RegisterPrefix(r);
         bool recompute = r.Generated > 0;
         if (recompute) Stats.Itl.Add((_clock - r.LastEmitS) * 1000);
         r.Generated++;
@@ -385,10 +423,17 @@ internal sealed partial class ReplicaEngine
             Complete(r, _clock);
             return;
         }
+        if (HandOffAfterPrefill(r)) return;
+        JoinDecodeSet(r, r.PrefillTarget);
+    }
+
+    /// <summary>Adds a request to the decode set with <paramref name="kv"/> KV entries (after its prefill, or swapped back in).</summary>
+    private void JoinDecodeSet(SimRequest r, long kv)
+    {
         r.State = RequestState.Decoding;
         r.JoinDc = _dc;
         r.GenAtJoin = r.Generated;
-        r.KvAtJoin = r.PrefillTarget;
+        r.KvAtJoin = kv;
         r.Version++;
         _decodeIndex[r] = _decoding.Count;
         _decoding.Add(r);
@@ -466,14 +511,15 @@ internal sealed partial class ReplicaEngine
             r.Generated = _fastForward ? r.GeneratedAt(_dc) : r.NaiveGenerated;
             long kv = _fastForward ? r.KvAt(_dc) : r.NaiveKv;
             RemoveFromDecodeSet(r, kv);
-            _usedBlocks -= BlocksFor(kv);
             // Fresh joiners keep their own last-emit time; the rest last emitted at the last decode step.
             if (!_fresh.Remove(r)) r.LastEmitS = _lastDecodeEndS;
+            if (TrySwapOut(r, kv)) return;
+            ReleaseKv(r, BlocksFor(kv) - r.PrefixBlocks, kv);
         }
         else
         {
             _prefilling.Remove(r);
-            _usedBlocks -= r.BlocksHeld;
+            ReleaseKv(r, r.BlocksHeld, r.Prefilled);
         }
         r.BlocksHeld = 0;
         r.Prefilled = 0;
@@ -512,7 +558,7 @@ internal sealed partial class ReplicaEngine
         if (_decoding.Count == 0) return;
         long eventDc = NextEventDc();
         double arrivalBound = respectArrivals && _arrivals.Count > 0 ? _arrivals.Peek().ArrivalTimeS : double.PositiveInfinity;
-        double timeBound = Math.Min(arrivalBound, _nextSampleS);
+        double timeBound = Math.Min(Math.Min(arrivalBound, _nextSampleS), _horizonS);
         int b = _decoding.Count;
         bool first = true;
         do
@@ -579,16 +625,18 @@ internal sealed partial class ReplicaEngine
 
     private void Account(in IterationCost cost, int batchRequests, double start)
     {
-        _clock = start + cost.TimeS;
-        Stats.BusyS += cost.TimeS;
+        double timeS = cost.TimeS + TakeSwapTransferS();
+        _clock = start + timeS;
+        Stats.BusyS += timeS;
         Stats.Flops += cost.Flops;
         Stats.Bytes += cost.Bytes;
         Stats.Iterations++;
         Stats.BatchRequestsSum += batchRequests;
-        Stats.KvBlockSeconds += _usedBlocks * cost.TimeS;
+        Stats.KvBlockSeconds += _usedBlocks * timeS;
         if (_usedBlocks > Stats.PeakBlocks) Stats.PeakBlocks = _usedBlocks;
         AccountPolicies(cost.TimeS);
         if (_usedBlocks > TotalBlocks) throw new InvalidOperationException("KV blocks in use exceed capacity");
+        TrimPrefixCache();
     }
 
     /// <summary>Applies completions and first-answer milestones that fall on the current decode counter.</summary>
@@ -614,7 +662,7 @@ internal sealed partial class ReplicaEngine
             r.Generated = r.GeneratedAt(_dc);
             RemoveFromDecodeSet(r, kv);
             _fresh.Remove(r);
-            _usedBlocks -= BlocksFor(kv);
+            ReleaseKv(r, BlocksFor(kv) - r.PrefixBlocks, kv);
             r.BlocksHeld = 0;
             Complete(r, _lastDecodeEndS);
         }
@@ -623,7 +671,7 @@ internal sealed partial class ReplicaEngine
     /// <summary>Frees what the request holds and records it; <paramref name="lastTokenS"/> is when its last token came out.</summary>
     private void Complete(SimRequest r, double lastTokenS)
     {
-        if (r.BlocksHeld > 0) { _usedBlocks -= r.BlocksHeld; r.BlocksHeld = 0; }
+        if (r.BlocksHeld > 0 || r.PrefixBlocks > 0) { ReleaseKv(r, r.BlocksHeld, r.Prefilled); r.BlocksHeld = 0; }
         r.State = RequestState.Done;
         _executor?.Release(r.Spec.Id, finished: true);
         r.LastEmitS = lastTokenS;
@@ -642,7 +690,8 @@ internal sealed partial class ReplicaEngine
     {
         if (_clock < lastClock) throw new InvalidOperationException($"clock went back from {lastClock} to {_clock}");
         lastClock = _clock;
-        long held = _prefilling.Sum(r => (long)r.BlocksHeld) + _decoding.Sum(r => BlocksFor(r.KvAt(_dc)));
+        long held = _prefilling.Sum(r => (long)r.BlocksHeld) + _decoding.Sum(r => BlocksFor(r.KvAt(_dc)) - r.PrefixBlocks) + SharedBlocksInUse();
+        VerifyMemoryPolicies();
         if (held != _usedBlocks) throw new InvalidOperationException($"blocks held by requests {held} != allocated {_usedBlocks}");
         if (_usedBlocks < 0 || _usedBlocks > TotalBlocks || FreeBlocks + _usedBlocks != TotalBlocks)
             throw new InvalidOperationException($"allocated {_usedBlocks} + free {FreeBlocks} != total {TotalBlocks}");
@@ -661,18 +710,22 @@ internal sealed partial class ReplicaEngine
     /// <summary>Reference mode: completions and first answer tokens found by looking at every decoding request.</summary>
     private void ScanForFinishedRequests()
     {
-        for (int i = 0; i < _decoding.Count; i++)
+        // Completed in admission order, as the event queue orders them (the prefix cache's LRU order depends on it).
+        var finished = new List<SimRequest>();
+        foreach (var r in _decoding)
         {
-            var r = _decoding[i];
             if (r.FirstAnswerS is null && r.NaiveGenerated >= r.Spec.ThinkingTokens + 1) r.FirstAnswerS = _lastDecodeEndS;
-            if (r.NaiveGenerated < r.Target) continue;
+            if (r.NaiveGenerated >= r.Target) finished.Add(r);
+        }
+        finished.Sort((a, b) => a.AdmitSeq.CompareTo(b.AdmitSeq));
+        foreach (var r in finished)
+        {
             r.Generated = r.NaiveGenerated;
             RemoveFromDecodeSet(r, r.NaiveKv);
             _fresh.Remove(r);
-            _usedBlocks -= BlocksFor(r.NaiveKv);
+            ReleaseKv(r, BlocksFor(r.NaiveKv) - r.PrefixBlocks, r.NaiveKv);
             r.BlocksHeld = 0;
             Complete(r, _lastDecodeEndS);
-            i--;   // the last request was swapped into this slot
         }
     }
 

@@ -27,7 +27,29 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     /// <summary>Tokens to run through prefill: the prompt, plus earlier output after a recompute preemption.</summary>
     public int PrefillTarget { get; set; }
     public int Prefilled { get; set; }
+
+    /// <summary>Private KV blocks while prefilling (cached prefix blocks are counted in <see cref="PrefixBlocks"/>).</summary>
     public int BlocksHeld { get; set; }
+
+    /// <summary>Leading blocks of the context this request references in the prefix cache.</summary>
+    public int PrefixBlocks { get; set; }
+
+    /// <summary>Prefix-cache hit found for the head of the queue, taken at admission (tokens, whole blocks).</summary>
+    public int PendingPrefixTokens { get; set; }
+
+    /// <summary>Most prompt tokens served from the prefix cache at one admission.</summary>
+    public int CachedPromptTokens { get; set; }
+
+    /// <summary>KV entries held in host memory after a swap-out (0 when not swapped).</summary>
+    public long SwappedKv { get; set; }
+
+    /// <summary>The KV in <see cref="SwappedKv"/> came from a prefill replica over the network, not from this replica's swap space.</summary>
+    public bool TransferredIn { get; set; }
+
+    /// <summary>When the request reached the cluster, when <see cref="ArrivalTimeS"/> is its arrival at a decode replica.</summary>
+    public double? ClusterArrivalS { get; set; }
+
+    public int PrefillLeft => PrefillTarget - Prefilled - PendingPrefixTokens;
 
     // Lazy decode progress.
     public long JoinDc { get; set; }
@@ -68,10 +90,10 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     public long RemainingWork => PrefillTarget - Prefilled + Target - Generated;
 
     public RequestRecord ToRecord(int replica) => new(
-        Spec.Id, ArrivalTimeS, Spec.PromptTokens,
+        Spec.Id, ClusterArrivalS ?? ArrivalTimeS, Spec.PromptTokens,
         RejectReason is null ? Target : 0,
         RejectReason is null ? Spec.ThinkingTokens : 0,
         RejectReason is null ? RequestStatus.Completed : RequestStatus.Rejected,
         FirstScheduledS, FirstTokenS, FirstAnswerS, CompletionS, Preemptions, replica, RejectReason,
-        Spec.ThinkingTruncated);
+        Spec.ThinkingTruncated) { CachedPromptTokens = CachedPromptTokens };
 }

@@ -2,6 +2,7 @@ using RLMServing.Catalog;
 using RLMServing.Costs;
 using RLMServing.Memory;
 using RLMServing.Metrics;
+using RLMServing.Routing;
 using RLMServing.Scenarios;
 using RLMServing.Workloads;
 
@@ -16,9 +17,10 @@ public sealed record SimulationResult(
 
 /// <summary>
 /// The discrete-event simulator of a serving cluster. Pure: it takes a bound scenario, the catalog entries and a
-/// cost model, and returns results; it does no I/O. The router assigns each request to a replica when it arrives;
-/// round robin and seeded random routing do not depend on replica state, so each replica's event loop runs on
-/// its own and the cluster result is their union (which is also what makes it fast).
+/// cost model (one per replica group), and returns results; it does no I/O. The router assigns each request to a
+/// replica when it arrives. Round robin and seeded random routing do not depend on replica state, so each replica's
+/// event loop runs on its own and the cluster result is their union (which is also what makes it fast); routers
+/// that read replica state run the replicas in lockstep to each arrival (<see cref="ClusterDriver"/>).
 /// </summary>
 public static class Simulator
 {
@@ -27,16 +29,24 @@ public static class Simulator
     /// iteration per scheduler turn (fast-forward off), on the executor's wall clock. Null: simulate.
     /// </param>
     public static SimulationResult Run(Scenario scenario, ModelArchitecture model, GpuSpec gpu, ICostModel cost,
-        IProgress<double>? progress = null, bool checkInvariants = false, IIterationExecutor? executor = null)
+        IProgress<double>? progress = null, bool checkInvariants = false, IIterationExecutor? executor = null) =>
+        Run(scenario, model, [ReplicaGroup.Single(scenario, gpu, cost)], progress, checkInvariants, executor: executor);
+
+    /// <summary>
+    /// Runs a cluster of replica groups. <paramref name="lockstep"/> forces the lockstep driver even for routers
+    /// that ignore replica state (a test uses it to show both drivers agree).
+    /// </summary>
+    public static SimulationResult Run(Scenario scenario, ModelArchitecture model, IReadOnlyList<ReplicaGroup> groups,
+        IProgress<double>? progress = null, bool checkInvariants = false, bool lockstep = false, IIterationExecutor? executor = null)
     {
-        var hw = scenario.Hardware;
-        if (executor is not null && hw.Replicas != 1)
+        var requests = scenario.Requests();
+        var plans = groups.Select(g => KvCachePlan.For(model, g.Gpu, g.TensorParallel, scenario.KvCache, g.Scheduler)).ToList();
+        int replicas = groups.Sum(g => g.Replicas);
+        if (executor is not null && replicas != 1)
             throw new ArgumentException("a real executor serves one replica");
-        var plan = KvCachePlan.For(model, gpu, hw.TensorParallel, scenario.KvCache, scenario.Scheduler);
-        var requests = scenario.ReplayRequests ?? scenario.Workload!.Generate(scenario.Seed);
-        int replicas = hw.Replicas;
         var stats = new ReplicaStats[replicas];
         var engines = new ReplicaEngine[replicas];
+        var groupOf = new int[replicas];
         var records = new List<RequestRecord>(requests.Count);
         var timeseries = new List<TimeseriesPoint>();
         long doneCount = 0, total = requests.Count;
@@ -47,58 +57,81 @@ public static class Simulator
         };
 
         var closedLoop = scenario.Workload?.Arrival as ClosedLoopArrivals;
-        for (int i = 0; i < replicas; i++)
+        for (int g = 0, i = 0; g < groups.Count; g++)
         {
-            stats[i] = new ReplicaStats(0.005);
-            IClientLoop? clients = closedLoop is null ? null : new ClientLoop(closedLoop.ThinkTimeMs / 1000.0);
-            engines[i] = new ReplicaEngine(i, scenario.Scheduler, cost, plan, scenario.Simulation.FastForward && executor is null,
-                scenario.Metrics.TimeseriesIntervalS, clients, stats[i], records, timeseries, executor)
+            for (int k = 0; k < groups[g].Replicas; k++, i++)
             {
-                OnRequestDone = onDone,
-                CheckInvariants = checkInvariants,
-                Policies = scenario.PoliciesOrNone,
-                PolicySeed = scenario.Seed,
-            };
+                stats[i] = new ReplicaStats(0.005);
+                groupOf[i] = g;
+                IClientLoop? clients = closedLoop is null ? null : new ClientLoop(closedLoop.ThinkTimeMs / 1000.0);
+                engines[i] = new ReplicaEngine(i, groups[g].Scheduler, groups[g].Cost, plans[g], scenario.Simulation.FastForward && executor is null,
+                    scenario.Metrics.TimeseriesIntervalS, clients, stats[i], records, timeseries, executor)
+                {
+                    OnRequestDone = onDone,
+                    CheckInvariants = checkInvariants,
+                    Policies = scenario.PoliciesOrNone,
+                    PolicySeed = scenario.Seed,
+                };
+                engines[i].ConfigureMemory(scenario.KvCache.Memory, groups[g].TensorParallel);
+            }
         }
 
-        if (closedLoop is null) RouteOpenLoop(scenario, requests, engines);
-        else SeedClosedLoop(closedLoop, requests, engines);
-
-        foreach (var e in engines) e.Run();
+        var router = Routers.Create(scenario.Scheduler.Router, SyntheticWorkload.Mix(scenario.Seed, 17), scenario.Cluster?.BalanceThreshold ?? 32);
+        var transfers = new ClusterDriver.KvTransferStats();
+        if (groups.Any(g => g.Role != ReplicaRole.Both))
+        {
+            if (closedLoop is not null) throw new InvalidOperationException("closed-loop clients cannot drive a disaggregated cluster");
+            var decodeRouter = Routers.Create(scenario.Scheduler.Router, SyntheticWorkload.Mix(scenario.Seed, 18), scenario.Cluster?.BalanceThreshold ?? 32);
+            var link = scenario.Cluster?.KvTransfer ?? throw new InvalidOperationException("a disaggregated cluster needs cluster.kv_transfer");
+            transfers = ClusterDriver.RunDisaggregated(requests, engines.Where((_, i) => groups[groupOf[i]].Role == ReplicaRole.Prefill).ToArray(),
+                engines.Where((_, i) => groups[groupOf[i]].Role == ReplicaRole.Decode).ToArray(), router, decodeRouter, link, plans[0].KvBytesPerToken);
+        }
+        else if (closedLoop is not null)
+        {
+            SeedClosedLoop(closedLoop, requests, engines);
+            foreach (var e in engines) e.Run();
+        }
+        else if (router.StateDependent || lockstep) ClusterDriver.RunLockstep(requests, engines, router);
+        else
+        {
+            RouteOpenLoop(requests, engines, router);
+            foreach (var e in engines) e.Run();
+        }
         progress?.Report(1.0);
 
         records.Sort((a, b) => a.RequestId.CompareTo(b.RequestId));
         timeseries.Sort((a, b) => a.TimeS != b.TimeS ? a.TimeS.CompareTo(b.TimeS) : a.Replica.CompareTo(b.Replica));
         var itl = new QuantileSketch(0.005);
         foreach (var s in stats) itl.Merge(s.Itl);
-        var totals = stats.Select(s => new ReplicaTotals(s.BusyS, s.Flops, s.Bytes, s.Iterations, s.BatchRequestsSum,
-            s.KvBlockSeconds, s.PeakBlocks, plan.TotalBlocks, s.Preemptions, cost.PeakFlops, cost.PeakBandwidth)).ToList();
+        var totals = stats.Select((s, i) => new ReplicaTotals(s.BusyS, s.Flops, s.Bytes, s.Iterations, s.BatchRequestsSum,
+            s.KvBlockSeconds, s.PeakBlocks, plans[groupOf[i]].TotalBlocks, s.Preemptions, groups[groupOf[i]].Cost.PeakFlops,
+            groups[groupOf[i]].Cost.PeakBandwidth)).ToList();
+        var first = groups[0];
         var identity = new RunSummary
         {
             Scenario = scenario.Name,
             Model = model.Name,
-            Gpu = gpu.Name,
+            Gpu = string.Join(" + ", groups.Select(g => g.Gpu.Name).Distinct()),
             Replicas = replicas,
-            TensorParallel = hw.TensorParallel,
-            Batching = scenario.Scheduler.Batching.ToString(),
+            TensorParallel = first.TensorParallel,
+            Batching = first.Scheduler.Batching.ToString(),
             Seed = scenario.Seed,
-            KvCacheCapacityTokens = plan.CapacityTokens,
+            KvCacheCapacityTokens = plans.Min(p => p.CapacityTokens),
         };
-        var summary = SummaryBuilder.Build(identity, records, itl, totals, scenario.Slo, scenario.Scheduler.MaxNumSeqs);
-        summary = PolicySummary.Add(summary, scenario.PoliciesOrNone, plan, stats, engines.Select(e => e.PolicyTotals).ToList());
-        return new SimulationResult(summary, records, timeseries, plan);
+        var summary = SummaryBuilder.Build(identity, records, itl, totals, scenario.Slo, first.Scheduler.MaxNumSeqs);
+        summary = PolicySummary.Add(summary, scenario.PoliciesOrNone, plans[0], stats, engines.Select(e => e.PolicyTotals).ToList());
+        summary = ClusterDriver.AddMemoryPolicyMetrics(summary, scenario, engines, stats) with
+        {
+            KvTransfers = transfers.Count,
+            MeanKvTransferMs = transfers.Count == 0 ? 0 : transfers.TotalS * 1000 / transfers.Count,
+        };
+        return new SimulationResult(summary, records, timeseries, plans[0]);
     }
 
-    private static void RouteOpenLoop(Scenario scenario, IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines)
+    private static void RouteOpenLoop(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines, IRouter router)
     {
-        var ordered = requests.OrderBy(r => r.ArrivalTimeS).ThenBy(r => r.Id);
-        var rng = new Random(SyntheticWorkload.Mix(scenario.Seed, 17));
-        int next = 0;
-        foreach (var spec in ordered)
-        {
-            int target = scenario.Scheduler.Router == RouterKind.Random ? rng.Next(engines.Length) : next++ % engines.Length;
-            engines[target].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
-        }
+        foreach (var spec in ClusterDriver.InArrivalOrder(requests))
+            engines[router.Route(spec, engines)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
     }
 
     /// <summary>Client i is pinned to replica i mod R; a replica's clients draw the next request from its share of the workload.</summary>

@@ -15,4 +15,22 @@ public sealed record RequestSpec(
     bool ThinkingTruncated = false)
 {
     public int OutputTokens => ThinkingTokens + AnswerTokens;
+
+    /// <summary>
+    /// Prefix identity for prefix caching and prefix-affinity routing: unit j covers tokens [j*U, (j+1)*U) of the
+    /// context (U = <see cref="PrefixHashTokens"/>) and its id names the whole prefix up to the unit's end, so two
+    /// requests with the same id at unit j share every token before it (Mooncake hash_ids, U = 512; one id with
+    /// U = int.MaxValue for a multi-turn session's growing context or a shared system prompt of U tokens).
+    /// </summary>
+    public long[]? PrefixHashes { get; init; }
+
+    public int PrefixHashTokens { get; init; }
+
+    /// <summary>
+    /// Tokens of this request's context its prefix identity covers: the whole context (prompt and output, which the
+    /// next turn of a session reads again) when <see cref="PrefixHashTokens"/> is int.MaxValue, else at most the prompt.
+    /// </summary>
+    public long PrefixCoveredTokens => PrefixHashes is null ? 0
+        : PrefixHashTokens == int.MaxValue ? (long)PromptTokens + OutputTokens
+        : Math.Min((long)PrefixHashes.Length * PrefixHashTokens, PromptTokens);
 }

@@ -18,6 +18,9 @@ public static class CalibrationStore
         foreach (var name in IterationCoefficients.Names)
             if (file.Coefficients.TryGetValue(name, out var v) && (v < 0 || !double.IsFinite(v)))
                 throw new UserInputException($"{path}: coefficients.{name}: must be a finite number >= 0, got {v}");
+        foreach (var (phase, table) in file.Residuals ?? [])
+            if (phase is not ("prefill" or "decode")) throw new UserInputException($"{path}: residuals.{phase}: unknown phase (prefill, decode)");
+            else if (table.Problem() is { } problem) throw new UserInputException($"{path}: residuals.{phase}: {problem}");
         return file;
     }
 

@@ -40,7 +40,8 @@ public static class ResultWriter
         new DataField<int>("replica"),
         new DataField<double?>("ttfat_ms"),
         new DataField<bool>("thinking_truncated"),
-        new DataField<string>("reject_reason"));
+        new DataField<string>("reject_reason"),
+        new DataField<int>("cached_prompt_tokens"));
 
     public static readonly ParquetSchema TimeseriesSchema = new(
         new DataField<double>("time_s"),
@@ -104,6 +105,7 @@ public static class ResultWriter
         await g.WriteNullable(f[15], rows.Select(r => r.TtfatMs).ToArray());
         await g.Write(f[16], rows.Select(r => r.ThinkingTruncated).ToArray());
         await g.WriteStrings(f[17], rows.Select(r => r.RejectReason).ToArray());
+        await g.Write(f[18], rows.Select(r => r.CachedPromptTokens).ToArray());
     }
 
     public static async Task WriteTimeseriesAsync(string path, IReadOnlyList<TimeseriesPoint> rows, IReadOnlyDictionary<string, string> metadata)
@@ -146,9 +148,32 @@ public static class ResultWriter
             var rep = await g.Read<int>(F("replica"));
             var tt = reader.OptionalField("thinking_truncated") is { } ttf ? await g.Read<bool>(ttf) : new bool[id.Length];
             var rr = reader.OptionalField("reject_reason") is { } rrf ? await g.ReadStrings(rrf) : new string?[id.Length];
+            var cached = reader.OptionalField("cached_prompt_tokens") is { } cf ? await g.Read<int>(cf) : new int[id.Length];
             for (int i = 0; i < id.Length; i++)
                 rows.Add(new RequestRecord(id[i], arr[i], p[i], o[i], th[i], st[i] == "completed" ? RequestStatus.Completed : RequestStatus.Rejected,
-                    fs[i], ft[i], fa[i], c[i], pre[i], rep[i], rr[i], tt[i]));
+                    fs[i], ft[i], fa[i], c[i], pre[i], rep[i], rr[i], tt[i]) { CachedPromptTokens = cached[i] });
+        }
+        return rows;
+    }
+
+    /// <summary>Reads timeseries.parquet back (for reports and tests).</summary>
+    public static async Task<IReadOnlyList<TimeseriesPoint>> ReadTimeseriesAsync(string path)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        await using var stream = File.OpenRead(path);
+        await using var reader = await ParquetReader.CreateAsync(stream);
+        var rows = new List<TimeseriesPoint>();
+        for (int gi = 0; gi < reader.RowGroupCount; gi++)
+        {
+            using var g = reader.OpenRowGroupReader(gi);
+            DataField F(string name) => reader.Field(name, path);
+            var t = await g.Read<double>(F("time_s"));
+            var rep = await g.Read<int>(F("replica"));
+            var w = await g.Read<int>(F("waiting"));
+            var run = await g.Read<int>(F("running"));
+            var kv = await g.Read<long>(F("kv_blocks_used"));
+            var use = await g.Read<double>(F("kv_cache_usage"));
+            for (int i = 0; i < t.Length; i++) rows.Add(new TimeseriesPoint(t[i], rep[i], w[i], run[i], kv[i], use[i]));
         }
         return rows;
     }

@@ -10,7 +10,11 @@ using RLMServing.Simulation;
 namespace RLMServing.IO.Runs;
 
 /// <summary>One bound run of a scenario file (the base run or a variant).</summary>
-public sealed record PreparedRun(string Name, Scenario Scenario, ModelArchitecture Model, GpuSpec Gpu, ICostModel Cost);
+public sealed record PreparedRun(string Name, Scenario Scenario, ModelArchitecture Model, GpuSpec Gpu, ICostModel Cost)
+{
+    /// <summary>The replica groups to simulate: <c>cluster.groups</c>, or the one group <c>hardware</c> describes.</summary>
+    public IReadOnlyList<ReplicaGroup> Groups { get; init; } = [ReplicaGroup.Single(Scenario, Gpu, Cost)];
+}
 
 /// <summary>
 /// Glue between files and the simulator core: binds every run of a scenario file up front (so a mistake in the
@@ -24,31 +28,45 @@ public static class ScenarioRunner
             var scenario = ScenarioLoader.Bind(run.Tree, file.Path, catalog);
             var model = catalog.Model(scenario.Model);
             var gpu = catalog.Gpu(scenario.Hardware.Gpu);
-            return new PreparedRun(run.Name, scenario, model, gpu, WithSpeculation(BuildCostModel(scenario, model, gpu), scenario, gpu, catalog));
+            var cost = WithSpeculation(BuildCostModel(scenario, model, gpu), scenario, gpu, scenario.Hardware.TensorParallel, catalog);
+            var prepared = new PreparedRun(run.Name, scenario, model, gpu, cost);
+            if (scenario.Cluster is { Groups.Count: > 0 } cluster)
+                prepared = prepared with
+                {
+                    Groups = cluster.Groups.Select(g =>
+                    {
+                        var groupGpu = catalog.Gpu(g.Gpu);
+                        return new ReplicaGroup(g.Name, g.Replicas, groupGpu, g.TensorParallel, g.Scheduler,
+                            WithSpeculation(BuildCostModel(scenario, model, groupGpu, g.TensorParallel), scenario, groupGpu, g.TensorParallel, catalog), g.Role);
+                    }).ToList(),
+                };
+            return prepared;
         }).ToList();
 
     /// <summary>
     /// Under speculative decoding the iteration cost adds verification and drafting; a draft model is priced by the
     /// roofline from its catalog entry on the same GPUs (a calibration is for one model).
     /// </summary>
-    public static ICostModel WithSpeculation(ICostModel cost, Scenario s, GpuSpec gpu, HardwareCatalog catalog)
+    public static ICostModel WithSpeculation(ICostModel cost, Scenario s, GpuSpec gpu, int tensorParallel, HardwareCatalog catalog)
     {
         if (s.PoliciesOrNone.Speculative is not { } spec) return cost;
         ICostModel? draft = spec.DraftModel is { } name
-            ? new RooflineCostModel(catalog.Model(name), gpu, s.Hardware.TensorParallel, s.CostModel.ComputeEfficiency,
+            ? new RooflineCostModel(catalog.Model(name), gpu, tensorParallel, s.CostModel.ComputeEfficiency,
                 s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs)
             : null;
         return new SpeculativeCostModel(cost, draft, spec);
     }
 
-    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu)
+    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu) => BuildCostModel(s, model, gpu, s.Hardware.TensorParallel);
+
+    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu, int tensorParallel)
     {
-        var roofline = new RooflineCostModel(model, gpu, s.Hardware.TensorParallel, s.CostModel.ComputeEfficiency,
+        var roofline = new RooflineCostModel(model, gpu, tensorParallel, s.CostModel.ComputeEfficiency,
             s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs);
         ICostModel cost = s.CostModel.Kind switch
         {
             "roofline" => roofline,
-            "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToCoefficients(), roofline),
+            "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToModel(), roofline),
             var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
         };
         return s.CostModel.Calls == IterationCalls.PerPrefillChunk ? new PerCallCostModel(cost) : cost;
@@ -56,24 +74,27 @@ public static class ScenarioRunner
 
     /// <summary>
     /// Warnings when a calibrated run used shapes far outside the measured grid (more than twice the largest
-    /// measured context or batch): the fit's physically shaped terms extrapolate, but nobody measured there.
+    /// measured context or batch): the fit's physically shaped terms extrapolate, but nobody measured there. Each
+    /// names the shape reached and the grid's bounds.
     /// </summary>
     public static IReadOnlyList<string> CalibrationWarnings(PreparedRun run, SimulationResult result)
     {
         var cal = run.Scenario.CostModel.Calibration;
         if (cal is null || result.Requests.Count == 0) return [];
         var warnings = new List<string>();
+        var g = cal.Grid;
+        string bounds = $"measured grid: batch {g.MinBatch}–{g.MaxBatch} sequences, context {g.MinContext}–{g.MaxContext} tokens ({Path.GetFileName(run.Scenario.CostModel.File)})";
         long maxContext = result.Requests.Max(r => (long)r.PromptTokens + r.OutputTokens);
-        if (cal.Grid.MaxContext > 0 && maxContext > 2 * cal.Grid.MaxContext)
-            warnings.Add($"requests reach {maxContext} tokens of context; the calibration measured up to {cal.Grid.MaxContext} ({run.Scenario.CostModel.File})");
-        if (cal.Grid.MaxBatch > 0 && run.Scenario.Scheduler.MaxNumSeqs > 2 * cal.Grid.MaxBatch && result.Summary.MeanBatchSize > 2 * cal.Grid.MaxBatch)
-            warnings.Add($"batches average {result.Summary.MeanBatchSize:F0} requests; the calibration measured batches up to {cal.Grid.MaxBatch} ({run.Scenario.CostModel.File})");
+        if (g.MaxContext > 0 && maxContext > 2 * g.MaxContext)
+            warnings.Add($"requests reach {maxContext} tokens of context, beyond twice the calibration's largest; {bounds}");
+        if (g.MaxBatch > 0 && result.Summary.MeanBatchSize > 2 * g.MaxBatch)
+            warnings.Add($"batches average {result.Summary.MeanBatchSize:F0} sequences, beyond twice the calibration's largest; {bounds}");
         return warnings;
     }
 
     public static SimulationResult Simulate(PreparedRun run, string? variant, IProgress<double>? progress = null)
     {
-        var result = Simulator.Run(run.Scenario, run.Model, run.Gpu, run.Cost, progress);
+        var result = Simulator.Run(run.Scenario, run.Model, run.Groups, progress);
         return result with { Summary = result.Summary with { Variant = variant } };
     }
 

@@ -94,12 +94,21 @@ public static partial class ScenarioLoader
         r.String("description");
         int seed = r.Int("seed") ?? 0;
 
-        var hwR = r.Map("hardware") ?? throw r.Error("hardware", "is required");
-        var hardware = new HardwareConfig(hwR.RequiredString("gpu"), hwR.PositiveInt("replicas", 1), hwR.PositiveInt("tensor_parallel", 1));
+        var clusterR = r.Map("cluster");
+        bool groupsGiven = clusterR?.Has("groups") ?? false;
+        var hwR = r.Map("hardware");
+        if (groupsGiven && hwR is not null) throw r.Error("hardware", "give either hardware or cluster.groups, not both");
+        // With cluster.groups, hardware stands for the first group (GPU, tensor parallelism) and the total replica count.
+        var hardware = groupsGiven ? FirstGroupHardware(clusterR!, file) : null;
+        if (hwR is null && !groupsGiven) throw r.Error("hardware", "is required (or cluster.groups)");
+        if (hwR is not null)
+        {
+            hardware = new HardwareConfig(hwR.RequiredString("gpu"), hwR.PositiveInt("replicas", 1), hwR.PositiveInt("tensor_parallel", 1));
+            hwR.Done();
+        }
         GpuSpec gpu;
-        try { gpu = catalog.Gpu(hardware.Gpu); }
-        catch (CatalogException e) { throw hwR.Error("gpu", e.Message); }
-        hwR.Done();
+        try { gpu = catalog.Gpu(hardware!.Gpu); }
+        catch (CatalogException e) { throw (hwR ?? r).Error(hwR is null ? "cluster" : "gpu", e.Message); }
 
         var modelName = r.RequiredString("model");
         ModelArchitecture model;
@@ -107,6 +116,7 @@ public static partial class ScenarioLoader
         catch (CatalogException e) { throw r.Error("model", e.Message); }
 
         var cost = BindCostModel(r.Map("cost_model"), file, model, gpu, hardware.TensorParallel);
+        var schedulerTree = tree.Get("scheduler") as ConfigMap;
         var scheduler = BindScheduler(r.Map("scheduler"));
         var kv = BindKvCache(r.Map("kv_cache"));
         var slo = BindSlo(r.Map("slo"));
@@ -117,12 +127,20 @@ public static partial class ScenarioLoader
         var simulation = new SimulationConfig(simR?.Bool("fast_forward") ?? true);
         simR?.Done();
         var workloadR = r.Map("workload") ?? throw r.Error("workload", "is required");
+        var systemPrompt = BindSystemPrompt(workloadR);
         // workload.trace replays a request trace and workload.dataset samples a reasoning preset (ScenarioLoader.Workloads.cs).
         var replay = BindTraceOrDataset(workloadR, model, file, seed);
         var workload = replay is null ? BindWorkload(workloadR, model) : null;
         var policies = BindPolicies(tree, r, file, model, catalog);
         r.Done();
 
+        ClusterConfig? cluster = null;
+        if (clusterR is not null)
+        {
+            (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals);
+            if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
+        }
+        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster, SystemPrompt = systemPrompt };
         if (model.Heads % hardware.TensorParallel != 0)
             throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
         if (scheduler.Batching == BatchingPolicy.ChunkedPrefill && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
@@ -130,7 +148,7 @@ public static partial class ScenarioLoader
         try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
-        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv));
+        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt };
     }
 
     private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp)
@@ -176,9 +194,9 @@ public static partial class ScenarioLoader
             s.PositiveInt("max_num_seqs", 256),
             s.PositiveInt("max_num_batched_tokens", 8192),
             s.Enum("queue", QueueOrder.Fcfs, ("fcfs", QueueOrder.Fcfs), ("sjf", QueueOrder.Sjf), ("priority", QueueOrder.Priority)),
-            s.Enum("preemption", PreemptionMode.Recompute, ("recompute", PreemptionMode.Recompute)),
+            s.Enum("preemption", PreemptionMode.Recompute, ("recompute", PreemptionMode.Recompute), ("swap", PreemptionMode.Swap)),
             s.NonNegativeDouble("batch_timeout_ms", 0),
-            s.Enum("router", RouterKind.RoundRobin, ("round_robin", RouterKind.RoundRobin), ("random", RouterKind.Random)));
+            BindRouter(s, "router"));
         s.Done();
         return cfg;
     }
@@ -187,7 +205,10 @@ public static partial class ScenarioLoader
     {
         if (k is null) return new KvCacheConfig(16, 0.9, null);
         var cfg = new KvCacheConfig(k.PositiveInt("block_size", 16), k.Fraction("gpu_memory_utilization", 0.9, allowZero: false),
-            k.Has("activation_reserve_gib") ? k.NonNegativeDouble("activation_reserve_gib", 0) : null);
+            k.Has("activation_reserve_gib") ? k.NonNegativeDouble("activation_reserve_gib", 0) : null)
+        {
+            Memory = BindMemoryPolicies(k),
+        };
         k.Raw("compression");   // bound with the other serving policies (ScenarioLoader.Policies.cs)
         k.Done();
         return cfg;

@@ -31,11 +31,14 @@ public static class RequestTraceWorkload
             if (row.Failed == true) continue;
             rows.Add(row);
         }
-        return ToRequests(rows, timeScale, rateOverride);
+        int hashTokens = context.Metadata.TryGetValue("rlms.hash_block_tokens", out var t) && int.TryParse(t, out var parsed) && parsed > 0
+            ? parsed : MooncakeSource.BlockTokens;
+        return ToRequests(rows, timeScale, rateOverride, hashTokens);
     }
 
     /// <summary>The pure part of <see cref="Load"/>: rebases, scales and converts rows already in arrival order.</summary>
-    public static IReadOnlyList<RequestSpec> ToRequests(IReadOnlyList<RequestTraceRow> rows, double timeScale = 1.0, double? rateOverride = null)
+    public static IReadOnlyList<RequestSpec> ToRequests(IReadOnlyList<RequestTraceRow> rows, double timeScale = 1.0, double? rateOverride = null,
+        int hashBlockTokens = MooncakeSource.BlockTokens)
     {
         if (rows.Count == 0) return [];
         double first = rows[0].ArrivalTimeS;
@@ -48,7 +51,24 @@ public static class RequestTraceWorkload
             var row = rows[i];
             int thinking = row.ThinkingTokens ?? 0;
             requests[i] = new RequestSpec(i, (row.ArrivalTimeS - first) * scale, row.PromptTokens, thinking, row.OutputTokens - thinking, SessionId: row.SessionId);
+            if (row.HashIds is { Length: > 0 } hashes)
+                requests[i] = requests[i] with { PrefixHashes = ParseHashIds(hashes), PrefixHashTokens = hashBlockTokens };
+            else if (row.SessionId is { Length: > 0 } session)
+                // A session is one growing conversation: each turn's prompt starts with everything before it.
+                requests[i] = requests[i] with { PrefixHashes = [StableHash(session)], PrefixHashTokens = int.MaxValue };
         }
         return requests;
+    }
+
+    /// <summary>Mooncake hash ids as stored in the hash_ids column: integers separated by spaces.</summary>
+    public static long[] ParseHashIds(string text) =>
+        text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(t => long.Parse(t, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    /// <summary>FNV-1a of a session id, with the top bit set so it never equals a trace's own (non-negative) hash ids.</summary>
+    public static long StableHash(string text)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (char ch in text) { h ^= ch; h *= 1099511628211UL; }
+        return (long)(h | (1UL << 63));
     }
 }

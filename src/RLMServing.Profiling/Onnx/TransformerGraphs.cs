@@ -192,6 +192,10 @@ public sealed class TransformerGraphs(ModelArchitecture arch, OnnxType dtype, in
             Attr("axis", -1L), Attr("epsilon", NormEpsilon));
         g.Op("Identity", [Linear(g, w, n, "w.lm_head", Arch.Hidden, Arch.Vocab, false)], "logits");
         g.Output("logits", Dtype, "batch", 1, Arch.Vocab);
+        // Greedy sampling on the device, as serving engines sample: only the token ids cross to the host (a 152k
+        // vocabulary's logits at batch 32 would be 10 MB a step to copy and scan on the CPU).
+        g.Op("ArgMax", ["logits"], "next_token", "", Attr("axis", -1L), Attr("keepdims", 0L));
+        g.Output("next_token", OnnxType.Int64, "batch", 1);
         for (int i = 0; i < layers; i++)
         {
             g.Output($"present.{i}.key", Dtype, "batch", Arch.KvHeads, "present_seq", Hd);

@@ -84,6 +84,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         {
             _sig = DecoderSignature.FromSession(_session.Session, arch.Name, model.Weights.Select(w => w.Name).ToHashSet(StringComparer.Ordinal));
             _vocab = arch.Vocab;
+            if (_sig.NextToken is not null) _session.BindOutputToDevice(_sig.Logits);
             _tokenBytes = (long)_sig.HeadDim * TransformerGraphs.ElementBytes(_sig.KvType);
             _headBytes = _tokenBytes * _maxSeq;
             _slotBytes = _headBytes * _sig.KvHeads;
@@ -364,6 +365,13 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     /// <summary>Runs the bound call, logits into host memory, and returns its time (µs) and each row's ArgMax token.</summary>
     private double RunAndSample(int rows, out long[] next)
     {
+        if (_sig.NextToken is not null)
+        {
+            // Sampled on the device: logits stay there, only the token ids come back.
+            next = new long[rows];
+            _session.RebindDeviceOutputs();
+            return Run(_sig.NextToken, OrtValue.CreateTensorValueFromMemory(next, [rows, 1]));
+        }
         (double Us, long[] Next) r = _dtype switch
         {
             OnnxType.Float => RunAndSample<float>(rows, x => x),
@@ -380,7 +388,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         if (_logits is not T[] pool) _logits = pool = [];
         var logits = Buffer(ref pool, rows * _vocab);
         _logits = pool;
-        double us = Run(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, logits, [rows, 1, _vocab]));
+        double us = Run(_sig.Logits, OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, logits, [rows, 1, _vocab]));
         var span = logits.Span;
         var next = new long[rows];
         for (int r = 0; r < rows; r++)
@@ -397,11 +405,11 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         return (us, next);
     }
 
-    private double Run(OrtValue logits)
+    private double Run(string output, OrtValue host)
     {
-        using (logits)
+        using (host)
         {
-            _session.BindOutput(_sig.Logits, logits);
+            _session.BindOutput(output, host);
             _call.Restart();
             _session.Run();
             _call.Stop();

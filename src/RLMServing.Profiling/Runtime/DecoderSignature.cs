@@ -10,6 +10,8 @@ public sealed record KvLayer(string PastKey, string PastValue, string PresentKey
 /// <summary>
 /// The inputs and outputs of an exported decoder as ONNX Runtime GenAI and Optimum write them:
 /// input_ids, attention_mask, position_ids, past_key_values.{i}.key/value in; logits, present.{i}.key/value out.
+/// <see cref="NextToken"/> is an optional int64 [batch, 1] output of on-device greedy sampling (our synthesised models
+/// have it; exported models usually do not).
 /// </summary>
 public sealed partial record DecoderSignature(
     string InputIds,
@@ -20,7 +22,8 @@ public sealed partial record DecoderSignature(
     int KvHeads,
     int HeadDim,
     OnnxType KvType,
-    int? Vocab)
+    int? Vocab,
+    string? NextToken = null)
 {
     /// <summary>KV bytes one token adds across all layers (K and V).</summary>
     public long KvBytesPerToken => 2L * Layers.Count * KvHeads * HeadDim * TransformerGraphs.ElementBytes(KvType);
@@ -73,6 +76,7 @@ public sealed partial record DecoderSignature(
         var logitsDims = outputs["logits"].Dimensions;
         int? vocab = logitsDims.Length == 3 && logitsDims[2] > 0 ? logitsDims[2] : null;
         return new DecoderSignature("input_ids", inputs.ContainsKey("attention_mask") ? "attention_mask" : null,
-            inputs.ContainsKey("position_ids") ? "position_ids" : null, "logits", kv, dims[1], dims[3], type, vocab);
+            inputs.ContainsKey("position_ids") ? "position_ids" : null, "logits", kv, dims[1], dims[3], type, vocab,
+            outputs.ContainsKey("next_token") ? "next_token" : null);
     }
 }

@@ -91,4 +91,54 @@ public static class TestScenarios
                 rng.Next(0, 400), rng.Next(0, 100), 0.5 + 8 * rng.NextDouble(), new QualityEstimate([(64, 0.2), (1024, 0.6)], null, "test"));
         return s with { Policies = new PolicyConfig(compression, spec, budget) };
     }
+
+    /// <summary>One replica group of the tiny model on <paramref name="gpu"/>, as many replicas as the scenario's hardware.</summary>
+    public static ReplicaGroup Group(Scenario s, GpuSpec gpu) =>
+        new("default", s.Hardware.Replicas, gpu, 1, s.Scheduler, new RooflineCostModel(Tiny, gpu, 1, s.CostModel.ComputeEfficiency,
+            s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs));
+
+    public static SimulationResult RunGroups(Scenario s, IReadOnlyList<ReplicaGroup> groups, bool check = true, bool lockstep = false) =>
+        Simulator.Run(s, Tiny, groups, checkInvariants: check, lockstep: lockstep);
+
+    /// <summary>
+    /// <see cref="Random"/> plus every cluster and memory policy drawn at random: the router, swap or recompute
+    /// preemption with a small swap space, a watermark, and prefix caching over requests that share prefixes
+    /// (system-prompt families, Mooncake-style hash chains, or multi-turn sessions).
+    /// </summary>
+    public static Scenario RandomCombination(int seed)
+    {
+        var s = Random(seed);
+        var rng = new Random(seed * 31 + 7);
+        var routers = Enum.GetValues<RouterKind>();
+        var sched = s.Scheduler with
+        {
+            Router = routers[rng.Next(routers.Length)],
+            Preemption = rng.Next(2) == 0 ? PreemptionMode.Swap : PreemptionMode.Recompute,
+        };
+        var memory = new MemoryPolicyConfig(rng.Next(3) != 0, rng.Next(3) * 0.0005, 1 + rng.Next(50), rng.Next(3) == 0 ? 0.05 : 0);
+        var requests = WithPrefixes(s.Workload!.Generate(s.Seed), rng);
+        return s with { Scheduler = sched, KvCache = s.KvCache with { Memory = memory }, ReplayRequests = requests };
+    }
+
+    /// <summary>Gives requests prefix identities of one random kind (see <see cref="RequestSpec.PrefixHashes"/>).</summary>
+    public static IReadOnlyList<RequestSpec> WithPrefixes(IReadOnlyList<RequestSpec> requests, Random rng)
+    {
+        int kind = rng.Next(3);
+        int unit = new[] { 4, 16, 48 }[rng.Next(3)];
+        return requests.Select(r => kind switch
+        {
+            0 => r with { PrefixHashes = [rng.Next(3)], PrefixHashTokens = unit * 4 },
+            1 => r with { PrefixHashes = Chain(r.Id, rng, (r.PromptTokens + unit - 1) / unit), PrefixHashTokens = unit },
+            _ => r with { PrefixHashes = [1_000_000 + rng.Next(4)], PrefixHashTokens = int.MaxValue },
+        }).ToList();
+    }
+
+    private static long[] Chain(long id, Random rng, int units)
+    {
+        var chain = new long[units];
+        int family = rng.Next(3), branch = rng.Next(2);
+        for (int j = 0; j < units; j++)
+            chain[j] = j == 0 ? family : j == 1 ? 100 + family * 10 + branch : 1_000 + id * 1_000 + j;
+        return chain;
+    }
 }

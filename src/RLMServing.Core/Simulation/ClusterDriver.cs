@@ -1,0 +1,87 @@
+using RLMServing.Metrics;
+using RLMServing.Routing;
+using RLMServing.Scenarios;
+using RLMServing.Workloads;
+
+namespace RLMServing.Simulation;
+
+/// <summary>
+/// Runs replicas in lockstep for routers that read replica state: before each arrival every replica is advanced to
+/// the arrival time (to the end of the iteration in flight then, so the router sees each replica's last
+/// iteration boundary at or after the arrival), the router picks one, and the request joins it.
+/// </summary>
+internal static class ClusterDriver
+{
+    /// <summary>KV hand-offs from prefill to decode replicas: how many, their total time, and per request (each must be one).</summary>
+    internal sealed class KvTransferStats
+    {
+        public long Count;
+        public double TotalS;
+        public Dictionary<long, int> PerRequest { get; } = new();
+    }
+
+    public static IEnumerable<RequestSpec> InArrivalOrder(IReadOnlyList<RequestSpec> requests) =>
+        requests.OrderBy(r => r.ArrivalTimeS).ThenBy(r => r.Id);
+
+    public static void RunLockstep(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines, IRouter router)
+    {
+        foreach (var spec in InArrivalOrder(requests))
+        {
+            foreach (var e in engines) e.Advance(spec.ArrivalTimeS);
+            engines[router.Route(spec, engines)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
+        }
+        foreach (var e in engines) e.Run();
+    }
+
+    /// <summary>
+    /// Disaggregated serving. Prefill replicas do not depend on decode replicas (no back-pressure: a prefill replica
+    /// frees the KV once it is sent), so the prefill pool runs first and records each hand-off; each request's KV
+    /// then travels once, taking prompt KV bytes / link bandwidth + latency, and the decode pool runs in lockstep to
+    /// those arrivals with its own router.
+    /// </summary>
+    public static KvTransferStats RunDisaggregated(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] prefill, ReplicaEngine[] decode,
+        IRouter prefillRouter, IRouter decodeRouter, KvTransferConfig link, long kvBytesPerToken)
+    {
+        var handoffs = new List<(double ReadyS, SimRequest Request)>();
+        var stats = new KvTransferStats();
+        foreach (var p in prefill)
+            p.OnPrefilled = (r, doneS) =>
+            {
+                double transferS = (double)r.PrefillTarget * kvBytesPerToken / (link.BandwidthGBps * 1e9) + link.LatencyMs / 1000;
+                stats.Count++;
+                stats.TotalS += transferS;
+                stats.PerRequest[r.Spec.Id] = stats.PerRequest.GetValueOrDefault(r.Spec.Id) + 1;
+                handoffs.Add((doneS + transferS, r));
+            };
+        if (prefillRouter.StateDependent) RunLockstep(requests, prefill, prefillRouter);
+        else
+        {
+            foreach (var spec in InArrivalOrder(requests)) prefill[prefillRouter.Route(spec, prefill)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
+            foreach (var e in prefill) e.Run();
+        }
+        foreach (var (readyS, r) in handoffs.OrderBy(h => h.ReadyS).ThenBy(h => h.Request.Spec.Id))
+        {
+            foreach (var e in decode) e.Advance(readyS);
+            decode[decodeRouter.Route(r.Spec, decode)].AddTransferred(r, readyS);
+        }
+        foreach (var e in decode) e.Run();
+        return stats;
+    }
+
+    /// <summary>Prefix-cache hit rate (cached over prompt tokens at admission, vLLM's definition) and swap counts.</summary>
+    public static RunSummary AddMemoryPolicyMetrics(RunSummary summary, Scenario scenario, ReplicaEngine[] engines, ReplicaStats[] stats)
+    {
+        double? hitRate = null;
+        if (scenario.KvCache.Memory.PrefixCaching)
+        {
+            long query = engines.Sum(e => e.PrefixCache!.QueryTokens), hit = engines.Sum(e => e.PrefixCache!.HitTokens);
+            hitRate = query == 0 ? 0 : (double)hit / query;
+        }
+        return summary with
+        {
+            PrefixCacheHitRate = hitRate,
+            SwapOuts = stats.Sum(s => s.SwapOuts),
+            SwapSpaceExhausted = stats.Sum(s => s.SwapFallbacks),
+        };
+    }
+}

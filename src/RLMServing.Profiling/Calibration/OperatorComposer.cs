@@ -1,0 +1,181 @@
+using System.Globalization;
+using MathNet.Numerics.Interpolation;
+using RLMServing.Calibration;
+using RLMServing.Catalog;
+using RLMServing.Profiling.Traces;
+
+namespace RLMServing.Profiling.Calibration;
+
+/// <summary>Iterations composed from operator profiles, each operator's own fit quality, and the terms the profiles lacked.</summary>
+public sealed record ComposedCalibration(
+    IReadOnlyList<CalibrationSample> Samples,
+    IReadOnlyDictionary<string, OperatorFitQuality> Operators,
+    IReadOnlyDictionary<string, string> Derived);
+
+/// <summary>
+/// Operator-level calibration: whole iterations are composed from per-layer operator measurements (Vidur mlp.csv,
+/// LLMServingSim dense/per_sequence/attention), so the iteration fit and residual grid see times of the whole model:
+/// <c>layers × (Σ per-layer token ops(tokens) + attention(shape) + 2 all-reduces(tokens × hidden × bytes))
+/// + embedding and final norm(tokens) + lm_head and sampler(sequences)</c>. Token ops between measured token counts
+/// are interpolated linearly; attention is used only at measured shapes. What a source does not measure (Vidur's
+/// attention and lm_head, collectives on a GPU without a network profile) comes from the roofline at its default
+/// efficiencies and is listed in <see cref="ComposedCalibration.Derived"/>.
+/// </summary>
+public static class OperatorComposer
+{
+    public const double ComputeEfficiency = 0.6;
+    public const double BandwidthEfficiency = 0.85;
+    public const double AllReduceLatencyUs = 10;
+
+    /// <summary>Ops that run once per iteration rather than once per layer.</summary>
+    private static readonly HashSet<string> OncePerIteration = ["emb", "embedding", "final_layernorm"];
+    /// <summary>
+    /// LLMServingSim measures vLLM's RMSNorm once as "layernorm"; a Llama layer runs two of them (input and
+    /// post-attention norms, same shape). Vidur lists both norms as separate columns, so they count once each.
+    /// </summary>
+    private static readonly Dictionary<string, int> TimesPerLayer = new() { ["layernorm"] = 2 };
+    private static readonly HashSet<string> NotTokenOps = ["attention", "skew", "lm_head", "sampler", "all_reduce", "send_recv"];
+
+    public static ComposedCalibration Compose(IReadOnlyList<OperatorRow> compute, IReadOnlyList<OperatorRow> network,
+        ModelArchitecture model, GpuSpec gpu, int tp)
+    {
+        var derived = new Dictionary<string, string>();
+        var quality = new Dictionary<string, OperatorFitQuality>();
+        int bytes = model.BytesPerParam;
+        double bw = gpu.MemoryBandwidthBytesPerS * BandwidthEfficiency / 1e6;   // bytes per µs
+        double flops = gpu.PeakFlops(model.Dtype) * ComputeEfficiency / 1e6;   // FLOP per µs
+
+        var tokenOps = compute.Where(r => !NotTokenOps.Contains(r.SourceOp)).GroupBy(r => r.SourceOp)
+            .ToDictionary(g => g.Key, g => new MeasuredCurve(g.Select(r => ((double)r.Tokens, r.TimeUsMedian))));
+        if (tokenOps.Count == 0) throw new UserInputException("the operator rows hold no token-parallel operators (linear layers, norms)");
+        foreach (var (op, curve) in tokenOps) quality[op] = curve.Quality();
+        double maxTokens = tokenOps.Values.Min(c => c.MaxX);
+
+        var perSequence = compute.Where(r => r.SourceOp is "lm_head" or "sampler").GroupBy(r => r.SourceOp)
+            .ToDictionary(g => g.Key, g => new MeasuredCurve(g.Select(r => ((double)r.Batch, r.TimeUsMedian))));
+        foreach (var (op, curve) in perSequence) quality[op] = curve.Quality();
+        Func<double, double> lmHead;
+        if (perSequence.Count > 0) lmHead = s => perSequence.Values.Sum(c => c.At(s));
+        else
+        {
+            double weights = (double)model.Vocab * model.Hidden * bytes / tp;
+            lmHead = s => weights / bw + 2.0 * model.Vocab * model.Hidden / tp * s / flops;
+            derived["lm_head"] = "not in the profile: roofline (vocab × hidden weights read once, 2 × vocab × hidden FLOPs per sampled sequence, per GPU)";
+        }
+
+        var attentionRows = compute.Where(r => r.SourceOp == "attention").ToList();
+        var attention = attentionRows
+            .GroupBy(r => (r.PrefillTokens ?? 0, r.PrefillContext ?? 0, r.DecodeSeqs ?? 0, r.DecodeContextMax ?? 0))
+            .ToDictionary(g => g.Key, g => g.Average(r => r.TimeUsMedian));
+        double kvBytesPerTokenLayer = 2.0 * model.KvHeads * model.HeadDim * bytes / tp;
+        double pairFlopsLayer = 4.0 * model.Heads * model.HeadDim / tp;
+        if (attention.Count > 0) quality["attention"] = AttentionQuality(attentionRows);
+        else derived["attention"] = "not in the profile: roofline (decode reads 2 × kv_heads × head_dim × bytes per KV entry per layer; prefill 4 × heads × head_dim FLOPs per causal pair per layer, per GPU)";
+
+        Func<double, double> allReduce = _ => 0;
+        if (tp > 1)
+        {
+            // Vidur also measured the same worker counts spread over nodes (devices_per_node < workers, a network
+            // hop): tensor parallelism runs inside one node, so only the single-node rows apply.
+            var ar = network.Where(r => r.SourceOp == "all_reduce" && r.Workers == tp
+                && r.Extra.Split(';').Contains(string.Create(CultureInfo.InvariantCulture, $"devices_per_node={tp}"))).ToList();
+            if (ar.Count > 0)
+            {
+                var curve = new MeasuredCurve(ar.Select(r => ((double)r.SizeBytes!.Value, r.TimeUsMedian)));
+                quality["all_reduce"] = curve.Quality();
+                allReduce = curve.At;
+            }
+            else
+            {
+                double link = gpu.InterconnectBytesPerS / 1e6;
+                allReduce = size => AllReduceLatencyUs + 2.0 * (tp - 1) / tp * size / link;
+                derived["all_reduce"] = $"no collective profile for this GPU and TP{tp}: ring all-reduce over {gpu.Interconnect} ({gpu.InterconnectBandwidthGBps} GB/s per direction) plus {AllReduceLatencyUs} µs";
+            }
+        }
+
+        double Layer(double tokens) => tokenOps.Where(o => !OncePerIteration.Contains(o.Key)).Sum(o => TimesPerLayer.GetValueOrDefault(o.Key, 1) * o.Value.At(tokens));
+        double Once(double tokens) => tokenOps.Where(o => OncePerIteration.Contains(o.Key)).Sum(o => o.Value.At(tokens));
+        double Comm(double tokens) => 2 * allReduce(tokens * model.Hidden * bytes);
+        double Iteration(double tokens, double sampled, double attn) =>
+            model.Layers * (Layer(tokens) + attn + Comm(tokens)) + Once(tokens) + lmHead(sampled);
+
+        var samples = new List<CalibrationSample>();
+        // Prefill: batch prompts of L tokens from scratch.
+        var prefillLengths = attention.Count > 0
+            ? attention.Keys.Where(k => k.Item1 >= 16 && k.Item2 == 0 && k.Item3 == 0).Select(k => (double)k.Item1)
+            : LogSpaced(16, maxTokens, 24);
+        foreach (var len in prefillLengths.Distinct().Order())
+            foreach (int b in new[] { 1, 2, 4, 8 })
+            {
+                if (b * len > maxTokens) continue;
+                double attn = attention.Count > 0 ? b * attention[((long)len, 0, 0, 0)] : b * len * (len + 1) / 2 * pairFlopsLayer / flops;
+                samples.Add(CalibrationSample.Prefill(b, (long)len, Iteration(b * len, b, attn)));
+            }
+        // Decode: batch sequences at KV length c each.
+        var decodeShapes = attention.Count > 0
+            ? attention.Keys.Where(k => k.Item1 == 0 && k.Item3 > 0 && k.Item4 > 0).Select(k => ((double)k.Item3, (double)k.Item4))
+            : from b in LogSpaced(1, Math.Min(256, maxTokens), 9) from c in LogSpaced(128, model.MaxContext, 6) select (b, c);
+        foreach (var (b, c) in decodeShapes.Distinct().Where(s => s.Item1 <= maxTokens).OrderBy(s => s.Item1).ThenBy(s => s.Item2))
+        {
+            double attn = attention.Count > 0 ? attention[(0, 0, (int)b, (long)c)] : b * c * kvBytesPerTokenLayer / bw;
+            samples.Add(CalibrationSample.Decode((int)b, c, Iteration(b, b, attn)));
+        }
+        return new ComposedCalibration(samples, quality, derived);
+    }
+
+    /// <summary>Powers-of-two-like points from lo to hi (inclusive), rounded to integers.</summary>
+    internal static IEnumerable<double> LogSpaced(double lo, double hi, int count) =>
+        Enumerable.Range(0, count).Select(i => Math.Round(lo * Math.Pow(hi / lo, i / (double)(count - 1)))).Distinct();
+
+    /// <summary>How well a per-layer attention fit (base, tokens, KV entries read, causal pairs) reproduces the measured attention rows.</summary>
+    private static OperatorFitQuality AttentionQuality(IReadOnlyList<OperatorRow> rows)
+    {
+        var samples = Thin(rows, 240).Select(r =>
+        {
+            long chunk = r.PrefillTokens ?? 0, ctx = r.PrefillContext ?? 0;
+            var f = new IterationFeatures(chunk + (r.DecodeSeqs ?? 0), 0, (r.DecodeContextSum ?? 0) + (chunk > 0 ? ctx : 0),
+                chunk * (double)ctx + chunk * (chunk + 1) / 2.0);
+            return new CalibrationSample(f, r.TimeUsMedian, "attention");
+        }).ToList();
+        var fit = IterationFitter.Fit(samples);
+        return new OperatorFitQuality { Samples = samples.Count, Mape = fit.Quality.Mape, LeaveOneOutMape = fit.Quality.LeaveOneOutMape };
+    }
+
+    /// <summary>An evenly strided subset of at most <paramref name="max"/> items (keeps leave-one-out affordable).</summary>
+    internal static IEnumerable<T> Thin<T>(IReadOnlyList<T> items, int max) =>
+        items.Count <= max ? items : Enumerable.Range(0, max).Select(i => items[(int)((long)i * items.Count / max)]);
+
+    /// <summary>One operator's measured time against one size (tokens, sequences or bytes): linear between measured points.</summary>
+    private sealed class MeasuredCurve
+    {
+        private readonly double[] _x;
+        private readonly double[] _y;
+        private readonly LinearSpline? _spline;
+
+        public MeasuredCurve(IEnumerable<(double X, double Y)> points)
+        {
+            var merged = points.Where(p => p.X > 0 && p.Y > 0).GroupBy(p => p.X).Select(g => (X: g.Key, Y: g.Average(p => p.Y))).OrderBy(p => p.X).ToList();
+            if (merged.Count == 0) throw new UserInputException("an operator has no positive measurements");
+            _x = merged.Select(p => p.X).ToArray();
+            _y = merged.Select(p => p.Y).ToArray();
+            if (_x.Length > 1) _spline = LinearSpline.InterpolateSorted(_x, _y);
+        }
+
+        public double MaxX => _x[^1];
+
+        public double At(double x) => _spline?.Interpolate(Math.Clamp(x, _x[0], _x[^1])) ?? _y[0];
+
+        /// <summary>A straight line (fixed cost + cost per unit, non-negative) through the measurements: its error in and out of sample.</summary>
+        public OperatorFitQuality Quality()
+        {
+            var samples = Thin(_x.Zip(_y).ToList(), 64).Select(p => new CalibrationSample(new IterationFeatures(p.First, 0, 0, 0), p.Second, "op")).ToList();
+            if (samples.Count < 3) return new OperatorFitQuality { Samples = samples.Count };
+            var fit = IterationFitter.Fit(samples);
+            return new OperatorFitQuality
+            {
+                Samples = samples.Count, Mape = fit.Quality.Mape,
+                LeaveOneOutMape = double.IsNaN(fit.Quality.LeaveOneOutMape) ? null : fit.Quality.LeaveOneOutMape,
+            };
+        }
+    }
+}
