@@ -13,9 +13,13 @@ using RLMServing.Simulation;
 // `trace-import [ROWS] [RUNS]` (request-trace import speed) lives in TraceImportBenchmark.cs.
 // `harness-overhead` (profiling harness cost per measurement) lives in HarnessOverhead.cs.
 // `sweep [SWEEP.yaml] [--jobs N]` (rlms sweep end to end, 1,000 configurations x 5,000 requests) lives in SweepBenchmark.cs.
+// `decode-skew [MODEL] [ROUNDS]` (replay engine decode steps: uniform vs skewed batches) lives in DecodeSkew.cs.
+// `replay-steps CALIBRATION.json ITERATIONS.parquet...` (a calibration priced on a replay's own iterations) lives in ReplaySteps.cs.
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
 if (args is ["harness-overhead", ..]) return RLMServing.Benchmarks.HarnessOverhead.Run(args);
 if (args is ["sweep", ..]) return RLMServing.Benchmarks.SweepBenchmark.Run(args[1..]);
+if (args is ["decode-skew", ..]) return RLMServing.Benchmarks.DecodeSkew.Run(args);
+if (args is ["replay-steps", _, _, ..]) return RLMServing.Benchmarks.ReplaySteps.Run(args);
 var argsList = args.ToList();
 var sets = new List<string>();
 if (argsList.Count > 0 && argsList[0] == "cluster") sets.Add("scheduler.router=least_outstanding");

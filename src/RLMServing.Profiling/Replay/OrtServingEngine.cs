@@ -63,6 +63,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private long _writtenTotal;
     private long[] _ids = [];
     private long[] _mask = [];
+    private Array? _logits;               // pooled host logits of the session's dtype
 
     /// <param name="maxSeqs">The most requests running at once (max_num_seqs).</param>
     /// <param name="maxSeqTokens">The most KV positions one request can reach (prompt + output).</param>
@@ -202,9 +203,9 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         // Positions beyond what the request has are prompt positions: deterministic pseudo-random ids.
         while (tokens.Count < end) tokens.Add(PromptToken(c.RequestId, tokens.Count));
         var ids = Buffer(ref _ids, c.Tokens);
-        for (int t = 0; t < c.Tokens; t++) ids[t] = tokens[(int)(c.ContextTokens + t)];
+        for (int t = 0; t < c.Tokens; t++) ids.Span[t] = tokens[(int)(c.ContextTokens + t)];
         var mask = Buffer(ref _mask, (int)end);
-        Array.Fill(mask, 1L);
+        mask.Span.Fill(1L);
         BindKv(slot, 1);
         _session.BindInput(_sig.InputIds, ids, [1, c.Tokens]);
         _session.BindInput(_sig.AttentionMask!, mask, [1, end]);
@@ -232,9 +233,10 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
             contextSum += kv + 1;
             width = Math.Max(width, kv + 1);
         }
-        var ids = Buffer(ref _ids, d);
-        var mask = Buffer(ref _mask, (int)(d * width));
-        Array.Clear(mask);
+        var ids = Buffer(ref _ids, d).Span;
+        var maskMemory = Buffer(ref _mask, (int)(d * width));
+        var mask = maskMemory.Span;
+        mask.Clear();
         for (int i = 0; i < d; i++)
         {
             long id = _holder[i], kv = kvOf[id];
@@ -245,11 +247,11 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
                 throw new InvalidOperationException($"request {id}: {tokens.Count} tokens known for a decode after {kv} cached");
             if (kv + 1 >= _maxSeq) throw new InvalidOperationException($"request {id}: {kv + 1} positions exceed the slot's {_maxSeq}");
             ids[i] = tokens[(int)kv];
-            Array.Fill(mask, 1L, (int)(i * width), (int)(kv + 1));
+            mask.Slice((int)(i * width), (int)(kv + 1)).Fill(1L);
         }
         BindKv(0, d);
-        _session.BindInput(_sig.InputIds, ids, [d, 1]);
-        _session.BindInput(_sig.AttentionMask!, mask, [d, width]);
+        _session.BindInput(_sig.InputIds, _ids.AsMemory(0, d), [d, 1]);
+        _session.BindInput(_sig.AttentionMask!, maskMemory, [d, width]);
         double us = RunAndSample(d, out var next);
         for (int i = 0; i < d; i++)
         {
@@ -383,16 +385,19 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
 
     private (double Us, long[] Next) RunAndSample<T>(int rows, Func<T, float> value) where T : unmanaged
     {
-        var logits = new T[rows * _vocab];
-        double us = Run(_sig.Logits, OrtValue.CreateTensorValueFromMemory(logits, [rows, 1, _vocab]));
+        if (_logits is not T[] pool) _logits = pool = [];
+        var logits = Buffer(ref pool, rows * _vocab);
+        _logits = pool;
+        double us = Run(_sig.Logits, OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, logits, [rows, 1, _vocab]));
+        var span = logits.Span;
         var next = new long[rows];
         for (int r = 0; r < rows; r++)
         {
             int best = 0;
-            float bestValue = value(logits[r * _vocab]);
+            float bestValue = value(span[r * _vocab]);
             for (int i = 1; i < _vocab; i++)
             {
-                float v = value(logits[r * _vocab + i]);
+                float v = value(span[r * _vocab + i]);
                 if (v > bestValue) { best = i; bestValue = v; }
             }
             next[r] = best;
@@ -412,10 +417,15 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         }
     }
 
-    private static long[] Buffer(ref long[] pool, int length)
+    /// <summary>
+    /// A slice of a grow-only pool. Allocating inputs per step (a mask of batch × longest context, logits of batch ×
+    /// vocabulary) put host work and garbage collections into every step that grew with the longest sequence in the
+    /// batch, not the sum the cost model prices (docs/fidelity.md, "Why, by measurement").
+    /// </summary>
+    private static Memory<T> Buffer<T>(ref T[] pool, int length)
     {
-        if (pool.Length != length) pool = new long[length];
-        return pool;
+        if (pool.Length < length) pool = new T[Math.Max(length, 2 * pool.Length)];
+        return pool.AsMemory(0, length);
     }
 
     public void Dispose() => _session.Dispose();

@@ -178,6 +178,10 @@ public sealed class GraphSession : IDisposable
 
     public void BindInput(string name, long[] data, long[] shape) => BindInput(name, OrtValue.CreateTensorValueFromMemory(data, shape));
 
+    /// <summary>Binds host memory the caller reuses between calls (a slice of a pooled array; pinned while bound).</summary>
+    public void BindInput(string name, Memory<long> data, long[] shape) =>
+        BindInput(name, OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, data, shape));
+
     /// <summary>Binds an output to a value the caller owns (used for KV buffers shared between past and present).</summary>
     public void BindOutput(string name, OrtValue value)
     {

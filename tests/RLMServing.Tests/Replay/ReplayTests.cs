@@ -95,6 +95,35 @@ public class ReplayTests
         Assert.Empty(Directory.GetFiles(measured, "*.tmp", SearchOption.AllDirectories));
     }
 
+    [Fact]
+    public void DecodeStepsDoNotAllocateWithTheLongestSequence()
+    {
+        // A skewed batch (one long sequence among short ones): the step's mask is batch × longest wide, and allocating
+        // it every step put large-object-heap garbage and gen-2 collections into skewed batches (docs/fidelity.md).
+        const int batch = 8, longest = 1600;
+        using var device = new DeviceContext(DeviceSpec.Parse("cpu"), 1);
+        using var engine = new OrtServingEngine(device, CatalogLoader.LoadDefault().Model("tiny"), OnnxType.Float, batch, longest + 64);
+        var decodes = new List<DecodeWork>();
+        for (int i = 0; i < batch; i++)
+        {
+            int prompt = i == 0 ? longest : 16;
+            engine.Execute([new ChunkWork(i + 1, prompt, 0, true)], []);
+            decodes.Add(new DecodeWork(i + 1, prompt));
+        }
+        void Step()
+        {
+            engine.Execute([], decodes);
+            for (int i = 0; i < batch; i++) decodes[i] = decodes[i] with { KvTokens = decodes[i].KvTokens + 1 };
+        }
+        for (int s = 0; s < 4; s++) Step();
+        const int steps = 24;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int s = 0; s < steps; s++) Step();
+        double perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)steps;
+        // The mask alone is batch × (longest + 1) × 8 bytes = 102 kB; what a step may allocate is a small fraction of it.
+        Assert.True(perStep < batch * (longest + 1) * sizeof(long) / 8.0, $"{perStep:F0} bytes allocated per decode step");
+    }
+
     private static async Task<List<string>> Columns(string path)
     {
         await using var stream = File.OpenRead(path);
