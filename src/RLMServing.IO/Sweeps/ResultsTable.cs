@@ -161,12 +161,17 @@ public static class SweepColumns
         foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
             var name = p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name;
-            if (name is null || p.GetCustomAttribute<JsonIgnoreAttribute>() is not null) continue;
+            // Fields left out of summary.json only when null (calibration_warnings) still get their column.
+            if (name is null || p.GetCustomAttribute<JsonIgnoreAttribute>() is { Condition: JsonIgnoreCondition.Always }) continue;
             var t = p.PropertyType;
             Func<RunSummary, object?> get = s => owner(s) is { } o ? p.GetValue(o) : null;
             bool simple = t.IsPrimitive || t == typeof(string) || Nullable.GetUnderlyingType(t) is not null;
             if (simple)
                 yield return (new ResultColumn(prefix + name, ResultColumn.KindOf(t)), get);
+            else if (typeof(IEnumerable<string>).IsAssignableFrom(t))
+                // A list of messages (calibration_warnings): one text cell, the messages joined; null when absent.
+                yield return (new ResultColumn(prefix + name, ResultColumn.KindOf(typeof(string))),
+                    s => get(s) is IEnumerable<string> list ? string.Join("; ", list) : null);
             else
                 foreach (var nested in Flatten(t, prefix + name + ".", get))
                     yield return nested;
