@@ -37,6 +37,36 @@ public class SweepCommandTests(SmallSweep small) : IClassFixture<SmallSweep>
     private static ResultsTable Read(string path) => ResultsTable.ReadAsync(path).GetAwaiter().GetResult().Table;
 
     [Fact]
+    public void SweepReportIsWrittenBesideTheResultsAndShardsRefuseIt()
+    {
+        var dir = RlmsProcess.TempDir();
+        var sweep = Path.Combine(dir, "two.yaml");
+        System.IO.File.WriteAllText(sweep, $"""
+            base: {Path.GetRelativePath(dir, Path.Combine(RlmsProcess.RepoRoot(), "scenarios", "quickstart.yaml"))}
+            set: {"{"} workload.requests: 60 {"}"}
+            axes:
+              scheduler.max_num_seqs: [16, 64]
+            seeds: 1
+            """);
+        var refused = RlmsProcess.Run("sweep", sweep, "--out", Path.Combine(dir, "shard"), "--shard", "0/2", "--report");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--report", refused.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(dir, "shard", "parts")) && Directory.EnumerateFiles(Path.Combine(dir, "shard", "parts")).Any());
+
+        var o = RlmsProcess.Run("sweep", sweep, "--out", Path.Combine(dir, "out"), "--report", "--quiet");
+        Assert.True(o.ExitCode == 0, o.Stderr);
+        var html = System.IO.File.ReadAllText(Path.Combine(dir, "out", "report.html"));
+        Assert.Contains("scheduler.max_num_seqs", html);
+        Assert.DoesNotContain("src=\"http", html);
+
+        // merge takes --report too, with an explicit path
+        var merged = Path.Combine(dir, "merged.html");
+        var m = RlmsProcess.Run("sweep", "merge", Path.Combine(dir, "out"), "--report", merged);
+        Assert.True(m.ExitCode == 0, m.Stderr);
+        Assert.True(System.IO.File.Exists(merged));
+    }
+
+    [Fact]
     public void MinimalSweepFromTheIssueWritesOneRowPerConfigurationAndSeed()
     {
         var dir = RlmsProcess.TempDir();
