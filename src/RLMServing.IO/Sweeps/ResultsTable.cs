@@ -161,7 +161,8 @@ public static class SweepColumns
         foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
             var name = p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name;
-            if (name is null || p.GetCustomAttribute<JsonIgnoreAttribute>() is not null) continue;
+            // Keys summary.json leaves out when null (parallel_samples without workload.n) are still columns (null there).
+            if (name is null || p.GetCustomAttribute<JsonIgnoreAttribute>() is { Condition: not JsonIgnoreCondition.WhenWritingNull }) continue;
             var t = p.PropertyType;
             Func<RunSummary, object?> get = s => owner(s) is { } o ? p.GetValue(o) : null;
             bool simple = t.IsPrimitive || t == typeof(string) || Nullable.GetUnderlyingType(t) is not null;
