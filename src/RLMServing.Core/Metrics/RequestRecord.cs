@@ -25,6 +25,12 @@ public sealed record RequestRecord(
     /// <summary>Prompt tokens served from the prefix cache (vLLM's num_cached_tokens; the largest over re-admissions).</summary>
     public int CachedPromptTokens { get; init; }
 
+    /// <summary>Parallel sampling: the prompt this row is a sample of (null when workload.n is 1).</summary>
+    public long? PromptId { get; init; }
+
+    /// <summary>Parallel sampling: the sample's index among its prompt's n samples.</summary>
+    public int SampleIndex { get; init; }
+
     public double? TtftMs => FirstTokenTimeS is { } f ? (f - ArrivalTimeS) * 1000 : null;
     public double? TtfatMs => FirstAnswerTokenTimeS is { } f ? (f - ArrivalTimeS) * 1000 : null;
     public double? E2elMs => CompletionTimeS is { } c ? (c - ArrivalTimeS) * 1000 : null;

@@ -65,6 +65,18 @@ public sealed record RunSummary
     [JsonPropertyName("mean_thinking_tokens")] public double MeanThinkingTokens { get; init; }
     [JsonPropertyName("thinking_truncated")] public int ThinkingTruncated { get; init; }
     [JsonPropertyName("prefix_cache_hit_rate")] public double? PrefixCacheHitRate { get; init; }
+    /// <summary>Parallel sampling: samples per prompt (workload.n); absent when 1.</summary>
+    [JsonPropertyName("parallel_samples")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? ParallelSamples { get; init; }
+    /// <summary>Parallel sampling: prompt tokens samples 1..n-1 read from shared (cached) KV instead of prefilling them.</summary>
+    [JsonPropertyName("shared_prompt_tokens")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? SharedPromptTokens { get; init; }
+    /// <summary>Parallel sampling: the same as KV blocks a prompt's samples did not allocate a second time.</summary>
+    [JsonPropertyName("shared_prompt_blocks")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? SharedPromptBlocks { get; init; }
     [JsonPropertyName("swap_outs")] public long SwapOuts { get; init; }
     [JsonPropertyName("swap_space_exhausted")] public long SwapSpaceExhausted { get; init; }
     [JsonPropertyName("kv_transfers")] public long KvTransfers { get; init; }

@@ -85,6 +85,7 @@ public sealed record Scenario(
     public IReadOnlyList<RequestSpec> Requests()
     {
         var requests = ReplayRequests ?? Workload!.Generate(Seed);
-        return SystemPrompt is { } sp ? sp.Apply(requests, Seed) : requests;
+        if (SystemPrompt is { } sp) requests = sp.Apply(requests, Seed);
+        return ParallelSampling.Sampled(requests) ? ParallelSampling.SharePrompts(requests) : requests;
     }
 }

@@ -23,12 +23,27 @@ internal static class ClusterDriver
     public static IEnumerable<RequestSpec> InArrivalOrder(IReadOnlyList<RequestSpec> requests) =>
         requests.OrderBy(r => r.ArrivalTimeS).ThenBy(r => r.Id);
 
+    /// <summary>
+    /// Routes a request; parallel sampling sends every sample of a prompt where its first sample went (they share the
+    /// prompt's KV), whatever the router, so the router sees each prompt once.
+    /// </summary>
+    public static int Route(RequestSpec spec, IRouter router, ReplicaEngine[] engines, Dictionary<long, int> promptReplica)
+    {
+        if (spec.PromptId is not { } prompt) return router.Route(spec, engines);
+        if (spec.SampleIndex > 0 && promptReplica.TryGetValue(prompt, out int replica)) return replica;
+        int chosen = router.Route(spec, engines);
+        promptReplica.Clear();   // in arrival order a prompt's samples come together (same arrival, consecutive ids)
+        promptReplica[prompt] = chosen;
+        return chosen;
+    }
+
     public static void RunLockstep(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines, IRouter router)
     {
+        var promptReplica = new Dictionary<long, int>();
         foreach (var spec in InArrivalOrder(requests))
         {
             foreach (var e in engines) e.Advance(spec.ArrivalTimeS);
-            engines[router.Route(spec, engines)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
+            engines[Route(spec, router, engines, promptReplica)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
         }
         foreach (var e in engines) e.Run();
     }
@@ -68,8 +83,8 @@ internal static class ClusterDriver
         return stats;
     }
 
-    /// <summary>Prefix-cache hit rate (cached over prompt tokens at admission, vLLM's definition) and swap counts.</summary>
-    public static RunSummary AddMemoryPolicyMetrics(RunSummary summary, Scenario scenario, ReplicaEngine[] engines, ReplicaStats[] stats)
+    /// <summary>Prefix-cache hit rate (cached over prompt tokens at admission, vLLM's definition), swap counts and the prompt KV that parallel samples shared.</summary>
+    public static RunSummary AddMemoryPolicyMetrics(RunSummary summary, Scenario scenario, ReplicaEngine[] engines, ReplicaStats[] stats, IReadOnlyList<RequestRecord> records)
     {
         double? hitRate = null;
         if (scenario.KvCache.Memory.PrefixCaching)
@@ -77,8 +92,18 @@ internal static class ClusterDriver
             long query = engines.Sum(e => e.PrefixCache!.QueryTokens), hit = engines.Sum(e => e.PrefixCache!.HitTokens);
             hitRate = query == 0 ? 0 : (double)hit / query;
         }
+        int samples = 1;
+        long shared = 0;
+        foreach (var r in records)
+        {
+            if (r.PromptId is not null) samples = Math.Max(samples, r.SampleIndex + 1);
+            if (r.SampleIndex > 0) shared += r.CachedPromptTokens;
+        }
         return summary with
         {
+            ParallelSamples = samples > 1 ? samples : null,
+            SharedPromptTokens = samples > 1 ? shared : null,
+            SharedPromptBlocks = samples > 1 ? shared / scenario.KvCache.BlockSize : null,
             PrefixCacheHitRate = hitRate,
             SwapOuts = stats.Sum(s => s.SwapOuts),
             SwapSpaceExhausted = stats.Sum(s => s.SwapFallbacks),

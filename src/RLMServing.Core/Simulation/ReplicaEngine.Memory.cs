@@ -21,11 +21,15 @@ internal sealed partial class ReplicaEngine : Routing.IReplicaLoad
     private long _queuedPromptBlocks;
     private readonly HashSet<SimRequest> _swapped = new(ReferenceEqualityComparer.Instance);   // prompts routed here and not yet admitted (routers read it)
 
-    /// <summary>Turns the scenario's memory policies on; <paramref name="tensorParallel"/> GPUs swap their shards in parallel.</summary>
-    public void ConfigureMemory(MemoryPolicyConfig memory, int tensorParallel)
+    /// <summary>
+    /// Turns the scenario's memory policies on; <paramref name="tensorParallel"/> GPUs swap their shards in parallel.
+    /// Parallel sampling shares a prompt's blocks between its samples through the prefix cache's reference counts,
+    /// so it needs the cache even with prefix caching off (only the samples' prefix identities can hit then).
+    /// </summary>
+    public void ConfigureMemory(MemoryPolicyConfig memory, int tensorParallel, bool parallelSampling = false)
     {
         _memory = memory;
-        _prefixCache = memory.PrefixCaching ? new PrefixCache(BlockSize) : null;
+        _prefixCache = memory.PrefixCaching || parallelSampling ? new PrefixCache(BlockSize) : null;
         _watermarkBlocks = (long)Math.Floor(memory.Watermark * TotalBlocks);
         double blockBytes = (double)BlockSize * _kv.KvBytesPerToken;
         _swapCapacityBlocks = (long)Math.Floor(memory.SwapSpaceGib * (1L << 30) * tensorParallel / blockBytes);
@@ -35,7 +39,7 @@ internal sealed partial class ReplicaEngine : Routing.IReplicaLoad
     public PrefixCache? PrefixCache => _prefixCache;
 
     /// <summary>Requests on this replica that have not finished: routed and not admitted yet, waiting, or running.</summary>
-    public int Outstanding => _arrivals.Count + _waiting.Count + RunningCount;
+    public int Outstanding => _arrivals.Count + _parkedSamples + _waiting.Count + RunningCount;
 
     /// <summary>KV blocks in use plus the prompt blocks of requests routed here and not admitted yet.</summary>
     public long KvDemandBlocks => _usedBlocks + _queuedPromptBlocks;
@@ -166,8 +170,39 @@ internal sealed partial class ReplicaEngine : Routing.IReplicaLoad
         return t;
     }
 
+    // ---- parallel sampling ---------------------------------------------------------------------------
+
+    private readonly Dictionary<long, List<SimRequest>> _parked = new();   // samples waiting for their prompt's prefill
+    private readonly HashSet<long> _promptsReady = new();                  // prompts whose first sample has prefilled (or was rejected)
+    private int _parkedSamples;
+
+    /// <summary>
+    /// Parallel sampling: samples 1..n-1 of a prompt wait until its first sample has prefilled the prompt, then queue
+    /// and are admitted with the prompt's full blocks shared (a prefix-cache hit); each computes only the prompt's
+    /// last partial block, then decodes its own output into its own blocks. False when the request is not held back.
+    /// </summary>
+    private bool ParkSample(SimRequest r)
+    {
+        if (r.Spec.SampleIndex == 0 || r.Spec.PromptId is not { } prompt || _promptsReady.Contains(prompt)) return false;
+        if (!_parked.TryGetValue(prompt, out var list)) _parked[prompt] = list = new List<SimRequest>();
+        list.Add(r);
+        _parkedSamples++;
+        return true;
+    }
+
+    /// <summary>The first sample of a prompt has prefilled it (or was rejected): its other samples queue now.</summary>
+    private void ReleaseSamples(SimRequest first)
+    {
+        if (first.Spec.SampleIndex != 0 || first.Spec.PromptId is not { } prompt || !_promptsReady.Add(prompt)) return;
+        if (!_parked.Remove(prompt, out var list)) return;
+        _parkedSamples -= list.Count;
+        foreach (var r in list) _waiting.Enqueue(r);
+    }
+
     private void VerifyMemoryPolicies()
     {
+        if (_parked.Keys.Any(_promptsReady.Contains) || _parked.Values.Sum(l => l.Count) != _parkedSamples)
+            throw new InvalidOperationException("a sample waits for a prompt that has already been prefilled");
         if (_swapUsedBlocks < 0 || _swapUsedBlocks > _swapCapacityBlocks)
             throw new InvalidOperationException($"swap space holds {_swapUsedBlocks} blocks of {_swapCapacityBlocks}");
         // Swap conserves blocks: host memory holds exactly the KV of the swapped-out requests.

@@ -90,6 +90,7 @@ internal sealed partial class ReplicaEngine
         _phaseCount[Phase(r)]--;
         _kvSum += kv - oldKv;
         _usedBlocks += BlocksFor(kv) - BlocksFor(oldKv);
+        TrimPrefixCache();   // accepted draft tokens take blocks: cached free ones are evicted first
         r.JoinDc = _dc;
         r.GenAtJoin = generated;
         r.KvAtJoin = kv;
@@ -111,10 +112,13 @@ internal sealed partial class ReplicaEngine
             _decodeEvents.Enqueue((r, r.Version, CompressEvent), (r.NextCompressDc, r.AdmitSeq));
     }
 
-    /// <summary>A request joins the decode set (after its prefill): its KV is whole again, its first check is scheduled.</summary>
+    /// <summary>A request joins the decode set: after its prefill its KV is whole again; its first check is scheduled.</summary>
     private void OnJoinDecode(SimRequest r)
     {
-        r.EvictedLive = 0;
+        // Swapped back in, the KV is what was swapped out: what compression evicted before stays evicted.
+        r.EvictedLive = r.SwappedEvicted;
+        _evictedLive += r.SwappedEvicted;
+        r.SwappedEvicted = 0;
         r.NextCompressDc = long.MaxValue;
         if (!Compression.Enabled) return;
         long outKv = r.KvAtJoin - r.Spec.PromptTokens;

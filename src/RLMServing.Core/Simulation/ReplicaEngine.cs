@@ -191,7 +191,7 @@ internal sealed partial class ReplicaEngine
             {
                 r.PrefillTarget = r.Spec.PromptTokens;
                 r.State = RequestState.Waiting;
-                _waiting.Enqueue(r);
+                if (!ParkSample(r)) _waiting.Enqueue(r);
             }
         }
     }
@@ -201,6 +201,7 @@ internal sealed partial class ReplicaEngine
         r.RejectReason = reason;
         r.State = RequestState.Done;
         if (r.FirstScheduledS is null) _queuedPromptBlocks -= BlocksFor(r.Spec.PromptTokens);
+        ReleaseSamples(r);
         Finish(r, r.ArrivalTimeS);
     }
 
@@ -412,6 +413,7 @@ internal sealed partial class ReplicaEngine
     {
         _prefilling.Remove(r);
         RegisterPrefix(r);
+        ReleaseSamples(r);
         bool recompute = r.Generated > 0;
         if (recompute) Stats.Itl.Add((_clock - r.LastEmitS) * 1000);
         r.Generated++;
@@ -510,10 +512,15 @@ internal sealed partial class ReplicaEngine
         {
             r.Generated = _fastForward ? r.GeneratedAt(_dc) : r.NaiveGenerated;
             long kv = _fastForward ? r.KvAt(_dc) : r.NaiveKv;
+            long evicted = r.EvictedLive;
             RemoveFromDecodeSet(r, kv);
             // Fresh joiners keep their own last-emit time; the rest last emitted at the last decode step.
             if (!_fresh.Remove(r)) r.LastEmitS = _lastDecodeEndS;
-            if (TrySwapOut(r, kv)) return;
+            if (TrySwapOut(r, kv))
+            {
+                r.SwappedEvicted = evicted;
+                return;
+            }
             ReleaseKv(r, BlocksFor(kv) - r.PrefixBlocks, kv);
         }
         else

@@ -78,6 +78,8 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     /// <summary>Output tokens evicted by KV compression and not rebuilt since (a recompute rebuilds them).</summary>
     public long EvictedLive { get; set; }
     public long EvictedTotal { get; set; }
+    /// <summary>Output tokens evicted by compression before a swap-out: the swapped KV comes back without them.</summary>
+    public long SwappedEvicted { get; set; }
     /// <summary>Decode counter of the next compression check; long.MaxValue when none.</summary>
     public long NextCompressDc { get; set; } = long.MaxValue;
     /// <summary>Speculative steps taken so far: the counter of its acceptance draws.</summary>
@@ -95,5 +97,5 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
         RejectReason is null ? Spec.ThinkingTokens : 0,
         RejectReason is null ? RequestStatus.Completed : RequestStatus.Rejected,
         FirstScheduledS, FirstTokenS, FirstAnswerS, CompletionS, Preemptions, replica, RejectReason,
-        Spec.ThinkingTruncated) { CachedPromptTokens = CachedPromptTokens };
+        Spec.ThinkingTruncated) { CachedPromptTokens = CachedPromptTokens, PromptId = Spec.PromptId, SampleIndex = Spec.SampleIndex };
 }

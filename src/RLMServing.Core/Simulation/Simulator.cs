@@ -57,6 +57,7 @@ public static class Simulator
         };
 
         var closedLoop = scenario.Workload?.Arrival as ClosedLoopArrivals;
+        bool sampled = ParallelSampling.Sampled(requests);
         for (int g = 0, i = 0; g < groups.Count; g++)
         {
             for (int k = 0; k < groups[g].Replicas; k++, i++)
@@ -72,7 +73,7 @@ public static class Simulator
                     Policies = scenario.PoliciesOrNone,
                     PolicySeed = scenario.Seed,
                 };
-                engines[i].ConfigureMemory(scenario.KvCache.Memory, groups[g].TensorParallel);
+                engines[i].ConfigureMemory(scenario.KvCache.Memory, groups[g].TensorParallel, sampled);
             }
         }
 
@@ -88,6 +89,7 @@ public static class Simulator
         }
         else if (closedLoop is not null)
         {
+            if (sampled) throw new InvalidOperationException("closed-loop clients cannot send parallel samples");
             SeedClosedLoop(closedLoop, requests, engines);
             foreach (var e in engines) e.Run();
         }
@@ -120,7 +122,7 @@ public static class Simulator
         };
         var summary = SummaryBuilder.Build(identity, records, itl, totals, scenario.Slo, first.Scheduler.MaxNumSeqs);
         summary = PolicySummary.Add(summary, scenario.PoliciesOrNone, plans[0], stats, engines.Select(e => e.PolicyTotals).ToList());
-        summary = ClusterDriver.AddMemoryPolicyMetrics(summary, scenario, engines, stats) with
+        summary = ClusterDriver.AddMemoryPolicyMetrics(summary, scenario, engines, stats, records) with
         {
             KvTransfers = transfers.Count,
             MeanKvTransferMs = transfers.Count == 0 ? 0 : transfers.TotalS * 1000 / transfers.Count,
@@ -130,8 +132,9 @@ public static class Simulator
 
     private static void RouteOpenLoop(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines, IRouter router)
     {
+        var promptReplica = new Dictionary<long, int>();
         foreach (var spec in ClusterDriver.InArrivalOrder(requests))
-            engines[router.Route(spec, engines)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
+            engines[ClusterDriver.Route(spec, router, engines, promptReplica)].AddArrival(new SimRequest(spec, spec.ArrivalTimeS));
     }
 
     /// <summary>Client i is pinned to replica i mod R; a replica's clients draw the next request from its share of the workload.</summary>

@@ -26,6 +26,12 @@ public sealed record RequestSpec(
 
     public int PrefixHashTokens { get; init; }
 
+    /// <summary>Parallel sampling (workload.n &gt; 1): the prompt this request is a sample of; null when n = 1.</summary>
+    public long? PromptId { get; init; }
+
+    /// <summary>Which of its prompt's n samples this request is (0 prefills the prompt; the others share its KV).</summary>
+    public int SampleIndex { get; init; }
+
     /// <summary>
     /// Tokens of this request's context its prefix identity covers: the whole context (prompt and output, which the
     /// next turn of a session reads again) when <see cref="PrefixHashTokens"/> is int.MaxValue, else at most the prompt.

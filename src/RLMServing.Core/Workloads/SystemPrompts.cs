@@ -11,10 +11,12 @@ public sealed record SystemPromptConfig(int Tokens, int Count)
     {
         var rng = new Random(SyntheticWorkload.Mix(seed, 6));
         var result = new RequestSpec[requests.Count];
+        int k = 0;
         for (int i = 0; i < requests.Count; i++)
         {
             var r = requests[i];
-            int k = rng.Next(Count);
+            // The samples of a prompt (parallel sampling) follow its first sample: they are one prompt.
+            if (r.SampleIndex == 0) k = rng.Next(Count);
             result[i] = r with { PromptTokens = r.PromptTokens + Tokens, PrefixHashes = [k], PrefixHashTokens = Tokens };
         }
         return result;

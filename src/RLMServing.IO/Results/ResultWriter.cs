@@ -43,6 +43,10 @@ public static class ResultWriter
         new DataField<string>("reject_reason"),
         new DataField<int>("cached_prompt_tokens"));
 
+    /// <summary>requests.parquet of a parallel-sampling run (workload.n &gt; 1): one row per sample, with its prompt.</summary>
+    public static readonly ParquetSchema SampledRequestSchema = new(RequestSchema.Fields.Concat(
+        [new DataField<long>("prompt_id"), new DataField<int>("sample_index")]).ToArray());
+
     public static readonly ParquetSchema TimeseriesSchema = new(
         new DataField<double>("time_s"),
         new DataField<int>("replica"),
@@ -82,9 +86,12 @@ public static class ResultWriter
 
     public static async Task WriteRequestsAsync(string path, IReadOnlyList<RequestRecord> rows, IReadOnlyDictionary<string, string> metadata)
     {
-        var f = RequestSchema.DataFields;
+        // Runs without parallel sampling keep the schema they always had.
+        bool sampled = rows.Any(r => r.PromptId is not null);
+        var schema = sampled ? SampledRequestSchema : RequestSchema;
+        var f = schema.DataFields;
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(RequestSchema, stream);
+        await using var writer = await ParquetWriter.CreateAsync(schema, stream);
         writer.CustomMetadata = new Dictionary<string, string>(metadata);
         using var g = writer.CreateRowGroup();
         await g.Write(f[0], rows.Select(r => r.RequestId).ToArray());
@@ -106,6 +113,9 @@ public static class ResultWriter
         await g.Write(f[16], rows.Select(r => r.ThinkingTruncated).ToArray());
         await g.WriteStrings(f[17], rows.Select(r => r.RejectReason).ToArray());
         await g.Write(f[18], rows.Select(r => r.CachedPromptTokens).ToArray());
+        if (!sampled) return;
+        await g.Write(f[19], rows.Select(r => r.PromptId ?? r.RequestId).ToArray());
+        await g.Write(f[20], rows.Select(r => r.SampleIndex).ToArray());
     }
 
     public static async Task WriteTimeseriesAsync(string path, IReadOnlyList<TimeseriesPoint> rows, IReadOnlyDictionary<string, string> metadata)
@@ -149,9 +159,16 @@ public static class ResultWriter
             var tt = reader.OptionalField("thinking_truncated") is { } ttf ? await g.Read<bool>(ttf) : new bool[id.Length];
             var rr = reader.OptionalField("reject_reason") is { } rrf ? await g.ReadStrings(rrf) : new string?[id.Length];
             var cached = reader.OptionalField("cached_prompt_tokens") is { } cf ? await g.Read<int>(cf) : new int[id.Length];
+            long[]? promptIds = reader.OptionalField("prompt_id") is { } pf ? await g.Read<long>(pf) : null;
+            var sampleIndex = reader.OptionalField("sample_index") is { } sf ? await g.Read<int>(sf) : new int[id.Length];
             for (int i = 0; i < id.Length; i++)
                 rows.Add(new RequestRecord(id[i], arr[i], p[i], o[i], th[i], st[i] == "completed" ? RequestStatus.Completed : RequestStatus.Rejected,
-                    fs[i], ft[i], fa[i], c[i], pre[i], rep[i], rr[i], tt[i]) { CachedPromptTokens = cached[i] });
+                    fs[i], ft[i], fa[i], c[i], pre[i], rep[i], rr[i], tt[i])
+                {
+                    CachedPromptTokens = cached[i],
+                    PromptId = promptIds?[i],
+                    SampleIndex = sampleIndex[i],
+                });
         }
         return rows;
     }

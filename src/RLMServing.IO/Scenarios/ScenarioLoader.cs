@@ -139,6 +139,8 @@ public static partial class ScenarioLoader
         {
             (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals);
             if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
+            if (cluster.Disaggregated && workload is { Samples: > 1 })
+                throw new UserInputException($"{file}: workload.n: parallel sampling is not supported with disaggregated prefill/decode pools");
         }
         if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster, SystemPrompt = systemPrompt };
         if (model.Heads % hardware.TensorParallel != 0)
@@ -231,6 +233,8 @@ public static partial class ScenarioLoader
         var arrival = BindArrival(arrivalR);
         var prompt = w.Map("prompt_tokens") is { } p ? BindDistribution(p) : throw w.Error("prompt_tokens", "is required");
         int maxOutput = w.PositiveInt("max_output_tokens", model.MaxContext);
+        int samples = w.PositiveInt("n", 1);
+        if (samples > 1 && arrival is ClosedLoopArrivals) throw w.Error("n", "parallel sampling is not supported with closed_loop arrivals; use poisson, gamma or constant");
         int? maxThinking = w.Int("max_thinking_tokens");
         if (maxThinking < 0) throw w.Error("max_thinking_tokens", $"must not be negative, got {maxThinking}");
         var priority = w.Map("priority") is { } pr ? BindDistribution(pr, minDefault: 0) : null;
@@ -250,7 +254,7 @@ public static partial class ScenarioLoader
             fraction = w.Fraction("thinking_fraction", model.Reasoning ? 0.9 : 0.0, allowZero: true);
         }
         w.Done();
-        return new SyntheticWorkload(requests, arrival, prompt, output, fraction, thinking, answer, maxOutput, maxThinking, priority);
+        return new SyntheticWorkload(requests, arrival, prompt, output, fraction, thinking, answer, maxOutput, maxThinking, priority) { Samples = samples };
     }
 
     private static ArrivalProcess BindArrival(MapReader a)

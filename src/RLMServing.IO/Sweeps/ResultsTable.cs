@@ -161,7 +161,7 @@ public static class SweepColumns
         foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
             var name = p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name;
-            // Fields left out of summary.json only when null (calibration_warnings) still get their column.
+            // Fields left out of summary.json only when null (calibration_warnings, parallel_samples) still get their column.
             if (name is null || p.GetCustomAttribute<JsonIgnoreAttribute>() is { Condition: JsonIgnoreCondition.Always }) continue;
             var t = p.PropertyType;
             Func<RunSummary, object?> get = s => owner(s) is { } o ? p.GetValue(o) : null;

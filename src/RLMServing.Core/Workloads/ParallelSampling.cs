@@ -1,0 +1,48 @@
+namespace RLMServing.Workloads;
+
+/// <summary>
+/// Parallel sampling (<c>workload.n</c>, vLLM's <c>SamplingParams.n</c>): the samples of a prompt share its KV. The
+/// sharing is expressed as prefix identity, so the replica's prefix cache (which reference-counts blocks) shares the
+/// prompt's full blocks between the samples: every sample of a prompt gets the same ids over the whole prompt.
+/// </summary>
+public static class ParallelSampling
+{
+    /// <summary>Tag of the prefix ids given to prompts (system prompts use their small index, traces their hash ids).</summary>
+    private const long PromptIdTag = 1L << 62;
+
+    /// <summary>Whether any request is a sample of a prompt sent with n &gt; 1.</summary>
+    public static bool Sampled(IReadOnlyList<RequestSpec> requests) => requests.Any(r => r.PromptId is not null);
+
+    /// <summary>
+    /// Extends each sample's prefix identity to cover its whole prompt: units past an existing prefix (a shared
+    /// system prompt) get ids unique to the prompt, so the samples of one prompt share every full prompt block and
+    /// samples of different prompts share only what their prompts already shared.
+    /// </summary>
+    public static IReadOnlyList<RequestSpec> SharePrompts(IReadOnlyList<RequestSpec> requests)
+    {
+        var result = new RequestSpec[requests.Count];
+        for (int i = 0; i < requests.Count; i++)
+        {
+            var r = requests[i];
+            if (r.PromptId is not { } prompt)
+            {
+                result[i] = r;
+                continue;
+            }
+            if (r.PrefixHashes is null)
+            {
+                result[i] = r with { PrefixHashes = [PromptIdTag | prompt << 20], PrefixHashTokens = r.PromptTokens };
+                continue;
+            }
+            if (r.PrefixHashTokens == int.MaxValue)
+                throw new InvalidOperationException("parallel sampling cannot share a session's growing context");
+            int unit = r.PrefixHashTokens;
+            int units = (r.PromptTokens + unit - 1) / unit;
+            var hashes = new long[Math.Max(units, r.PrefixHashes.Length)];
+            r.PrefixHashes.CopyTo(hashes, 0);
+            for (int u = r.PrefixHashes.Length; u < hashes.Length; u++) hashes[u] = PromptIdTag | prompt << 20 | (long)u;
+            result[i] = r with { PrefixHashes = hashes };
+        }
+        return result;
+    }
+}

@@ -1,0 +1,53 @@
+using System.Text.Json;
+using RLMServing.IO.Results;
+using Xunit;
+
+namespace RLMServing.Tests.Cli;
+
+/// <summary>workload.n end to end: the results of n = 1 are those of a run without the key; n &gt; 1 adds the sample columns.</summary>
+public class ParallelSamplingCommandTests
+{
+    private static string Quickstart => Path.Combine(RlmsProcess.RepoRoot(), "scenarios", "quickstart.yaml");
+
+    [Fact]
+    public async Task OneSampleGivesTheSameResultsAsNoKey()
+    {
+        var a = RlmsProcess.TempDir();
+        var b = RlmsProcess.TempDir();
+        Assert.Equal(0, RlmsProcess.Run("simulate", Quickstart, "--out", a, "--set", "workload.requests=120", "--quiet").ExitCode);
+        Assert.Equal(0, RlmsProcess.Run("simulate", Quickstart, "--out", b, "--set", "workload.requests=120", "--set", "workload.n=1", "--quiet").ExitCode);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(a, "reasoning", "summary.json")), File.ReadAllBytes(Path.Combine(b, "reasoning", "summary.json")));
+        var ra = await ResultWriter.ReadRequestsAsync(Path.Combine(a, "reasoning", "requests.parquet"));
+        var rb = await ResultWriter.ReadRequestsAsync(Path.Combine(b, "reasoning", "requests.parquet"));
+        Assert.Equal(ra, rb);
+        await using var stream = File.OpenRead(Path.Combine(b, "reasoning", "requests.parquet"));
+        await using var reader = await Parquet.ParquetReader.CreateAsync(stream);
+        Assert.DoesNotContain(reader.Schema.DataFields, f => f.Name is "prompt_id" or "sample_index");
+    }
+
+    [Fact]
+    public async Task SamplesAreRowsWithTheirPromptAndIndex()
+    {
+        var dir = RlmsProcess.TempDir();
+        var o = RlmsProcess.Run("simulate", Quickstart, "--out", dir, "--set", "workload.requests=60", "--set", "workload.n=4", "--quiet");
+        Assert.True(o.ExitCode == 0, o.Stderr);
+        var rows = await ResultWriter.ReadRequestsAsync(Path.Combine(dir, "reasoning", "requests.parquet"));
+        Assert.Equal(240, rows.Count);
+        foreach (var g in rows.GroupBy(r => r.PromptId))
+        {
+            Assert.Equal([0, 1, 2, 3], g.Select(r => r.SampleIndex).Order());
+            Assert.Single(g.Select(r => (r.PromptTokens, r.ArrivalTimeS, r.Replica)).Distinct());
+        }
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "reasoning", "summary.json")));
+        Assert.Equal(4, doc.RootElement.GetProperty("parallel_samples").GetInt32());
+        Assert.True(doc.RootElement.GetProperty("shared_prompt_tokens").GetInt64() > 0);
+    }
+
+    [Fact]
+    public void ZeroSamplesIsRejected()
+    {
+        var o = RlmsProcess.Run("simulate", Quickstart, "--out", RlmsProcess.TempDir(), "--set", "workload.n=0", "--quiet");
+        Assert.Equal(2, o.ExitCode);
+        Assert.Contains("workload.n", o.Stderr);
+    }
+}
