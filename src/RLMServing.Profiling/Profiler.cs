@@ -298,6 +298,23 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
 
     private long KvBytesPerTokenPerLayer(ModelArchitecture arch) => 2L * arch.KvHeads * arch.HeadDim * TransformerGraphs.ElementBytes(options.Dtype);
 
+    /// <summary>One decode point of an attention or layer graph: per-sequence contexts bound, timed, and its row.</summary>
+    private (OperatorRow Row, string Config, TimingStats T) MeasureDecode(string op, GraphSession s, AttentionBuffers io, DecodePoint d,
+        DeviceContext device, ModelArchitecture arch, List<string> kernelConfigs, CancellationToken cancel)
+    {
+        var lengths = d.Lengths();
+        io.Bind(d.Batch, 1, lengths);
+        var config = $"decode batch={d.Batch} context={d.Context} skew={d.Skew}";
+        var t = Measure(s, device, config, kernelConfigs, cancel);
+        var row = Row(op, "decode", d.Batch, d.Batch, t, s.WeightBytes, device.PeakMemoryBytes());
+        row.DecodeSeqs = d.Batch;
+        row.DecodeContextSum = lengths.Sum(x => (long)x);
+        row.DecodeContextMax = lengths.Max();
+        row.Skew = d.Skew;
+        row.KvBytes = row.DecodeContextSum * KvBytesPerTokenPerLayer(arch);
+        return (row, config, t);
+    }
+
     /// <summary>Prefill (batch 1, chunk after context) and decode (batch × 1 token, per-sequence contexts) attention.</summary>
     private void Attention(DeviceContext device, TransformerGraphs graphs, CancellationToken cancel)
     {
@@ -329,17 +346,8 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
         foreach (var d in grid.Decode)
         {
             if (cancel.IsCancellationRequested) return;
-            var lengths = d.Lengths();
-            io.Bind(d.Batch, 1, lengths);
-            var config = $"decode batch={d.Batch} context={d.Context} skew={d.Skew}";
-            var t = Measure(s, device, config, kernelConfigs, cancel);
+            var (row, config, t) = MeasureDecode("attention", s, io, d, device, arch, kernelConfigs, cancel);
             _medians[$"attention_decode|{d.Batch}|{d.Context}|{d.Skew}"] = t.MedianUs;
-            var row = Row("attention", "decode", d.Batch, d.Batch, t, s.WeightBytes, device.PeakMemoryBytes());
-            row.DecodeSeqs = d.Batch;
-            row.DecodeContextSum = lengths.Sum(x => (long)x);
-            row.DecodeContextMax = lengths.Max();
-            row.Skew = d.Skew;
-            row.KvBytes = row.DecodeContextSum * KvBytesPerTokenPerLayer(arch);
             _ops!.Append(row);
             Tick("attention", config);
         }
@@ -459,16 +467,7 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
         foreach (var d in grid.LayerDecode)
         {
             if (cancel.IsCancellationRequested) return;
-            var lengths = d.Lengths();
-            io.Bind(d.Batch, 1, lengths);
-            var config = $"decode batch={d.Batch} context={d.Context} skew={d.Skew}";
-            var t = Measure(s, device, config, kernelConfigs, cancel);
-            var row = Row("layer", "decode", d.Batch, d.Batch, t, s.WeightBytes, device.PeakMemoryBytes());
-            row.DecodeSeqs = d.Batch;
-            row.DecodeContextSum = lengths.Sum(x => (long)x);
-            row.DecodeContextMax = lengths.Max();
-            row.Skew = d.Skew;
-            row.KvBytes = row.DecodeContextSum * KvBytesPerTokenPerLayer(arch);
+            var (row, config, t) = MeasureDecode("layer", s, io, d, device, arch, kernelConfigs, cancel);
             row.Extra = PartsExtra(config, t.MedianUs, d.Batch, $"attention_decode|{d.Batch}|{d.Context}|{d.Skew}");
             _ops!.Append(row);
             Tick("layer", config);
