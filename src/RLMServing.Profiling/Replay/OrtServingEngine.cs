@@ -63,7 +63,6 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private long _writtenTotal;
     private long[] _ids = [];
     private long[] _mask = [];
-    private Array? _logits;               // pooled host logits of the session's dtype
 
     /// <param name="maxSeqs">The most requests running at once (max_num_seqs).</param>
     /// <param name="maxSeqTokens">The most KV positions one request can reach (prompt + output).</param>
@@ -84,7 +83,8 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         {
             _sig = DecoderSignature.FromSession(_session.Session, arch.Name, model.Weights.Select(w => w.Name).ToHashSet(StringComparer.Ordinal));
             _vocab = arch.Vocab;
-            if (_sig.NextToken is not null) _session.BindOutputToDevice(_sig.Logits);
+            if (_sig.NextToken is null) throw new InvalidOperationException("the synthesised model has no next_token output");
+            _session.BindOutputToDevice(_sig.Logits);
             _tokenBytes = (long)_sig.HeadDim * TransformerGraphs.ElementBytes(_sig.KvType);
             _headBytes = _tokenBytes * _maxSeq;
             _slotBytes = _headBytes * _sig.KvHeads;
@@ -362,47 +362,15 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         }
     }
 
-    /// <summary>Runs the bound call, logits into host memory, and returns its time (µs) and each row's ArgMax token.</summary>
+    /// <summary>
+    /// Runs the bound call and returns its time (µs) and each row's greedy token: sampled on the device by the model's
+    /// ArgMax output, so the logits stay there and only the token ids come back.
+    /// </summary>
     private double RunAndSample(int rows, out long[] next)
     {
-        if (_sig.NextToken is not null)
-        {
-            // Sampled on the device: logits stay there, only the token ids come back.
-            next = new long[rows];
-            _session.RebindDeviceOutputs();
-            return Run(_sig.NextToken, OrtValue.CreateTensorValueFromMemory(next, [rows, 1]));
-        }
-        (double Us, long[] Next) r = _dtype switch
-        {
-            OnnxType.Float => RunAndSample<float>(rows, x => x),
-            OnnxType.Float16 => RunAndSample<Float16>(rows, x => (float)x),
-            OnnxType.BFloat16 => RunAndSample<BFloat16>(rows, x => (float)x),
-            _ => throw new InvalidOperationException($"logits of type {_dtype}"),
-        };
-        next = r.Next;
-        return r.Us;
-    }
-
-    private (double Us, long[] Next) RunAndSample<T>(int rows, Func<T, float> value) where T : unmanaged
-    {
-        if (_logits is not T[] pool) _logits = pool = [];
-        var logits = Buffer(ref pool, rows * _vocab);
-        _logits = pool;
-        double us = Run(_sig.Logits, OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, logits, [rows, 1, _vocab]));
-        var span = logits.Span;
-        var next = new long[rows];
-        for (int r = 0; r < rows; r++)
-        {
-            int best = 0;
-            float bestValue = value(span[r * _vocab]);
-            for (int i = 1; i < _vocab; i++)
-            {
-                float v = value(span[r * _vocab + i]);
-                if (v > bestValue) { best = i; bestValue = v; }
-            }
-            next[r] = best;
-        }
-        return (us, next);
+        next = new long[rows];
+        _session.RebindDeviceOutputs();
+        return Run(_sig.NextToken!, OrtValue.CreateTensorValueFromMemory(next, [rows, 1]));
     }
 
     private double Run(string output, OrtValue host)
