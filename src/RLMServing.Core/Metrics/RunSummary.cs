@@ -94,6 +94,8 @@ public sealed record RunSummary
     [JsonPropertyName("mean_accepted_tokens_per_step")] public double? MeanAcceptedTokensPerStep { get; init; }
     [JsonPropertyName("spec_decode_acceptance_rate")] public double? SpecDecodeAcceptanceRate { get; init; }
     [JsonPropertyName("estimated_accuracy")] public double? EstimatedAccuracy { get; init; }
+    /// <summary>Thinking budget in force, weighted by iteration time (adaptive: it moves with the load); null without a budget.</summary>
+    [JsonPropertyName("mean_thinking_budget")] public double? MeanThinkingBudget { get; init; }
     /// <summary>Shapes the run reached far outside its calibration's measured grid (absent when none).</summary>
     [JsonPropertyName("calibration_warnings")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -67,9 +67,11 @@ public sealed record SpeculativeConfig(
 }
 
 /// <summary>
-/// <c>thinking_budget</c>: static caps thinking at <see cref="MaxThinkingTokens"/>; adaptive gives each request, when it
-/// is first scheduled, max(min, N / (1 + waiting / queue_scale)) — budgets shrink as the queue grows and come back as
-/// it drains. Accuracy comes from a cited accuracy-vs-budget curve.
+/// <c>thinking_budget</c>: static caps thinking at <see cref="MaxThinkingTokens"/>; adaptive keeps one budget per replica
+/// that follows the load at every scheduler turn — max(min, N / (1 + waiting / queue_scale + kv)), where kv is the KV
+/// usage above <see cref="KvThreshold"/> scaled to [0, 1] (0 when unset) — moved only past a relative
+/// <see cref="Hysteresis"/> band (or to the ceiling or floor). Every running request still thinking follows it:
+/// budgets shrink as queues grow and come back as they drain. Accuracy comes from a cited accuracy-vs-budget curve.
 /// </summary>
 public sealed record ThinkingBudgetConfig(
     ThinkingBudgetPolicy Policy,
@@ -78,13 +80,37 @@ public sealed record ThinkingBudgetConfig(
     double QueueScale,
     QualityEstimate? Accuracy)
 {
-    /// <summary>The budget for a request first scheduled while <paramref name="waiting"/> others wait; null when uncapped.</summary>
-    public int? BudgetFor(int waiting) => Policy switch
+    /// <summary>Adaptive: KV usage (fraction of blocks) above which the cache's fill adds to the load; null: the queue alone.</summary>
+    public double? KvThreshold { get; init; }
+
+    /// <summary>Adaptive: the budget in force moves to the target only when they differ by more than this fraction of it.</summary>
+    public double Hysteresis { get; init; } = 0.1;
+
+    /// <summary>The smallest adaptive budget: <see cref="MinThinkingTokens"/>, never above the ceiling.</summary>
+    public int FloorTokens => Math.Min(MinThinkingTokens, MaxThinkingTokens ?? 0);
+
+    /// <summary>
+    /// The target budget while <paramref name="waiting"/> requests wait and <paramref name="kvUsage"/> of the KV blocks
+    /// are in use; null when uncapped.
+    /// </summary>
+    public int? BudgetFor(int waiting, double kvUsage = 0) => Policy switch
     {
         ThinkingBudgetPolicy.None => null,
         ThinkingBudgetPolicy.Static => MaxThinkingTokens,
-        _ => MaxThinkingTokens is int n ? Math.Max(Math.Min(MinThinkingTokens, n), (int)Math.Floor(n / (1.0 + waiting / QueueScale))) : null,
+        _ => MaxThinkingTokens is int n ? Math.Max(FloorTokens, (int)Math.Floor(n / (1.0 + waiting / QueueScale + KvLoad(kvUsage)))) : null,
     };
+
+    /// <summary>A full cache weighs as much as queue_scale waiting requests: (usage − threshold) / (1 − threshold), from 0 to 1.</summary>
+    private double KvLoad(double kvUsage) => KvThreshold is double t && kvUsage > t ? (Math.Min(kvUsage, 1) - t) / (1 - t) : 0;
+
+    /// <summary>
+    /// Hysteresis: the budget in force becomes the target when it reaches the ceiling or the floor, or differs from the
+    /// budget in force by more than <see cref="Hysteresis"/> of it; otherwise it stays. Idempotent: the same target twice moves it once.
+    /// </summary>
+    public int Follow(int current, int target) =>
+        target == current ? current
+        : target >= MaxThinkingTokens || target <= FloorTokens || Math.Abs(target - current) > Hysteresis * current ? target
+        : current;
 }
 
 /// <summary>The serving policies of a scenario; each is off unless its section is given.</summary>

@@ -32,7 +32,18 @@ internal static class PolicySummary
             MeanAcceptedTokensPerStep = policies.Speculative is null ? null : steps == 0 ? 0 : (double)(steps + accepted) / steps,
             SpecDecodeAcceptanceRate = policies.Speculative is null ? null : drafts == 0 ? 0 : (double)accepted / drafts,
             EstimatedAccuracy = policies.ThinkingBudget?.Accuracy is { } accuracy && completed > 0 ? Accuracy(accuracy, totals) / completed : null,
+            MeanThinkingBudget = MeanBudget(policies.ThinkingBudget, totals),
         };
+    }
+
+    /// <summary>Static: the cap. Adaptive: each replica's budget in force weighted by its iteration time, over all replicas.</summary>
+    private static double? MeanBudget(ThinkingBudgetConfig? tb, IReadOnlyList<PolicyStats> totals)
+    {
+        if (tb is not { Policy: not ThinkingBudgetPolicy.None, MaxThinkingTokens: int max }) return null;
+        double seconds = totals.Sum(t => t.BudgetSeconds);
+        if (tb.Policy == ThinkingBudgetPolicy.Static || seconds == 0) return max;
+        // Clamped: a weighted mean of budgets in [floor, ceiling] lies there, whatever the rounding of the sums.
+        return Math.Clamp(totals.Sum(t => t.BudgetTokenSeconds) / seconds, tb.FloorTokens, max);
     }
 
     /// <summary>Sum over completed requests of the accuracy at their thinking budget, in budget order (deterministic).</summary>

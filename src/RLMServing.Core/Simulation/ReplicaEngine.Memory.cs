@@ -157,6 +157,7 @@ internal sealed partial class ReplicaEngine : Routing.IReplicaLoad
         r.TransferredIn = false;
         r.SwappedKv = 0;
         r.AdmitSeq = _admitSeq++;
+        FollowBudget(r);
         JoinDecodeSet(r, kv);
         return true;
     }

@@ -17,6 +17,9 @@ internal sealed class PolicyStats
     public long SpecDraftTokens;
     public long SpecAcceptedDraftTokens;
     public long CompletedCount;
+    public double BudgetTokenSeconds;      // thinking budget in force x iteration time (adaptive)
+    public double BudgetSeconds;
+    public long BudgetMoves;
 }
 
 /// <summary>
@@ -30,7 +33,9 @@ internal sealed class PolicyStats
 /// <item>speculative decoding draws each request's accepted length every step, so with it on every decode iteration
 /// goes back to the scheduler (O(B) per iteration, like the stepping engine); draws are counter-based, so both engines
 /// see the same numbers;</item>
-/// <item>thinking budgets act when a request arrives (the cap) and when it is first scheduled (adaptive shrinking).</item>
+/// <item>thinking budgets act when a request arrives (the cap); an adaptive budget is re-evaluated at every scheduler
+/// turn from the queue and the KV usage, and a stretch stops after the iteration that would move it, so both engines
+/// move it on the same decode counter.</item>
 /// </list>
 /// </summary>
 internal sealed partial class ReplicaEngine
@@ -43,11 +48,19 @@ internal sealed partial class ReplicaEngine
 
     private readonly PolicyConfig _policies = PolicyConfig.None;
     private readonly SpeculativeConfig? _speculative;   // cached: read on every decode iteration
+    private readonly ThinkingBudgetConfig? _adaptive;   // cached: an adaptive budget is checked on every decode iteration
+    private int _thinkingBudget;                        // the adaptive budget in force on this replica
 
     public PolicyConfig Policies
     {
         get => _policies;
-        init { _policies = value; _speculative = value.Speculative; }
+        init
+        {
+            _policies = value;
+            _speculative = value.Speculative;
+            _adaptive = value.ThinkingBudget is { Policy: ThinkingBudgetPolicy.Adaptive, MaxThinkingTokens: int max } tb ? tb : null;
+            _thinkingBudget = _adaptive?.MaxThinkingTokens ?? 0;
+        }
     }
 
     public int PolicySeed { get; init; }
@@ -65,16 +78,55 @@ internal sealed partial class ReplicaEngine
     {
         if (Policies.ThinkingBudget is not { Policy: not ThinkingBudgetPolicy.None, MaxThinkingTokens: int cap }) return;
         r.Spec = ThinkingBudget.Apply(r.Spec, cap);
-        r.ThinkingBudgetTokens = cap;
+        r.CappedSpec ??= r.Spec;   // a request handed to a decode replica keeps what the ceiling alone gave it
+        r.ThinkingBudgetTokens ??= cap;
     }
 
-    /// <summary>When first scheduled: adaptive budgets shrink with the queue left behind (before any token exists).</summary>
-    private void ApplyAdaptiveBudget(SimRequest r)
+    private double KvUsage => (double)_usedBlocks / TotalBlocks;
+
+    private int AdaptiveTarget(ThinkingBudgetConfig tb) => tb.BudgetFor(_waiting.Count, KvUsage)!.Value;
+
+    /// <summary>
+    /// At every scheduler turn: the replica's adaptive budget follows the queue and the KV usage (with hysteresis), and
+    /// when it moves, every admitted request that is still thinking follows it.
+    /// </summary>
+    private void FollowLoad()
     {
-        if (Policies.ThinkingBudget is not { Policy: ThinkingBudgetPolicy.Adaptive } tb) return;
-        if (tb.BudgetFor(_waiting.Count) is not int budget) return;
-        r.Spec = ThinkingBudget.Apply(r.Spec, budget);
-        r.ThinkingBudgetTokens = budget;
+        if (_adaptive is not { } tb) return;
+        int next = tb.Follow(_thinkingBudget, AdaptiveTarget(tb));
+        if (next == _thinkingBudget) return;
+        _thinkingBudget = next;
+        PolicyTotals.BudgetMoves++;
+        foreach (var r in _prefilling) FollowBudget(r);
+        foreach (var r in _decoding) FollowBudget(r);
+    }
+
+    /// <summary>Inside a decode stretch: whether the next turn would move the adaptive budget (the stretch stops there).</summary>
+    private bool BudgetWouldMove() => _adaptive is { } tb && tb.Follow(_thinkingBudget, AdaptiveTarget(tb)) != _thinkingBudget;
+
+    /// <summary>
+    /// Gives an admitted request the adaptive budget in force, if it is still thinking: its thinking becomes
+    /// min(its thinking under the ceiling, max(budget, tokens already generated)) — a request already past a shrunk
+    /// budget stops thinking at its next token (the answer follows in full), a restored budget lets it think on. A
+    /// request whose thinking has ended keeps it.
+    /// </summary>
+    private void FollowBudget(SimRequest r)
+    {
+        if (_adaptive is null || r.CappedSpec is not { } capped) return;
+        int generated = r.State == RequestState.Decoding ? r.GeneratedAt(_dc) : r.Generated;
+        int current = r.Spec.ThinkingTokens;
+        if (generated >= current) return;
+        int thinking = Math.Min(capped.ThinkingTokens, Math.Max(_thinkingBudget, generated));
+        if (CheckInvariants && thinking < generated)
+            throw new InvalidOperationException($"request {r.Spec.Id}: a budget of {thinking} thinking tokens cuts below the {generated} tokens generated");
+        r.ThinkingBudgetTokens = Math.Max(_thinkingBudget, thinking);
+        if (thinking == current) return;
+        r.Spec = r.Spec with { ThinkingTokens = thinking, ThinkingTruncated = thinking < capped.ThinkingTokens || capped.ThinkingTruncated };
+        if (r.State != RequestState.Decoding) return;
+        // Its end and first answer token moved: re-schedule its events (and a compression check its old end had dropped).
+        r.Version++;
+        if (Compression.Enabled) ScheduleCompression(r, r.CompressCheckDc);
+        if (_fastForward) EnqueueDecodeEvents(r);
     }
 
     // ---- decode progress -------------------------------------------------------------------------
@@ -131,6 +183,7 @@ internal sealed partial class ReplicaEngine
 
     private void ScheduleCompression(SimRequest r, long dc)
     {
+        r.CompressCheckDc = dc;
         long finishDc = r.JoinDc + r.Target - r.GenAtJoin;
         r.NextCompressDc = dc < finishDc ? dc : long.MaxValue;   // a request that ends first is never compressed there
     }
@@ -224,6 +277,11 @@ internal sealed partial class ReplicaEngine
 
     private void AccountPolicies(double timeS)
     {
+        if (_adaptive is not null)
+        {
+            PolicyTotals.BudgetTokenSeconds += _thinkingBudget * timeS;
+            PolicyTotals.BudgetSeconds += timeS;
+        }
         if (_evictedLive == 0) return;
         PolicyTotals.EvictedTokenSeconds += _evictedLive * timeS;
         long uncompressed = _usedBlocks * BlockSize + _evictedLive;
@@ -261,6 +319,30 @@ internal sealed partial class ReplicaEngine
                 throw new InvalidOperationException($"request {r.Spec.Id}: {r.KvAt(_dc) - r.Spec.PromptTokens} output KV entries kept, below the policy's floor of {floor}");
             live += r.EvictedLive;
         }
+        if (_adaptive is { } tb) VerifyAdaptiveBudgets(tb);
         if (live != _evictedLive) throw new InvalidOperationException($"evicted tokens of live requests {live} != running count {_evictedLive}");
+    }
+
+    /// <summary>
+    /// Adaptive budgets stay within [floor, ceiling]; every admitted request thinks no more than the ceiling gave it and
+    /// no less than the floor or what it had generated, and is marked truncated exactly when its thinking was cut.
+    /// </summary>
+    private void VerifyAdaptiveBudgets(ThinkingBudgetConfig tb)
+    {
+        int max = tb.MaxThinkingTokens!.Value;
+        if (_thinkingBudget < tb.FloorTokens || _thinkingBudget > max)
+            throw new InvalidOperationException($"adaptive thinking budget {_thinkingBudget} outside [{tb.FloorTokens}, {max}]");
+        foreach (var r in _prefilling.Concat(_decoding))
+        {
+            var capped = r.CappedSpec!;
+            int thinking = r.Spec.ThinkingTokens;
+            if (thinking > capped.ThinkingTokens || thinking < Math.Min(capped.ThinkingTokens, tb.FloorTokens))
+                throw new InvalidOperationException($"request {r.Spec.Id}: {thinking} thinking tokens outside [min(floor, {capped.ThinkingTokens}), {capped.ThinkingTokens}]");
+            if (r.Spec.ThinkingTruncated != (thinking < capped.ThinkingTokens || capped.ThinkingTruncated))
+                throw new InvalidOperationException($"request {r.Spec.Id}: truncation flag {r.Spec.ThinkingTruncated} with {thinking} of {capped.ThinkingTokens} thinking tokens");
+            if (r.Spec.AnswerTokens != capped.AnswerTokens) throw new InvalidOperationException($"request {r.Spec.Id}: a thinking budget changed its answer");
+            if (r.ThinkingBudgetTokens is not int b || b < tb.FloorTokens || b > max)
+                throw new InvalidOperationException($"request {r.Spec.Id}: thinking budget {r.ThinkingBudgetTokens} outside [{tb.FloorTokens}, {max}]");
+        }
     }
 }

@@ -135,6 +135,7 @@ internal sealed partial class ReplicaEngine
             AdmitArrivals();
             // At the horizon the driver routes the next arrival first: sampling now would miss it if it comes here.
             if (_clock >= horizonS) break;
+            FollowLoad();
             Sample();
             if (CheckInvariants) Verify(ref _lastCheckedClock);
             if (RunningCount == 0 && _waiting.Count == 0 && !_batchActive)
@@ -232,7 +233,7 @@ internal sealed partial class ReplicaEngine
         r.BlocksHeld += (int)need;
         r.State = RequestState.Prefilling;
         r.AdmitSeq = _admitSeq++;   // re-admission after a preemption counts as the latest, as in vLLM's running list
-        if (r.FirstScheduledS is null) ApplyAdaptiveBudget(r);
+        FollowBudget(r);   // an adaptive budget applies from (re)admission
         r.FirstScheduledS ??= _clock;
         _prefilling.Add(r);
         return true;
@@ -555,7 +556,7 @@ internal sealed partial class ReplicaEngine
 
     /// <summary>
     /// Runs decode-only iterations until something needs the scheduler: a decode event, KV exhaustion, a sample
-    /// point, or (when arrivals can change the batch) an arrival. With fast-forward off, exactly one iteration.
+    /// point, an adaptive thinking budget about to move, or (when arrivals can change the batch or the budget) an arrival. With fast-forward off, exactly one iteration.
     /// </summary>
     private void DecodeStretch(bool respectArrivals, bool singleStep = false)
     {
@@ -564,7 +565,8 @@ internal sealed partial class ReplicaEngine
         bool preempted = EnsureDecodeBlocks() || singleStep;
         if (_decoding.Count == 0) return;
         long eventDc = NextEventDc();
-        double arrivalBound = respectArrivals && _arrivals.Count > 0 ? _arrivals.Peek().ArrivalTimeS : double.PositiveInfinity;
+        // An adaptive budget reads the queue, which arrivals change: then even a static batch's stretch stops at them.
+        double arrivalBound = (respectArrivals || _adaptive is not null) && _arrivals.Count > 0 ? _arrivals.Peek().ArrivalTimeS : double.PositiveInfinity;
         double timeBound = Math.Min(Math.Min(arrivalBound, _nextSampleS), _horizonS);
         int b = _decoding.Count;
         bool first = true;
@@ -585,7 +587,7 @@ internal sealed partial class ReplicaEngine
             _lastDecodeEndS = _clock;
             AfterDecodeStep();
         }
-        while (_fastForward && !preempted && !StepsOneAtATime && _dc < eventDc && _clock < timeBound);
+        while (_fastForward && !preempted && !StepsOneAtATime && _dc < eventDc && _clock < timeBound && !BudgetWouldMove());
     }
 
     /// <summary>One decode step for the decode set inside a mixed (chunked-prefill) iteration.</summary>

@@ -12,7 +12,7 @@ internal enum RequestState { Pending, Waiting, Prefilling, Decoding, Done }
 /// </summary>
 internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
 {
-    /// <summary>Replaced only by a thinking budget (on arrival, or when first scheduled under an adaptive budget).</summary>
+    /// <summary>Replaced only by a thinking budget (on arrival; under an adaptive budget, whenever the replica's budget moves while it thinks).</summary>
     public RequestSpec Spec { get; set; } = spec;
     public double ArrivalTimeS { get; set; } = arrivalTimeS;
     public int Target => Spec.OutputTokens;
@@ -73,8 +73,12 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     public int ClientId { get; set; } = -1;
 
     // Serving policies (ReplicaEngine.Policies.cs).
-    /// <summary>Thinking budget given to this request; null when uncapped.</summary>
+    /// <summary>Thinking budget of this request (adaptive: the one in force when its thinking ended); null when uncapped.</summary>
     public int? ThinkingBudgetTokens { get; set; }
+    /// <summary>Adaptive budgets: the spec under the ceiling alone, which a restored budget gives back.</summary>
+    public RequestSpec? CappedSpec { get; set; }
+    /// <summary>Decode counter of the next compression check before capping at the request's end (re-capped when its length moves).</summary>
+    public long CompressCheckDc { get; set; } = long.MaxValue;
     /// <summary>Output tokens evicted by KV compression and not rebuilt since (a recompute rebuilds them).</summary>
     public long EvictedLive { get; set; }
     public long EvictedTotal { get; set; }

@@ -10,6 +10,35 @@ public static class ParallelSampling
     /// <summary>Tag of the prefix ids given to prompts (system prompts use their small index, traces their hash ids).</summary>
     private const long PromptIdTag = 1L << 62;
 
+    /// <summary>Seeded stream (<see cref="SyntheticWorkload.Mix"/>) of the output lengths of samples 1..n-1.</summary>
+    public const int SampleStream = 8;
+
+    /// <summary>
+    /// Sends every prompt as <paramref name="n"/> samples at its arrival: sample ids are prompt id x n + sample (unique,
+    /// in arrival order with the prompt's first sample first); sample 0 keeps the prompt's own lengths, so n = 1
+    /// returns the prompts unchanged; samples 1..n-1 take (thinking, answer, truncated) from <paramref name="draw"/>,
+    /// called prompt by prompt, sample by sample, on one stream seeded from <paramref name="seed"/>.
+    /// </summary>
+    public static IReadOnlyList<RequestSpec> Expand(IReadOnlyList<RequestSpec> prompts, int n, int seed,
+        Func<RequestSpec, Random, (int Thinking, int Answer, bool Truncated)> draw)
+    {
+        if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), "A prompt needs at least one sample");
+        if (n == 1) return prompts;
+        var rng = new Random(SyntheticWorkload.Mix(seed, SampleStream));
+        var list = new List<RequestSpec>(prompts.Count * n);
+        foreach (var spec in prompts)
+        {
+            long prompt = spec.Id;
+            list.Add(spec with { Id = prompt * n, PromptId = prompt });
+            for (int s = 1; s < n; s++)
+            {
+                var (thinking, answer, truncated) = draw(spec, rng);
+                list.Add(spec with { Id = prompt * n + s, PromptId = prompt, SampleIndex = s, ThinkingTokens = thinking, AnswerTokens = answer, ThinkingTruncated = truncated });
+            }
+        }
+        return list;
+    }
+
     /// <summary>Whether any request is a sample of a prompt sent with n &gt; 1.</summary>
     public static bool Sampled(IReadOnlyList<RequestSpec> requests) => requests.Any(r => r.PromptId is not null);
 

@@ -20,7 +20,7 @@ public sealed record SyntheticWorkload(
     /// <summary>
     /// Parallel sampling (workload.n): every prompt is sent as <c>n</c> samples at the same arrival. Sample 0 keeps
     /// the output length drawn for the prompt (so n = 1 draws exactly as before); samples 1..n-1 draw their own from
-    /// a separate seeded stream.
+    /// a separate seeded stream (<see cref="ParallelSampling.Expand"/>).
     /// </summary>
     public int Samples { get; init; } = 1;
 
@@ -35,8 +35,7 @@ public sealed record SyntheticWorkload(
         var promptRng = new Random(Mix(seed, 2));
         var outputRng = new Random(Mix(seed, 3));
         var priorityRng = new Random(Mix(seed, 4));
-        var sampleRng = new Random(Mix(seed, 8));
-        var list = new List<RequestSpec>(Requests * Samples);
+        var list = new List<RequestSpec>(Requests);
         double t = 0;
         bool open = Arrival is not ClosedLoopArrivals;
         for (int i = 0; i < Requests; i++)
@@ -45,21 +44,9 @@ public sealed record SyntheticWorkload(
             int prompt = Math.Max(1, PromptTokens.Sample(promptRng));
             var (thinking, answer, truncated) = SplitOutput(outputRng);
             int priority = Priority?.Sample(priorityRng) ?? 0;
-            var spec = new RequestSpec(i, t, prompt, thinking, answer, priority, null, truncated);
-            if (Samples == 1)
-            {
-                list.Add(spec);
-                continue;
-            }
-            // Sample ids are prompt * n + sample: unique, and in arrival order with the prompt's first sample first.
-            list.Add(spec with { Id = (long)i * Samples, PromptId = i });
-            for (int s = 1; s < Samples; s++)
-            {
-                var (th, an, tr) = SplitOutput(sampleRng);
-                list.Add(spec with { Id = (long)i * Samples + s, PromptId = i, SampleIndex = s, ThinkingTokens = th, AnswerTokens = an, ThinkingTruncated = tr });
-            }
+            list.Add(new RequestSpec(i, t, prompt, thinking, answer, priority, null, truncated));
         }
-        return list;
+        return ParallelSampling.Expand(list, Samples, seed, (_, rng) => SplitOutput(rng));
     }
 
     private (int Thinking, int Answer, bool Truncated) SplitOutput(Random rng)

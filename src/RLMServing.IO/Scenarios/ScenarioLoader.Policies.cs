@@ -149,17 +149,25 @@ public static partial class ScenarioLoader
         }
         else max = t.PositiveInt("max_thinking_tokens");
         int min = 0;
-        double scale = 1;
+        double scale = 1, hysteresis = 0.1;
+        double? kvThreshold = null;
         if (policy == ThinkingBudgetPolicy.Adaptive)
         {
             min = t.Int("min_thinking_tokens") ?? 256;
             if (min < 0) throw t.Error("min_thinking_tokens", $"must not be negative, got {min}");
             scale = t.PositiveDouble("queue_scale", 16);
+            if (t.Has("kv_threshold"))
+            {
+                kvThreshold = t.Fraction("kv_threshold", 0, allowZero: true);
+                if (kvThreshold >= 1) throw t.Error("kv_threshold", $"must be below 1 (the KV usage above which budgets shrink), got {kvThreshold}");
+            }
+            hysteresis = t.Fraction("hysteresis", 0.1, allowZero: true);
+            if (hysteresis >= 1) throw t.Error("hysteresis", $"must be below 1 (a fraction of the budget in force), got {hysteresis}");
         }
         else
         {
-            if (t.Has("min_thinking_tokens")) throw t.Error("min_thinking_tokens", "applies to policy adaptive only");
-            if (t.Has("queue_scale")) throw t.Error("queue_scale", "applies to policy adaptive only");
+            foreach (var key in new[] { "min_thinking_tokens", "queue_scale", "kv_threshold", "hysteresis" })
+                if (t.Has(key)) throw t.Error(key, "applies to policy adaptive only");
         }
         QualityEstimate? accuracy;
         if (t.List("accuracy_curve") is { } list)
@@ -188,6 +196,6 @@ public static partial class ScenarioLoader
                 throw t.Error("dataset", $"no cited accuracy curve for '{dataset}'; cited: {string.Join(", ", quality.Datasets("thinking_budget", "budget_forcing").DefaultIfEmpty("none"))}; or give accuracy_curve");
         }
         t.Done();
-        return new ThinkingBudgetConfig(policy, max, min, scale, accuracy);
+        return new ThinkingBudgetConfig(policy, max, min, scale, accuracy) { KvThreshold = kvThreshold, Hysteresis = hysteresis };
     }
 }

@@ -24,7 +24,8 @@ public static partial class ScenarioLoader
         int? maxThinking = w.Int("max_thinking_tokens");
         if (maxThinking < 0) throw w.Error("max_thinking_tokens", $"must not be negative, got {maxThinking}");
         int maxOutput = w.PositiveInt("max_output_tokens", trace ? int.MaxValue : model.MaxContext);
-        var requests = trace ? BindTrace(w, file, seed) : BindDataset(w, model, seed);
+        int samples = w.PositiveInt("n", 1);
+        var requests = trace ? BindTrace(w, file, seed, samples) : BindDataset(w, model, seed, samples);
         w.Done();
         var limited = new RequestSpec[requests.Count];
         for (int i = 0; i < requests.Count; i++)
@@ -37,7 +38,13 @@ public static partial class ScenarioLoader
         return limited;
     }
 
-    private static IReadOnlyList<RequestSpec> BindTrace(MapReader w, string file, int seed)
+    /// <summary>
+    /// A trace row sent as n samples (<c>workload.n</c>): sample 0 is the row; samples 1..n-1 take the output lengths
+    /// (thinking and answer) of a row drawn uniformly from the trace on the seeded sample stream — the trace's own
+    /// output-length distribution, as synthetic samples draw from the workload's. Rows of multi-turn sessions cannot
+    /// be sampled: a session's next turn reads one conversation's context, which n answers would fork.
+    /// </summary>
+    private static IReadOnlyList<RequestSpec> BindTrace(MapReader w, string file, int seed, int samples)
     {
         string relative = w.RequiredString("trace");
         string path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", relative));
@@ -49,10 +56,21 @@ public static partial class ScenarioLoader
         if (!File.Exists(path) && !Directory.Exists(path)) throw w.Error("trace", $"{path}: file not found");
         var requests = RequestTraceWorkload.Load(path, format, timeScale, limit, rate, seed);
         if (requests.Count == 0) throw w.Error("trace", $"{path}: the trace has no requests");
-        return requests;
+        if (samples == 1) return requests;
+        if (requests.FirstOrDefault(r => r.PrefixHashTokens == int.MaxValue) is { } turn)
+            throw w.Error("n", $"parallel sampling is not supported with multi-turn sessions ({path}: row {turn.Id} belongs to session '{turn.SessionId}', whose next turn reads one conversation's context); use n: 1 or a trace without session ids");
+        return ParallelSampling.Expand(requests, samples, seed, (_, rng) =>
+        {
+            var row = requests[rng.Next(requests.Count)];
+            return (row.ThinkingTokens, row.AnswerTokens, row.ThinkingTruncated);
+        });
     }
 
-    private static IReadOnlyList<RequestSpec> BindDataset(MapReader w, ModelArchitecture model, int seed)
+    /// <summary>
+    /// A dataset preset's requests; with n &gt; 1 each prompt's samples 1..n-1 draw their thinking and answer from the
+    /// prompt's own difficulty component (the same problem) on the seeded sample stream.
+    /// </summary>
+    private static IReadOnlyList<RequestSpec> BindDataset(MapReader w, ModelArchitecture model, int seed, int samples)
     {
         ReasoningPreset preset;
         try { preset = DatasetPresetLoader.Load(w.RequiredString("dataset")); }
@@ -65,12 +83,15 @@ public static partial class ScenarioLoader
         var arrivalRng = new Random(SyntheticWorkload.Mix(seed, 1));
         var lengthRng = new Random(SyntheticWorkload.Mix(seed, 2));
         var list = new List<RequestSpec>(count);
+        var components = new List<string>(count);
         double t = 0;
         for (int i = 0; i < count; i++)
         {
             if (i > 0) t += arrival.NextGapS(arrivalRng);
-            list.Add(sampler.CreateRequest(i, t, lengthRng));
+            var lengths = sampler.Sample(lengthRng);
+            list.Add(ReasoningPresetSampler.ToRequest(i, t, lengths));
+            components.Add(lengths.Component);
         }
-        return list;
+        return ParallelSampling.Expand(list, samples, seed, (prompt, rng) => sampler.SampleOutput(components[(int)prompt.Id], rng));
     }
 }

@@ -139,7 +139,7 @@ public static partial class ScenarioLoader
         {
             (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals);
             if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
-            if (cluster.Disaggregated && workload is { Samples: > 1 })
+            if (cluster.Disaggregated && (workload is { Samples: > 1 } || replay is not null && ParallelSampling.Sampled(replay)))
                 throw new UserInputException($"{file}: workload.n: parallel sampling is not supported with disaggregated prefill/decode pools");
         }
         if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster, SystemPrompt = systemPrompt };

@@ -88,7 +88,12 @@ public static class TestScenarios
         ThinkingBudgetConfig? budget = null;
         if ((combination & 4) != 0)
             budget = new ThinkingBudgetConfig(rng.Next(2) == 0 ? ThinkingBudgetPolicy.Static : ThinkingBudgetPolicy.Adaptive,
-                rng.Next(0, 400), rng.Next(0, 100), 0.5 + 8 * rng.NextDouble(), new QualityEstimate([(64, 0.2), (1024, 0.6)], null, "test"));
+                rng.Next(0, 400), rng.Next(0, 100), 0.5 + 8 * rng.NextDouble(), new QualityEstimate([(64, 0.2), (1024, 0.6)], null, "test"))
+            {
+                // Adaptive budgets follow the queue alone or the KV usage too, with or without a hysteresis band.
+                KvThreshold = rng.Next(2) == 0 ? null : 0.95 * rng.NextDouble(),
+                Hysteresis = rng.Next(3) == 0 ? 0 : 0.5 * rng.NextDouble(),
+            };
         return s with { Policies = new PolicyConfig(compression, spec, budget) };
     }
 

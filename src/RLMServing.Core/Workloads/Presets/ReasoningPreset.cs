@@ -126,15 +126,28 @@ public sealed class ReasoningPresetSampler
         // Fixed draw order (component, prompt, thinking, answer) keeps sequences stable across versions.
         var component = _mixture.Pick(random);
         int prompt = _preset.PromptTokens.Sample(random);
+        var (thinking, answer, truncated) = SampleOutput(component, random);
+        return new SampledLengths(prompt, thinking, answer, truncated, component.Name);
+    }
+
+    /// <summary>
+    /// Another sample of a prompt already drawn (parallel sampling): thinking and answer drawn afresh from the prompt's
+    /// difficulty component, so the samples of a hard problem are long as its first one is.
+    /// </summary>
+    public (int Thinking, int Answer, bool Truncated) SampleOutput(string component, Random random) =>
+        SampleOutput(_mixture.Components.FirstOrDefault(c => c.Name == component)
+            ?? throw new ArgumentException($"no difficulty component '{component}' in the preset", nameof(component)), random);
+
+    private (int Thinking, int Answer, bool Truncated) SampleOutput(DifficultyComponent component, Random random)
+    {
         int thinking = ReasoningModel && component.ThinkingTokens is { } t ? t.Sample(random) : 0;
         int answer = component.AnswerTokens.Sample(random);
         var (capped, truncated) = ThinkingBudget.Apply(thinking, _maxThinkingTokens);
-        return new SampledLengths(prompt, capped, answer, truncated, component.Name);
+        return (capped, answer, truncated);
     }
 
-    public RequestSpec CreateRequest(long id, double arrivalTimeS, Random random)
-    {
-        var s = Sample(random);
-        return new RequestSpec(id, arrivalTimeS, s.PromptTokens, s.ThinkingTokens, s.AnswerTokens, ThinkingTruncated: s.ThinkingTruncated);
-    }
+    public RequestSpec CreateRequest(long id, double arrivalTimeS, Random random) => ToRequest(id, arrivalTimeS, Sample(random));
+
+    public static RequestSpec ToRequest(long id, double arrivalTimeS, SampledLengths s) =>
+        new(id, arrivalTimeS, s.PromptTokens, s.ThinkingTokens, s.AnswerTokens, ThinkingTruncated: s.ThinkingTruncated);
 }
