@@ -39,6 +39,24 @@ public static class ParallelSampling
         return list;
     }
 
+    /// <summary>
+    /// Replayed rows (a request trace) sent as n samples: samples 1..n-1 take the output lengths (thinking, answer) of
+    /// a row drawn uniformly from <paramref name="rows"/> — the trace's own output-length distribution, as synthetic
+    /// samples draw from the workload's. Rows of multi-turn sessions cannot be sampled (see <see cref="SharePrompts"/>).
+    /// </summary>
+    public static IReadOnlyList<RequestSpec> ExpandRows(IReadOnlyList<RequestSpec> rows, int n, int seed)
+    {
+        if (n > 1 && rows.Any(IsSessionTurn)) throw new InvalidOperationException("parallel sampling cannot share a session's growing context");
+        return Expand(rows, n, seed, (_, rng) =>
+        {
+            var row = rows[rng.Next(rows.Count)];
+            return (row.ThinkingTokens, row.AnswerTokens, row.ThinkingTruncated);
+        });
+    }
+
+    /// <summary>A turn of a multi-turn session: its prefix identity is its conversation's whole growing context.</summary>
+    public static bool IsSessionTurn(RequestSpec r) => r.PrefixHashes is not null && r.PrefixHashTokens == int.MaxValue;
+
     /// <summary>Whether any request is a sample of a prompt sent with n &gt; 1.</summary>
     public static bool Sampled(IReadOnlyList<RequestSpec> requests) => requests.Any(r => r.PromptId is not null);
 
@@ -63,7 +81,7 @@ public static class ParallelSampling
                 result[i] = r with { PrefixHashes = [PromptIdTag | prompt << 20], PrefixHashTokens = r.PromptTokens };
                 continue;
             }
-            if (r.PrefixHashTokens == int.MaxValue)
+            if (IsSessionTurn(r))
                 throw new InvalidOperationException("parallel sampling cannot share a session's growing context");
             int unit = r.PrefixHashTokens;
             int units = (r.PromptTokens + unit - 1) / unit;

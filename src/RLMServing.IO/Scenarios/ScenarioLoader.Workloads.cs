@@ -39,10 +39,8 @@ public static partial class ScenarioLoader
     }
 
     /// <summary>
-    /// A trace row sent as n samples (<c>workload.n</c>): sample 0 is the row; samples 1..n-1 take the output lengths
-    /// (thinking and answer) of a row drawn uniformly from the trace on the seeded sample stream — the trace's own
-    /// output-length distribution, as synthetic samples draw from the workload's. Rows of multi-turn sessions cannot
-    /// be sampled: a session's next turn reads one conversation's context, which n answers would fork.
+    /// With <c>workload.n</c> &gt; 1 each trace row is sent as n samples (<see cref="ParallelSampling.ExpandRows"/>).
+    /// Rows of multi-turn sessions cannot be: a session's next turn reads one conversation's context, which n answers would fork.
     /// </summary>
     private static IReadOnlyList<RequestSpec> BindTrace(MapReader w, string file, int seed, int samples)
     {
@@ -57,13 +55,9 @@ public static partial class ScenarioLoader
         var requests = RequestTraceWorkload.Load(path, format, timeScale, limit, rate, seed);
         if (requests.Count == 0) throw w.Error("trace", $"{path}: the trace has no requests");
         if (samples == 1) return requests;
-        if (requests.FirstOrDefault(r => r.PrefixHashTokens == int.MaxValue) is { } turn)
+        if (requests.FirstOrDefault(ParallelSampling.IsSessionTurn) is { } turn)
             throw w.Error("n", $"parallel sampling is not supported with multi-turn sessions ({path}: row {turn.Id} belongs to session '{turn.SessionId}', whose next turn reads one conversation's context); use n: 1 or a trace without session ids");
-        return ParallelSampling.Expand(requests, samples, seed, (_, rng) =>
-        {
-            var row = requests[rng.Next(requests.Count)];
-            return (row.ThinkingTokens, row.AnswerTokens, row.ThinkingTruncated);
-        });
+        return ParallelSampling.ExpandRows(requests, samples, seed);
     }
 
     /// <summary>

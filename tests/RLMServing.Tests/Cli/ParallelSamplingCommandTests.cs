@@ -43,6 +43,24 @@ public class ParallelSamplingCommandTests
         Assert.True(doc.RootElement.GetProperty("shared_prompt_tokens").GetInt64() > 0);
     }
 
+    /// <summary>A trace workload: n = 1 is byte-identical to no key; n = 2 gives two rows per trace row, sharing its prompt.</summary>
+    [Fact]
+    public async Task TraceRowsBecomeSamplesAndOneSampleChangesNothing()
+    {
+        var trace = Path.Combine(RlmsProcess.RepoRoot(), "scenarios", "trace-azure-code.yaml");
+        string a = RlmsProcess.TempDir(), b = RlmsProcess.TempDir(), c = RlmsProcess.TempDir();
+        Assert.Equal(0, RlmsProcess.Run("simulate", trace, "--out", a, "--set", "workload.limit=150", "--quiet").ExitCode);
+        Assert.Equal(0, RlmsProcess.Run("simulate", trace, "--out", b, "--set", "workload.limit=150", "--set", "workload.n=1", "--quiet").ExitCode);
+        var o = RlmsProcess.Run("simulate", trace, "--out", c, "--set", "workload.limit=150", "--set", "workload.n=2", "--quiet");
+        Assert.True(o.ExitCode == 0, o.Stderr);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(a, "summary.json")), File.ReadAllBytes(Path.Combine(b, "summary.json")));
+        // requests.parquet records the command line in its metadata: its rows must be the same.
+        Assert.Equal(await ResultWriter.ReadRequestsAsync(Path.Combine(a, "requests.parquet")), await ResultWriter.ReadRequestsAsync(Path.Combine(b, "requests.parquet")));
+        var rows = await ResultWriter.ReadRequestsAsync(Path.Combine(c, "requests.parquet"));
+        Assert.Equal(300, rows.Count);
+        Assert.All(rows.GroupBy(r => r.PromptId), g => Assert.Single(g.Select(r => (r.PromptTokens, r.ArrivalTimeS, r.Replica)).Distinct()));
+    }
+
     [Fact]
     public void ZeroSamplesIsRejected()
     {
