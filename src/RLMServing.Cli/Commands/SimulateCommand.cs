@@ -141,6 +141,7 @@ public sealed class SimulateCommand : ICommand
         if (summaries.Any(s => s.EstimatedAccuracy is not null || s.ThinkingTruncated > 0))
         {
             Row("thinking truncated", s => s.ThinkingTruncated.ToString(CultureInfo.InvariantCulture));
+            if (summaries.Any(s => s.MeanThinkingBudget is not null)) Row("mean thinking budget", s => s.MeanThinkingBudget is { } b ? N(b, "F0") : "-");
             Row("est. accuracy", s => s.EstimatedAccuracy is { } a ? N(a, "F3") : "-");
         }
         Row("preemptions", s => s.Preemptions.ToString(CultureInfo.InvariantCulture));

@@ -43,6 +43,9 @@ public class PolicyScenarioTests
         Assert.Equal(SpeculativeMethod.Draft, p.Speculative!.Method);
         Assert.Equal(0.7, p.Speculative.AcceptanceRate);
         Assert.Equal(8192, p.ThinkingBudget!.MaxThinkingTokens);
+        Assert.Equal((null, 0.1), (p.ThinkingBudget.KvThreshold, p.ThinkingBudget.Hysteresis));
+        var kv = Bind(Base, "thinking_budget={policy: adaptive, max_thinking_tokens: 8192, kv_threshold: 0.6, hysteresis: 0}").PoliciesOrNone.ThinkingBudget!;
+        Assert.Equal((0.6, 0.0), (kv.KvThreshold, kv.Hysteresis));
         Assert.Contains("measured on s1-32B", p.ThinkingBudget.Accuracy!.Source);
         Assert.Null(Bind(Base).Policies);
     }
@@ -76,6 +79,10 @@ public class PolicyScenarioTests
     [InlineData("thinking_budget={policy: static, max_thinking_tokens: 100, queue_scale: 3}", "thinking_budget.queue_scale")]
     [InlineData("thinking_budget={policy: none, accuracy_curve: [[100, 1.5]]}", "thinking_budget.accuracy_curve")]
     [InlineData("thinking_budget={policy: sometimes}", "thinking_budget.policy")]
+    [InlineData("thinking_budget={policy: static, max_thinking_tokens: 100, kv_threshold: 0.5}", "thinking_budget.kv_threshold")]
+    [InlineData("thinking_budget={policy: adaptive, max_thinking_tokens: 100, kv_threshold: 1}", "thinking_budget.kv_threshold")]
+    [InlineData("thinking_budget={policy: adaptive, max_thinking_tokens: 100, hysteresis: 1.5}", "thinking_budget.hysteresis")]
+    [InlineData("thinking_budget={policy: static, max_thinking_tokens: 100, hysteresis: 0.2}", "thinking_budget.hysteresis")]
     public void BadPolicyInputNamesTheKey(string set, string key)
     {
         var e = Assert.Throws<UserInputException>(() => Bind(Base, set));
@@ -140,6 +147,23 @@ public class PolicyScenarioTests
         double high = Run(runs["draft-k2-high"], 400).MeanTpotMs / Run(runs["base-high"], 400).MeanTpotMs;
         Assert.InRange(low, 0.75, 0.9);
         Assert.True(high > 0.95, $"at high load the draft model should gain little or nothing, got {high:F3} of the baseline TPOT");
+    }
+
+    /// <summary>
+    /// At the same load, an adaptive budget that follows the queue while requests run beats a static cap of similar
+    /// estimated accuracy on latency (and preempts far less than the static cap at its ceiling).
+    /// </summary>
+    [Fact]
+    public void AdaptiveBudgetBeatsAStaticBudgetOfSimilarAccuracy()
+    {
+        var runs = Shipped("thinking-budget.yaml").ToDictionary(r => r.Name);
+        var adaptive = Run(runs["adaptive-16k-eager"]);
+        var static12 = Run(runs["static-12k"]);
+        Assert.True(adaptive.MeanE2elMs < 0.9 * static12.MeanE2elMs, $"adaptive {adaptive.MeanE2elMs:F0} ms vs static 12k {static12.MeanE2elMs:F0} ms");
+        Assert.True(adaptive.EstimatedAccuracy > static12.EstimatedAccuracy);
+        Assert.InRange(adaptive.MeanThinkingBudget!.Value, 1024, 16384);
+        Assert.Equal(12288, static12.MeanThinkingBudget);
+        Assert.True(Run(runs["adaptive-16k"]).Preemptions < Run(runs["static-16k"]).Preemptions / 10);
     }
 
     [Fact]
