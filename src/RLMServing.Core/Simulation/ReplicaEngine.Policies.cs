@@ -34,8 +34,8 @@ internal sealed class PolicyStats
 /// goes back to the scheduler (O(B) per iteration, like the stepping engine); draws are counter-based, so both engines
 /// see the same numbers;</item>
 /// <item>thinking budgets act when a request arrives (the cap); an adaptive budget is re-evaluated at every scheduler
-/// turn from the queue and the KV usage, and a stretch stops after the iteration that would move it, so both engines
-/// move it on the same decode counter.</item>
+/// turn (after its admissions) from the queue and the KV usage, and a stretch stops after the iteration that would
+/// move it, so both engines move it on the same decode counter.</item>
 /// </list>
 /// </summary>
 internal sealed partial class ReplicaEngine
@@ -87,8 +87,9 @@ internal sealed partial class ReplicaEngine
     private int AdaptiveTarget(ThinkingBudgetConfig tb) => tb.BudgetFor(_waiting.Count, KvUsage)!.Value;
 
     /// <summary>
-    /// At every scheduler turn: the replica's adaptive budget follows the queue and the KV usage (with hysteresis), and
-    /// when it moves, every admitted request that is still thinking follows it.
+    /// At every scheduler turn, once the batching policy has admitted what it could and before the iteration runs: the
+    /// replica's adaptive budget follows the requests left waiting and the KV usage (with hysteresis), and when it
+    /// moves, every admitted request that is still thinking follows it. Arrivals admitted at once are no pressure.
     /// </summary>
     private void FollowLoad()
     {

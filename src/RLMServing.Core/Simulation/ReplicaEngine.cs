@@ -135,7 +135,6 @@ internal sealed partial class ReplicaEngine
             AdmitArrivals();
             // At the horizon the driver routes the next arrival first: sampling now would miss it if it comes here.
             if (_clock >= horizonS) break;
-            FollowLoad();
             Sample();
             if (CheckInvariants) Verify(ref _lastCheckedClock);
             if (RunningCount == 0 && _waiting.Count == 0 && !_batchActive)
@@ -300,6 +299,7 @@ internal sealed partial class ReplicaEngine
     /// <summary>Runs the prefill chunks planned for this iteration, or else a decode stretch; false when idle.</summary>
     private bool RunPlannedOrDecode(bool withDecodes, bool justPreempted = false)
     {
+        FollowLoad();   // the queue the admissions left behind
         if (_chunkOwners.Count > 0)
         {
             RunPrefillIteration(withDecodes);
@@ -331,6 +331,7 @@ internal sealed partial class ReplicaEngine
             if (_batch.Count == 0) return false;
             _batchActive = true;
         }
+        FollowLoad();
         if (_prefilling.Count > 0) return RunLeftoverPrefills();
         if (_decoding.Count > 0)
         {

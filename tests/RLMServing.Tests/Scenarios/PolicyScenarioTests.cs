@@ -150,20 +150,24 @@ public class PolicyScenarioTests
     }
 
     /// <summary>
-    /// At the same load, an adaptive budget that follows the queue while requests run beats a static cap of similar
-    /// estimated accuracy on latency (and preempts far less than the static cap at its ceiling).
+    /// At the same load, an adaptive budget that follows the queue and the KV usage while requests run answers faster
+    /// than a static cap of the same estimated accuracy; following the queue alone, it stays stable where the static
+    /// cap at its ceiling does not, with a small fraction of its preemptions.
     /// </summary>
     [Fact]
-    public void AdaptiveBudgetBeatsAStaticBudgetOfSimilarAccuracy()
+    public void AdaptiveBudgetBeatsAStaticBudgetOfTheSameAccuracy()
     {
         var runs = Shipped("thinking-budget.yaml").ToDictionary(r => r.Name);
-        var adaptive = Run(runs["adaptive-16k-eager"]);
+        var adaptive = Run(runs["adaptive-16k-kv"]);
         var static12 = Run(runs["static-12k"]);
-        Assert.True(adaptive.MeanE2elMs < 0.9 * static12.MeanE2elMs, $"adaptive {adaptive.MeanE2elMs:F0} ms vs static 12k {static12.MeanE2elMs:F0} ms");
-        Assert.True(adaptive.EstimatedAccuracy > static12.EstimatedAccuracy);
-        Assert.InRange(adaptive.MeanThinkingBudget!.Value, 1024, 16384);
+        Assert.True(adaptive.MeanE2elMs < 0.95 * static12.MeanE2elMs, $"adaptive {adaptive.MeanE2elMs:F0} ms vs static 12k {static12.MeanE2elMs:F0} ms");
+        Assert.True(adaptive.EstimatedAccuracy > static12.EstimatedAccuracy - 0.002, $"adaptive {adaptive.EstimatedAccuracy} vs static 12k {static12.EstimatedAccuracy}");
+        Assert.InRange(adaptive.MeanThinkingBudget!.Value, 2048, 16000);
         Assert.Equal(12288, static12.MeanThinkingBudget);
-        Assert.True(Run(runs["adaptive-16k"]).Preemptions < Run(runs["static-16k"]).Preemptions / 10);
+        var queueOnly = Run(runs["adaptive-16k"]);
+        var static16 = Run(runs["static-16k"]);
+        Assert.True(static16.Unstable && !queueOnly.Unstable);
+        Assert.True(queueOnly.Preemptions < static16.Preemptions / 10);
     }
 
     [Fact]
