@@ -61,6 +61,33 @@ public class ParallelSamplingCommandTests
         Assert.All(rows.GroupBy(r => r.PromptId), g => Assert.Single(g.Select(r => (r.PromptTokens, r.ArrivalTimeS, r.Replica)).Distinct()));
     }
 
+    /// <summary>What parallel sampling does not support is one line naming workload.n, exit code 2, nothing written.</summary>
+    [Theory]
+    [InlineData("sessions")]
+    [InlineData("disaggregated")]
+    public void UnsupportedTraceSamplingExitsWithCodeTwo(string what)
+    {
+        var dir = RlmsProcess.TempDir();
+        string scenario;
+        var sets = new List<string>();
+        if (what == "sessions")
+        {
+            File.WriteAllText(Path.Combine(dir, "t.csv"), "arrival_time_s,prompt_tokens,output_tokens,session_id\n0,100,50,a\n1,10,5,a\n");
+            scenario = Path.Combine(dir, "s.yaml");
+            File.WriteAllText(scenario, "hardware: { gpu: H100-SXM-80G }\nmodel: DeepSeek-R1-Distill-Qwen-7B\nworkload: { trace: t.csv, format: csv, n: 2 }\n");
+        }
+        else
+        {
+            scenario = Path.Combine(RlmsProcess.RepoRoot(), "scenarios", "cluster-disaggregated.yaml");
+            sets.AddRange(["--set", "workload={trace: ../traces/azure-2023/AzureLLMInferenceTrace_code.csv, format: azure, limit: 20, n: 2}"]);
+        }
+        var o = RlmsProcess.Run(["simulate", scenario, "--out", Path.Combine(dir, "out"), "--quiet", .. sets]);
+        Assert.Equal(2, o.ExitCode);
+        Assert.Contains("workload.n", o.Stderr);
+        Assert.Single(o.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(Path.Combine(dir, "out")));
+    }
+
     [Fact]
     public void ZeroSamplesIsRejected()
     {
