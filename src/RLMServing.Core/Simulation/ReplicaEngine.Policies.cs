@@ -19,7 +19,6 @@ internal sealed class PolicyStats
     public long CompletedCount;
     public double BudgetTokenSeconds;      // thinking budget in force x iteration time (adaptive)
     public double BudgetSeconds;
-    public long BudgetMoves;
 }
 
 /// <summary>
@@ -97,7 +96,6 @@ internal sealed partial class ReplicaEngine
         int next = tb.Follow(_thinkingBudget, AdaptiveTarget(tb));
         if (next == _thinkingBudget) return;
         _thinkingBudget = next;
-        PolicyTotals.BudgetMoves++;
         foreach (var r in _prefilling) FollowBudget(r);
         foreach (var r in _decoding) FollowBudget(r);
     }

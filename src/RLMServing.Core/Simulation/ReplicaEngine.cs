@@ -557,7 +557,8 @@ internal sealed partial class ReplicaEngine
 
     /// <summary>
     /// Runs decode-only iterations until something needs the scheduler: a decode event, KV exhaustion, a sample
-    /// point, an adaptive thinking budget about to move, or (when arrivals can change the batch or the budget) an arrival. With fast-forward off, exactly one iteration.
+    /// point, an adaptive thinking budget about to move, or (when arrivals can change the batch or the budget) an
+    /// arrival. With fast-forward off, exactly one iteration.
     /// </summary>
     private void DecodeStretch(bool respectArrivals, bool singleStep = false)
     {

@@ -14,6 +14,7 @@ public static partial class ScenarioLoader
     /// replays a request trace (PATH relative to the scenario file; format detected when omitted);
     /// <c>workload: { dataset: NAME, requests: N, arrival: {...}, max_thinking_tokens: B, max_output_tokens: M }</c>
     /// samples a preset from catalog/datasets (the reasoning or non-reasoning mixture by the model's catalog entry).
+    /// Both take <c>n</c> (parallel sampling: each row sent as n samples sharing its prompt).
     /// Returns null for synthetic workloads. Both draw every random choice from the scenario seed.
     /// </summary>
     private static IReadOnlyList<RequestSpec>? BindTraceOrDataset(MapReader w, ModelArchitecture model, string file, int seed)
