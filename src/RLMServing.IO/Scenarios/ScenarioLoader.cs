@@ -142,7 +142,8 @@ public static partial class ScenarioLoader
             if (cluster.Disaggregated && (workload is { Samples: > 1 } || replay is not null && ParallelSampling.Sampled(replay)))
                 throw new UserInputException($"{file}: workload.n: parallel sampling is not supported with disaggregated prefill/decode pools");
         }
-        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation) { Cluster = cluster, SystemPrompt = systemPrompt };
+        // Serving policies apply to clusters of replica groups too (each replica runs them).
+        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt };
         if (model.Heads % hardware.TensorParallel != 0)
             throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
         if (scheduler.Batching == BatchingPolicy.ChunkedPrefill && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)

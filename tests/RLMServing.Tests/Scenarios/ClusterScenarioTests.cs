@@ -75,6 +75,16 @@ public class ClusterScenarioTests
         Assert.All(g, x => Assert.Equal(RouterKind.LeastKv, x.Scheduler.Router));
     }
 
+    /// <summary>Serving policies apply to clusters of replica groups as to one group (they were once dropped there).</summary>
+    [Fact]
+    public void GroupsKeepTheServingPolicies()
+    {
+        var s = Bind("cluster: { groups: [ { gpu: H100-SXM-80G, replicas: 2 } ] }\n" + Workload,
+            "thinking_budget={policy: adaptive, max_thinking_tokens: 1024, kv_threshold: 0.5}");
+        Assert.Equal(RLMServing.Policies.ThinkingBudgetPolicy.Adaptive, s.PoliciesOrNone.ThinkingBudget!.Policy);
+        Assert.Equal(0.5, s.PoliciesOrNone.ThinkingBudget.KvThreshold);
+    }
+
     [Fact]
     public void MemoryPoliciesBind()
     {
