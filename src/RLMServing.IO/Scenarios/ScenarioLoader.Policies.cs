@@ -129,10 +129,10 @@ public static partial class ScenarioLoader
         {
             string dataset = s.String("dataset") ?? workloadDataset
                 ?? throw s.Error("acceptance_rate", "is required (or name a dataset with a cited rate in catalog/quality/speculative.yaml)");
-            var cited = quality.Rate(methodName, dataset)
+            var cited = quality.Rate(methodName, dataset, model.Name)
                 ?? throw s.Error(s.Has("dataset") ? "dataset" : "acceptance_rate", $"no cited acceptance rate for method {methodName} on '{dataset}'; cited: {string.Join(", ", quality.Rates.Where(r => r.Method == methodName).Select(r => r.Dataset).DefaultIfEmpty("none"))}; or set acceptance_rate");
             rate = cited.Rate;
-            source = $"{Path.GetFileName(cited.File)}: {methodName} on {cited.Dataset}: {cited.Source}";
+            source = QualityCatalog.RateSource(cited, model.Name);
         }
         s.Done();
         return new SpeculativeConfig(method, draft, k, rate, fraction, source);

@@ -53,8 +53,9 @@ public class PolicyScenarioTests
         var s = Bind(Base + "\nkv_cache: { block_size: 32, compression: { policy: streaming, window_tokens: 1024 } }\n",
             "speculative={method: eagle, dataset: math500}");
         Assert.Equal(32, s.PoliciesOrNone.Compression.IntervalSteps);
-        Assert.Equal(0.70, s.PoliciesOrNone.Speculative!.AcceptanceRate);
+        Assert.Equal(0.921, s.PoliciesOrNone.Speculative!.AcceptanceRate);
         Assert.Contains("speculative.yaml", s.PoliciesOrNone.Speculative.AcceptanceSource);
+        Assert.Contains("measured on DeepSeek-R1-Distill-Llama-8B, not DeepSeek-R1-Distill-Qwen-7B", s.PoliciesOrNone.Speculative.AcceptanceSource);
         Assert.InRange(s.PoliciesOrNone.Speculative.DraftCostFraction, 0.05, 0.2);   // one layer + LM head of a 28-layer model
     }
 
