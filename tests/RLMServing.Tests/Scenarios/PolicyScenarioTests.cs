@@ -151,7 +151,9 @@ public class PolicyScenarioTests
         for (int i = 1; i < order.Count; i++)
         {
             Assert.True(order[i].MeanE2elMs < order[i - 1].MeanE2elMs);
-            Assert.True(order[i].EstimatedAccuracy < order[i - 1].EstimatedAccuracy);
+            // s1's table is flat between 4k and 8k (33.3 at both), so a smaller budget never gains accuracy, and loses some overall.
+            Assert.True(order[i].EstimatedAccuracy <= order[i - 1].EstimatedAccuracy);
         }
+        Assert.True(order[^1].EstimatedAccuracy < order[0].EstimatedAccuracy);
     }
 }
