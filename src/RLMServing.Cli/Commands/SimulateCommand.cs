@@ -139,7 +139,7 @@ public sealed class SimulateCommand : ICommand
         if (summaries.Any(s => s.MeanAcceptedTokensPerStep is not null))
         {
             Row("spec. tokens/step / acceptance", s => s.MeanAcceptedTokensPerStep is { } m ? $"{N(m, "F2")} / {N(s.SpecDecodeAcceptanceRate!.Value, "F2")}" : "-");
-            Row("spec. reserved GiB/GPU / KV capacity tokens", s => $"{(s.SpeculativeReservedGib is { } g ? N(g, "F2") : "-")} / {s.KvCacheCapacityTokens.ToString("N0", CultureInfo.InvariantCulture)}");
+            Row("spec. reserved GiB / KV tokens", s => $"{(s.SpeculativeReservedGib is { } g ? N(g, "F2") : "-")} / {s.KvCacheCapacityTokens.ToString("N0", CultureInfo.InvariantCulture)}");
         }
         if (summaries.Any(s => s.EstimatedAccuracy is not null || s.ThinkingTruncated > 0))
         {
