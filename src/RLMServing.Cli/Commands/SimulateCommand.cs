@@ -137,7 +137,10 @@ public sealed class SimulateCommand : ICommand
             Row("est. accuracy retention", s => s.EstimatedAccuracyRetention is { } r ? N(r, "F3") : "-");
         }
         if (summaries.Any(s => s.MeanAcceptedTokensPerStep is not null))
+        {
             Row("spec. tokens/step / acceptance", s => s.MeanAcceptedTokensPerStep is { } m ? $"{N(m, "F2")} / {N(s.SpecDecodeAcceptanceRate!.Value, "F2")}" : "-");
+            Row("spec. reserved GiB / KV tokens", s => $"{(s.SpeculativeReservedGib is { } g ? N(g, "F2") : "-")} / {s.KvCacheCapacityTokens.ToString("N0", CultureInfo.InvariantCulture)}");
+        }
         if (summaries.Any(s => s.EstimatedAccuracy is not null || s.ThinkingTruncated > 0))
         {
             Row("thinking truncated", s => s.ThinkingTruncated.ToString(CultureInfo.InvariantCulture));

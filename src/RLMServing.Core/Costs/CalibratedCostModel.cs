@@ -16,6 +16,7 @@ public sealed class CalibratedCostModel(CalibratedIterationModel model, Roofline
 
     public double PeakFlops => work.PeakFlops;
     public double PeakBandwidth => work.PeakBandwidth;
+    public double FixedStepS => Coefficients.BaseUs / 1e6;
 
     public IterationCost Iteration(in BatchShape shape)
     {

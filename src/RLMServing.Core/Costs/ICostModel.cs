@@ -40,4 +40,11 @@ public interface ICostModel
     /// <summary>Peak compute in FLOP/s and memory bandwidth in B/s of the replica, for utilisation figures.</summary>
     double PeakFlops { get; }
     double PeakBandwidth { get; }
+
+    /// <summary>
+    /// The fixed per-iteration (per-call) term, s: kernel launches and host scheduling that every forward pass pays
+    /// whatever its batch (the roofline's step overhead, a calibration's intercept). Speculative decoding charges it
+    /// to each draft step.
+    /// </summary>
+    double FixedStepS { get; }
 }

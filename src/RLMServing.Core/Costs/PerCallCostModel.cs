@@ -10,6 +10,7 @@ public sealed class PerCallCostModel(ICostModel inner) : ICostModel
 {
     public double PeakFlops => inner.PeakFlops;
     public double PeakBandwidth => inner.PeakBandwidth;
+    public double FixedStepS => inner.FixedStepS;
 
     public IterationCost Iteration(in BatchShape shape)
     {

@@ -49,6 +49,7 @@ public sealed class RooflineCostModel : ICostModel
 
     public double PeakFlops { get; }
     public double PeakBandwidth { get; }
+    public double FixedStepS => _overheadS;
 
     public IterationCost Iteration(in BatchShape shape)
     {

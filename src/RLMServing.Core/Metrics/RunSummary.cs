@@ -93,6 +93,8 @@ public sealed record RunSummary
     [JsonPropertyName("estimated_accuracy_retention")] public double? EstimatedAccuracyRetention { get; init; }
     [JsonPropertyName("mean_accepted_tokens_per_step")] public double? MeanAcceptedTokensPerStep { get; init; }
     [JsonPropertyName("spec_decode_acceptance_rate")] public double? SpecDecodeAcceptanceRate { get; init; }
+    /// <summary>Speculative decoding: GiB per GPU taken from the KV budget (draft weights + draft KV for the whole cache; the largest over groups).</summary>
+    [JsonPropertyName("speculative_reserved_gib")] public double? SpeculativeReservedGib { get; init; }
     [JsonPropertyName("estimated_accuracy")] public double? EstimatedAccuracy { get; init; }
     /// <summary>Thinking budget in force, weighted by iteration time (adaptive: it moves with the load); null without a budget.</summary>
     [JsonPropertyName("mean_thinking_budget")] public double? MeanThinkingBudget { get; init; }

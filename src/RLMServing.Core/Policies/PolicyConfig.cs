@@ -51,7 +51,8 @@ public sealed record CompressionConfig(
 /// <summary>
 /// <c>speculative</c>: a draft proposes k tokens per request and step; the target verifies k + 1 positions in one
 /// pass; the accepted prefix plus one corrected (or bonus) token is emitted. Draft cost: the draft model's decode
-/// (draft), a fraction of the target's decode (eagle heads), nothing (ngram lookup).
+/// (draft), a fraction of the target's decode (eagle heads), a host-side lookup (ngram); each draft step also pays a
+/// fixed overhead. Draft memory comes out of the KV budget (<see cref="Memory"/>).
 /// </summary>
 public sealed record SpeculativeConfig(
     SpeculativeMethod Method,
@@ -61,6 +62,19 @@ public sealed record SpeculativeConfig(
     double DraftCostFraction,
     string AcceptanceSource)
 {
+    /// <summary>Default host-side cost of one n-gram lookup (all k proposals of a step), ms: an estimate, docs/policies.md.</summary>
+    public const double NgramLookupMs = 0.05;
+
+    /// <summary>What the draft takes from the KV budget (none unless bound from a scenario or set).</summary>
+    public Memory.DraftMemory Memory { get; init; } = RLMServing.Memory.DraftMemory.None;
+
+    /// <summary>
+    /// <c>draft_step_overhead_ms</c>: fixed cost of one draft step (a draft-model or EAGLE-head forward, or one n-gram
+    /// lookup). Null: the fixed per-iteration term of the cost model pricing the step (draft, eagle), or
+    /// <see cref="NgramLookupMs"/> (ngram).
+    /// </summary>
+    public double? DraftStepOverheadMs { get; init; }
+
     /// <summary>Expected tokens emitted per step with i.i.d. acceptance a (Leviathan et al. 2023, eq. 1): (1 − a^(k+1)) / (1 − a).</summary>
     public double ExpectedTokensPerStep =>
         AcceptanceRate >= 1 ? NumSpeculativeTokens + 1 : (1 - Math.Pow(AcceptanceRate, NumSpeculativeTokens + 1)) / (1 - AcceptanceRate);

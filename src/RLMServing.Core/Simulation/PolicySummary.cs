@@ -9,9 +9,10 @@ internal static class PolicySummary
 {
     private const double Gib = 1L << 30;
 
-    public static RunSummary Add(RunSummary summary, PolicyConfig policies, KvCachePlan plan,
+    public static RunSummary Add(RunSummary summary, PolicyConfig policies, IReadOnlyList<KvCachePlan> plans,
         IReadOnlyList<ReplicaStats> stats, IReadOnlyList<PolicyStats> totals)
     {
+        var plan = plans[0];
         double duration = summary.Duration;
         double blockBytes = (double)plan.BlockSize * plan.KvBytesPerToken;
         long completed = totals.Sum(t => t.CompletedCount);
@@ -31,6 +32,7 @@ internal static class PolicySummary
                 : null,
             MeanAcceptedTokensPerStep = policies.Speculative is null ? null : steps == 0 ? 0 : (double)(steps + accepted) / steps,
             SpecDecodeAcceptanceRate = policies.Speculative is null ? null : drafts == 0 ? 0 : (double)accepted / drafts,
+            SpeculativeReservedGib = policies.Speculative is null ? null : plans.Max(p => p.SpeculativeReservedBytes / p.TensorParallel) / Gib,
             EstimatedAccuracy = policies.ThinkingBudget?.Accuracy is { } accuracy && completed > 0 ? Accuracy(accuracy, totals) / completed : null,
             MeanThinkingBudget = MeanBudget(policies.ThinkingBudget, totals),
         };

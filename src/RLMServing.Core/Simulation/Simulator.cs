@@ -40,7 +40,8 @@ public static class Simulator
         IProgress<double>? progress = null, bool checkInvariants = false, bool lockstep = false, IIterationExecutor? executor = null)
     {
         var requests = scenario.Requests();
-        var plans = groups.Select(g => KvCachePlan.For(model, g.Gpu, g.TensorParallel, scenario.KvCache, g.Scheduler)).ToList();
+        var draftMemory = scenario.PoliciesOrNone.Speculative?.Memory;
+        var plans = groups.Select(g => KvCachePlan.For(model, g.Gpu, g.TensorParallel, scenario.KvCache, g.Scheduler, draftMemory)).ToList();
         int replicas = groups.Sum(g => g.Replicas);
         if (executor is not null && replicas != 1)
             throw new ArgumentException("a real executor serves one replica");
@@ -121,7 +122,7 @@ public static class Simulator
             KvCacheCapacityTokens = plans.Min(p => p.CapacityTokens),
         };
         var summary = SummaryBuilder.Build(identity, records, itl, totals, scenario.Slo, first.Scheduler.MaxNumSeqs);
-        summary = PolicySummary.Add(summary, scenario.PoliciesOrNone, plans[0], stats, engines.Select(e => e.PolicyTotals).ToList());
+        summary = PolicySummary.Add(summary, scenario.PoliciesOrNone, plans, stats, engines.Select(e => e.PolicyTotals).ToList());
         summary = ClusterDriver.AddMemoryPolicyMetrics(summary, scenario, engines, stats, records) with
         {
             KvTransfers = transfers.Count,

@@ -56,7 +56,8 @@ public static partial class ScenarioLoader
     /// group's <c>scheduler</c> map is applied over the top-level scheduler, key by key, like a variant's <c>set</c>.
     /// </summary>
     private static (ClusterConfig, SchedulerConfig) BindCluster(MapReader c, ConfigMap? schedulerTree, SchedulerConfig scheduler,
-        string file, HardwareCatalog catalog, ModelArchitecture model, KvCacheConfig kv, CostModelConfig cost, bool arrivalIsClosedLoop)
+        string file, HardwareCatalog catalog, ModelArchitecture model, KvCacheConfig kv, CostModelConfig cost, bool arrivalIsClosedLoop,
+        DraftMemory? draftMemory)
     {
         if (c.Has("router"))
         {
@@ -100,7 +101,7 @@ public static partial class ScenarioLoader
                     throw g.Error("scheduler", $"max_num_batched_tokens must be at least max_num_seqs ({groupScheduler.MaxNumSeqs}) with chunked_prefill");
                 if (cost.Calibration is { } cal && (!string.Equals(cal.Gpu, gpu.Name, StringComparison.OrdinalIgnoreCase) || cal.TensorParallel != tp))
                     throw g.Error("gpu", $"the calibrated cost model ({cost.File}) was fitted on {cal.TensorParallel} x {cal.Gpu}; this group runs {tp} x {gpu.Name}");
-                try { KvCachePlan.For(model, gpu, tp, kv, groupScheduler); }
+                try { KvCachePlan.For(model, gpu, tp, kv, groupScheduler, draftMemory); }
                 catch (UserInputException e) { throw new UserInputException($"{file}: {path}: {e.Message}"); }
                 g.Done();
                 groups.Add(new ReplicaGroupConfig(name, gpu.Name, replicas, tp, groupScheduler, role));

@@ -1,5 +1,6 @@
 using RLMServing.Catalog;
 using RLMServing.IO.Catalog;
+using RLMServing.Memory;
 using RLMServing.Policies;
 
 namespace RLMServing.IO.Scenarios;
@@ -102,11 +103,13 @@ public static partial class ScenarioLoader
         if (!s.Has("method")) throw s.Error("method", "is required: draft, ngram or eagle");
         string methodName = s.String("method")!.ToLowerInvariant();
         string? draft = null;
+        ModelArchitecture? draftModel = null;
         if (method == SpeculativeMethod.Draft)
         {
             var name = s.RequiredString("draft_model");
-            try { draft = catalog.Model(name).Name; }
+            try { draftModel = catalog.Model(name); }
             catch (CatalogException e) { throw s.Error("draft_model", e.Message); }
+            draft = draftModel.Name;
         }
         else if (s.Has("draft_model")) throw s.Error("draft_model", $"has no effect with method {methodName} (only method draft runs a draft model)");
         int k = s.PositiveInt("num_speculative_tokens", 4);
@@ -115,7 +118,7 @@ public static partial class ScenarioLoader
         double eagleDefault = (model.ParamsPerLayer + (double)model.Vocab * model.Hidden) / (model.Layers * (double)model.ParamsPerLayer + (double)model.Vocab * model.Hidden);
         double fraction = method == SpeculativeMethod.Eagle ? s.Fraction("draft_cost_fraction", eagleDefault, allowZero: true) : 0;
         if (method != SpeculativeMethod.Eagle && s.Has("draft_cost_fraction"))
-            throw s.Error("draft_cost_fraction", $"has no effect with method {methodName} (draft models are priced by the cost model, ngram costs nothing)");
+            throw s.Error("draft_cost_fraction", $"has no effect with method {methodName} (draft models are priced by the cost model; an n-gram lookup costs draft_step_overhead_ms)");
         double rate;
         string source;
         if (s.Has("acceptance_rate"))
@@ -129,13 +132,25 @@ public static partial class ScenarioLoader
         {
             string dataset = s.String("dataset") ?? workloadDataset
                 ?? throw s.Error("acceptance_rate", "is required (or name a dataset with a cited rate in catalog/quality/speculative.yaml)");
-            var cited = quality.Rate(methodName, dataset)
+            var cited = quality.Rate(methodName, dataset, model.Name)
                 ?? throw s.Error(s.Has("dataset") ? "dataset" : "acceptance_rate", $"no cited acceptance rate for method {methodName} on '{dataset}'; cited: {string.Join(", ", quality.Rates.Where(r => r.Method == methodName).Select(r => r.Dataset).DefaultIfEmpty("none"))}; or set acceptance_rate");
             rate = cited.Rate;
-            source = $"{Path.GetFileName(cited.File)}: {methodName} on {cited.Dataset}: {cited.Source}";
+            source = QualityCatalog.RateSource(cited, model.Name);
         }
+        // Draft memory (weights + its KV, from the catalog or the EAGLE head's shape) unless given per GPU.
+        double? memoryGib = null;
+        if (s.Has("draft_memory_gib"))
+        {
+            if (method == SpeculativeMethod.Ngram) throw s.Error("draft_memory_gib", "has no effect with method ngram (an n-gram lookup keeps nothing on the GPU)");
+            memoryGib = s.NonNegativeDouble("draft_memory_gib", 0);
+        }
+        double? overheadMs = s.Has("draft_step_overhead_ms") ? s.NonNegativeDouble("draft_step_overhead_ms", 0) : null;
         s.Done();
-        return new SpeculativeConfig(method, draft, k, rate, fraction, source);
+        return new SpeculativeConfig(method, draft, k, rate, fraction, source)
+        {
+            Memory = DraftMemory.For(method, model, draftModel, memoryGib),
+            DraftStepOverheadMs = overheadMs,
+        };
     }
 
     private static ThinkingBudgetConfig BindThinkingBudget(MapReader t, ModelArchitecture model, QualityCatalog quality, string? workloadDataset)

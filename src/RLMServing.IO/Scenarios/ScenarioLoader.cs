@@ -137,7 +137,8 @@ public static partial class ScenarioLoader
         ClusterConfig? cluster = null;
         if (clusterR is not null)
         {
-            (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals);
+            (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals,
+                policies.Speculative?.Memory);
             if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
             if (cluster.Disaggregated && (workload is { Samples: > 1 } || replay is not null && ParallelSampling.Sampled(replay)))
                 throw new UserInputException($"{file}: workload.n: parallel sampling is not supported with disaggregated prefill/decode pools");
@@ -148,7 +149,7 @@ public static partial class ScenarioLoader
             throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
         if (scheduler.Batching == BatchingPolicy.ChunkedPrefill && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
             throw new UserInputException($"{file}: scheduler.max_num_batched_tokens: must be at least max_num_seqs ({scheduler.MaxNumSeqs}) with chunked_prefill, so every running decode fits an iteration");
-        try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler); }
+        try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler, policies.Speculative?.Memory); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
         return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt };

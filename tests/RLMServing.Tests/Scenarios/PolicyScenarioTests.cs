@@ -56,8 +56,9 @@ public class PolicyScenarioTests
         var s = Bind(Base + "\nkv_cache: { block_size: 32, compression: { policy: streaming, window_tokens: 1024 } }\n",
             "speculative={method: eagle, dataset: math500}");
         Assert.Equal(32, s.PoliciesOrNone.Compression.IntervalSteps);
-        Assert.Equal(0.70, s.PoliciesOrNone.Speculative!.AcceptanceRate);
+        Assert.Equal(0.921, s.PoliciesOrNone.Speculative!.AcceptanceRate);
         Assert.Contains("speculative.yaml", s.PoliciesOrNone.Speculative.AcceptanceSource);
+        Assert.Contains("measured on DeepSeek-R1-Distill-Llama-8B, not DeepSeek-R1-Distill-Qwen-7B", s.PoliciesOrNone.Speculative.AcceptanceSource);
         Assert.InRange(s.PoliciesOrNone.Speculative.DraftCostFraction, 0.05, 0.2);   // one layer + LM head of a 28-layer model
     }
 
@@ -75,6 +76,10 @@ public class PolicyScenarioTests
     [InlineData("speculative={method: ngram}", "speculative.acceptance_rate")]
     [InlineData("speculative={method: ngram, acceptance_rate: 1}", "speculative.acceptance_rate")]
     [InlineData("speculative={method: eagle, num_speculative_tokens: 0, acceptance_rate: 0.5}", "speculative.num_speculative_tokens")]
+    [InlineData("speculative={method: ngram, acceptance_rate: 0.5, draft_memory_gib: 1}", "speculative.draft_memory_gib")]
+    [InlineData("speculative={method: eagle, acceptance_rate: 0.5, draft_memory_gib: -1}", "speculative.draft_memory_gib")]
+    [InlineData("speculative={method: eagle, acceptance_rate: 0.5, draft_step_overhead_ms: -0.1}", "speculative.draft_step_overhead_ms")]
+    [InlineData("speculative={method: eagle, acceptance_rate: 0.5, draft_step_overhead: 0.1}", "speculative.draft_step_overhead")]
     [InlineData("thinking_budget={policy: static}", "thinking_budget.max_thinking_tokens")]
     [InlineData("thinking_budget={policy: static, max_thinking_tokens: 100, queue_scale: 3}", "thinking_budget.queue_scale")]
     [InlineData("thinking_budget={policy: none, accuracy_curve: [[100, 1.5]]}", "thinking_budget.accuracy_curve")]
@@ -99,6 +104,37 @@ public class PolicyScenarioTests
         var o = RlmsProcess.Run(["simulate", file, "--out", Path.Combine(dir, "out"), "--quiet", "--set", "kv_cache.compression={policy: budget, budget_tokens: -4}"]);
         Assert.Equal(2, o.ExitCode);
         Assert.Contains("kv_cache.compression.budget_tokens", o.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(dir, "out")));
+    }
+
+    [Fact]
+    public void DraftMemoryAndStepOverheadBind()
+    {
+        var target = TestScenarios.Catalog.Model("DeepSeek-R1-Distill-Qwen-7B");
+        var draft = Bind(Base, "speculative={method: draft, draft_model: DeepSeek-R1-Distill-Qwen-1.5B, acceptance_rate: 0.6}").PoliciesOrNone.Speculative!;
+        Assert.Equal(TestScenarios.Catalog.Model("DeepSeek-R1-Distill-Qwen-1.5B").WeightBytes, draft.Memory.WeightBytes);
+        Assert.Null(draft.DraftStepOverheadMs);
+        var eagle = Bind(Base, "speculative={method: eagle, acceptance_rate: 0.6, draft_step_overhead_ms: 0.25}").PoliciesOrNone.Speculative!;
+        Assert.Equal(target.KvBytesPerToken / target.Layers, eagle.Memory.PerTokenBytes);
+        Assert.Equal(0.25, eagle.DraftStepOverheadMs);
+        var fixedGib = Bind(Base, "speculative={method: eagle, acceptance_rate: 0.6, draft_memory_gib: 2}").PoliciesOrNone.Speculative!;
+        Assert.Equal(2.0 * (1L << 30), fixedGib.Memory.FixedBytes(1));
+        Assert.Equal(0, fixedGib.Memory.PerTokenBytes);
+        Assert.True(Bind(Base, "speculative={method: ngram, acceptance_rate: 0.4}").PoliciesOrNone.Speculative!.Memory.IsNone);
+    }
+
+    /// <summary>A draft that does not fit beside the target: one line naming the file and speculative, exit 2, nothing written.</summary>
+    [Fact]
+    public void ADraftThatDoesNotFitExitsWithCodeTwo()
+    {
+        var dir = RlmsProcess.TempDir();
+        var file = Path.Combine(dir, "s.yaml");
+        File.WriteAllText(file, Base.Replace("DeepSeek-R1-Distill-Qwen-7B", "QwQ-32B"));
+        var o = RlmsProcess.Run(["simulate", file, "--out", Path.Combine(dir, "out"), "--quiet",
+            "--set", "speculative={method: draft, draft_model: DeepSeek-R1-Distill-Qwen-14B, acceptance_rate: 0.6}"]);
+        Assert.Equal(2, o.ExitCode);
+        Assert.StartsWith($"error: {file}: speculative: the draft does not fit beside QwQ-32B", o.Stderr.Trim());
+        Assert.Single(o.Stderr.Trim().Split('\n'));
         Assert.False(Directory.Exists(Path.Combine(dir, "out")));
     }
 
@@ -147,6 +183,13 @@ public class PolicyScenarioTests
         double high = Run(runs["draft-k2-high"], 400).MeanTpotMs / Run(runs["base-high"], 400).MeanTpotMs;
         Assert.InRange(low, 0.75, 0.9);
         Assert.True(high > 0.95, $"at high load the draft model should gain little or nothing, got {high:F3} of the baseline TPOT");
+        // With the per-draft-step overhead, batch-1 speed-ups stay in the published range (vLLM: 1.5-2.8x at low QPS;
+        // EAGLE: 2.7-3.5x with trees, less with chains), and charging a whole iteration's overhead per head step costs.
+        double baseLow = Run(runs["base-low"], 10).MeanTpotMs;
+        double Speedup(string name) => baseLow / Run(runs[name], 10).MeanTpotMs;
+        Assert.InRange(Speedup("eagle-k3-low"), 1.3, 2.8);
+        Assert.InRange(Speedup("ngram-k3-low"), 1.3, 2.0);
+        Assert.InRange(Speedup("eagle-tree-graphs-low"), Speedup("eagle-tree-low") + 0.3, 3.5);
     }
 
     /// <summary>
@@ -161,7 +204,8 @@ public class PolicyScenarioTests
         var adaptive = Run(runs["adaptive-16k-kv"]);
         var static12 = Run(runs["static-12k"]);
         Assert.True(adaptive.MeanE2elMs < 0.95 * static12.MeanE2elMs, $"adaptive {adaptive.MeanE2elMs:F0} ms vs static 12k {static12.MeanE2elMs:F0} ms");
-        Assert.True(adaptive.EstimatedAccuracy > static12.EstimatedAccuracy - 0.002, $"adaptive {adaptive.EstimatedAccuracy} vs static 12k {static12.EstimatedAccuracy}");
+        // The same estimated accuracy, within half a point.
+        Assert.True(adaptive.EstimatedAccuracy > static12.EstimatedAccuracy - 0.005, $"adaptive {adaptive.EstimatedAccuracy} vs static 12k {static12.EstimatedAccuracy}");
         Assert.InRange(adaptive.MeanThinkingBudget!.Value, 2048, 16000);
         Assert.Equal(12288, static12.MeanThinkingBudget);
         var queueOnly = Run(runs["adaptive-16k"]);
@@ -178,7 +222,9 @@ public class PolicyScenarioTests
         for (int i = 1; i < order.Count; i++)
         {
             Assert.True(order[i].MeanE2elMs < order[i - 1].MeanE2elMs);
-            Assert.True(order[i].EstimatedAccuracy < order[i - 1].EstimatedAccuracy);
+            // s1's table is flat between 4k and 8k (33.3 at both), so a smaller budget never gains accuracy, and loses some overall.
+            Assert.True(order[i].EstimatedAccuracy <= order[i - 1].EstimatedAccuracy);
         }
+        Assert.True(order[^1].EstimatedAccuracy < order[0].EstimatedAccuracy);
     }
 }

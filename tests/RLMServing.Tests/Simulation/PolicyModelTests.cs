@@ -42,9 +42,33 @@ public class PolicyModelTests
         var fourTimes = m.Iteration(BatchShape.DecodeOnly(256, 4 * 64 * 1000));
         Assert.True(verify.Flops > 3.5 * plain.Flops && verify.Flops < 4.5 * plain.Flops);
         Assert.True(verify.Bytes < fourTimes.Bytes, "the cached KV is read once per request, not once per verified token");
-        // Ngram drafting is free: its cost is exactly the verification pass.
+        // Ngram drafting is one host-side lookup per step: the verification pass plus the lookup constant.
         var ngram = new SpeculativeCostModel(m, null, Spec(SpeculativeMethod.Ngram, 3, 0.4));
-        Assert.Equal(verify.TimeS, ngram.Decode(64, 64 * 1000).TimeS, 12);
+        Assert.Equal(verify.TimeS + SpeculativeConfig.NgramLookupMs / 1000, ngram.Decode(64, 64 * 1000).TimeS, 12);
+        Assert.Equal(verify.Flops, ngram.Decode(64, 64 * 1000).Flops);
+    }
+
+    /// <summary>
+    /// An EAGLE draft step is a forward pass of its own: a fraction of the target's variable decode cost plus the
+    /// cost model's whole fixed term (roofline: step_overhead_ms; calibrated: the fitted intercept), or the override.
+    /// </summary>
+    [Fact]
+    public void EagleDraftStepsPayTheCostModelsFixedTerm()
+    {
+        var roofline = Roofline(Qwen7B);
+        var calibrated = new CalibratedCostModel(new IterationCoefficients(2500, 40, 30, 0.002, 0), roofline);
+        foreach (ICostModel target in new ICostModel[] { roofline, calibrated })
+        {
+            var c = Spec(SpeculativeMethod.Eagle, 3, 0.7, fraction: 0.1);
+            var verify = target.Iteration(BatchShape.DecodeOnly(4, 8000) with { SpeculativeTokens = 3 }).TimeS;
+            double plain = target.Decode(4, 8000).TimeS, fixedS = target.FixedStepS;
+            Assert.True(fixedS > 0);
+            Assert.Equal(verify + 3 * (0.1 * (plain - fixedS) + fixedS), new SpeculativeCostModel(target, null, c).Decode(4, 8000).TimeS, 12);
+            var overridden = new SpeculativeCostModel(target, null, c with { DraftStepOverheadMs = 0.25 });
+            Assert.Equal(verify + 3 * (0.1 * (plain - fixedS) + 0.25e-3), overridden.Decode(4, 8000).TimeS, 12);
+        }
+        Assert.Equal(2.5e-3, calibrated.FixedStepS, 15);
+        Assert.Equal(1e-3, roofline.FixedStepS, 15);
     }
 
     [Fact]

@@ -119,6 +119,7 @@ public class PolicyPropertyTests
         public List<long> DecodeKvSums { get; } = new();
         public double PeakFlops => inner.PeakFlops;
         public double PeakBandwidth => inner.PeakBandwidth;
+        public double FixedStepS => inner.FixedStepS;
 
         public IterationCost Iteration(in BatchShape shape)
         {

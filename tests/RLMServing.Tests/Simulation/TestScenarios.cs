@@ -84,7 +84,19 @@ public static class TestScenarios
         }
         SpeculativeConfig? spec = null;
         if ((combination & 2) != 0)
+        {
             spec = new SpeculativeConfig((SpeculativeMethod)rng.Next(3), null, rng.Next(1, 8), 0.05 + 0.9 * rng.NextDouble(), 0.1, "test");
+            // Draft memory and step overhead from their own stream, so the draws above stay what they were. The
+            // reservation is small beside the test GPUs' 1-3 MiB: up to 64 KiB fixed and half the tiny model's KV per token.
+            var draft = new Random(seed ^ 0xd4af7);
+            spec = spec with
+            {
+                Memory = spec.Method == SpeculativeMethod.Ngram ? RLMServing.Memory.DraftMemory.None
+                    : draft.Next(4) == 0 ? new RLMServing.Memory.DraftMemory(0, 0, draft.Next(0, 65_536))
+                    : new RLMServing.Memory.DraftMemory(draft.Next(0, 65_536), draft.Next(0, 257)),
+                DraftStepOverheadMs = draft.Next(2) == 0 ? null : 2 * draft.NextDouble(),
+            };
+        }
         ThinkingBudgetConfig? budget = null;
         if ((combination & 4) != 0)
             budget = new ThinkingBudgetConfig(rng.Next(2) == 0 ? ThinkingBudgetPolicy.Static : ThinkingBudgetPolicy.Adaptive,
