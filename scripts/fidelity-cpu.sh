@@ -8,15 +8,17 @@
 # Environment: RLMS (an rlms binary; default: build Release and use it), THREADS (ONNX Runtime intra-op threads for
 # profile and replay, default 1), KV_MODE (how the profile runs its generation loops: serving, the replay engine
 # itself (default), or shared, the plain GenAI-style loop; docs/fidelity.md compares the two), CALIBRATION (where the fitted calibration goes; default OUT_DIR/cpu-tiny-tp1.json,
-# use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10).
-# Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. Run on a quiet machine: the
-# replay measures wall-clock time, and other processes on the cores show up as error.
+# use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10), CLOCK (what profile and
+# replay time with: cpu, the engine thread's CPU time (default; other processes' load does not count), or wall).
+# Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. With CLOCK=wall run it on a
+# quiet machine: the replay then measures wall-clock time, and other processes on the cores show up as error.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mkdir -p "${1:-$root/results/fidelity-cpu}" && cd "${1:-$root/results/fidelity-cpu}" && pwd)
 threads=${THREADS:-1}
 tolerance=${TOLERANCE:-0.10}
 kv_mode=${KV_MODE:-serving}
+clock=${CLOCK:-cpu}
 cal=${CALIBRATION:-$out/cpu-tiny-tp1.json}
 [[ "$cal" = /* ]] || cal="$PWD/$cal"
 rlms=${RLMS:-}
@@ -28,11 +30,11 @@ fi
 scenario="$root/scenarios/fidelity-cpu.yaml"
 echo "load before: $(uptime)"
 
-"$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" \
+"$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" --clock "$clock" \
   --out "$out/profile" --no-progress 2>/dev/null
 "$rlms" calibrate "$out/profile" --gpu CPU --out "$cal"
 "$rlms" simulate "$scenario" --set "cost_model.file=$cal" --out "$out/simulated" --quiet
-"$rlms" replay "$scenario" --set "cost_model.file=$cal" --threads "$threads" --out "$out/measured"
+"$rlms" replay "$scenario" --set "cost_model.file=$cal" --threads "$threads" --clock "$clock" --out "$out/measured"
 
 status=0
 for policy in static continuous chunked_prefill; do
