@@ -8,15 +8,21 @@
 # Environment: RLMS (an rlms binary; default: build Release and use it), THREADS (ONNX Runtime intra-op threads for
 # profile and replay, default 1), KV_MODE (how the profile runs its generation loops: serving, the replay engine
 # itself (default), or shared, the plain GenAI-style loop; docs/fidelity.md compares the two), CALIBRATION (where the fitted calibration goes; default OUT_DIR/cpu-tiny-tp1.json,
-# use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10).
-# Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. Run on a quiet machine: the
-# replay measures wall-clock time, and other processes on the cores show up as error.
+# use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10), CLOCK (what profile and
+# replay time with: cpu, the engine thread's CPU time (default; other processes' load does not count), or wall),
+# RATE (arrival rate in req/s; default: chosen from the fresh calibration so that the simulated continuous-batching
+# replica is BUSY busy, default 0.75 — a CPU's speed is not known in advance, and near saturation a few percent of
+# step error turns into tens of percent of queueing error, docs/fidelity.md).
+# Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. With CLOCK=wall run it on a
+# quiet machine: the replay then measures wall-clock time, and other processes on the cores show up as error.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mkdir -p "${1:-$root/results/fidelity-cpu}" && cd "${1:-$root/results/fidelity-cpu}" && pwd)
 threads=${THREADS:-1}
 tolerance=${TOLERANCE:-0.10}
 kv_mode=${KV_MODE:-serving}
+clock=${CLOCK:-cpu}
+busy_target=${BUSY:-0.75}
 cal=${CALIBRATION:-$out/cpu-tiny-tp1.json}
 [[ "$cal" = /* ]] || cal="$PWD/$cal"
 rlms=${RLMS:-}
@@ -28,11 +34,28 @@ fi
 scenario="$root/scenarios/fidelity-cpu.yaml"
 echo "load before: $(uptime)"
 
-"$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" \
+"$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" --clock "$clock" \
   --out "$out/profile" --no-progress 2>/dev/null
 "$rlms" calibrate "$out/profile" --gpu CPU --out "$cal"
-"$rlms" simulate "$scenario" --set "cost_model.file=$cal" --out "$out/simulated" --quiet
-"$rlms" replay "$scenario" --set "cost_model.file=$cal" --threads "$threads" --out "$out/measured"
+
+# The arrival rate: RATE, or the rate at which the simulated continuous-batching replica is busy_target busy (a few
+# proportional steps from the scenario's own rate; busy time grows with the rate, so they settle quickly).
+rate=${RATE:-}
+if [[ -z "$rate" ]]; then
+  rate=$(sed -n 's/^ *arrival: *{ *process: *poisson, *rate: *\([0-9.]*\).*/\1/p' "$scenario" | head -1)
+  for _ in 1 2 3 4; do
+    "$rlms" simulate "$scenario" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" \
+      --out "$out/rate-probe" --quiet >/dev/null
+    busy=$(sed -n 's/.*"gpu_busy_fraction": *\([0-9.eE+-]*\).*/\1/p' "$out/rate-probe/continuous/summary.json")
+    rate=$(awk -v r="$rate" -v b="$busy" -v t="$busy_target" 'BEGIN { f = t / b; if (f < 0.4) f = 0.4; if (f > 2.5) f = 2.5; printf "%.2f", r * f }')
+  done
+  rm -rf "$out/rate-probe"
+fi
+echo "arrival rate: $rate req/s (continuous batching simulated ${busy:-?} busy before the last step; target $busy_target)"
+
+"$rlms" simulate "$scenario" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" --out "$out/simulated" --quiet
+"$rlms" replay "$scenario" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" --threads "$threads" --clock "$clock" \
+  --out "$out/measured"
 
 status=0
 for policy in static continuous chunked_prefill; do

@@ -102,14 +102,8 @@ public static class DecodeSkew
         return 0;
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out TimeSpec ts);
-
-    private readonly struct TimeSpec { public readonly long Seconds; public readonly long Nanoseconds; }
-
-    /// <summary>CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): ONNX Runtime with one intra-op thread runs on it, so other processes' load does not count.</summary>
-    private static double ThreadCpuUs() =>
-        ClockGetTime(3, out var ts) == 0 ? ts.Seconds * 1e6 + ts.Nanoseconds / 1e3 : throw new InvalidOperationException("clock_gettime failed");
+    /// <summary>CPU time of the calling thread: ONNX Runtime with one intra-op thread runs on it, so other processes' load does not count.</summary>
+    private static double ThreadCpuUs() => ThreadCpuTime.Seconds() * 1e6;
 
     private static double Median(List<double> xs) => Q(xs, 0.5);
 

@@ -28,7 +28,8 @@ public sealed record ProfileOptions(
     string Command = "",
     IReadOnlyList<string>? Groups = null,
     int IntraOpThreads = 0,
-    SamplingPolicy? Policy = null);
+    SamplingPolicy? Policy = null,
+    EngineClockKind Clock = EngineClockKind.Wall);
 
 /// <summary>Progress of a profile run: configurations done out of the total.</summary>
 public sealed record ProfileProgress(string Group, string Config, int Done, int Total);
@@ -175,6 +176,7 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
             ["rlms.grid"] = options.Grid.Name,
             ["rlms.execution_provider"] = options.Device.Cuda ? "CUDAExecutionProvider" : "CPUExecutionProvider",
             ["rlms.cpu_cores"] = _info.CpuCores.ToString(CultureInfo.InvariantCulture),
+            ["rlms.clock"] = options.Clock == EngineClockKind.Cpu ? "cpu" : "wall",
         };
     }
 
@@ -489,14 +491,15 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
     /// <summary>
     /// Generation points run by the serving engine of rlms replay (all layers): each prompt is its own batch-1 prefill
     /// call (one prefill row per point, over every prompt of every loop) and each decode step one call over the batch,
-    /// timed on the wall clock around the engine's whole step (binding, the call, sampling), as replay measures them.
+    /// timed around the engine's whole step (binding, the call, sampling) on the engine's clock (wall, or the thread's
+    /// CPU time with --clock cpu), as replay measures them.
     /// </summary>
     private void ServingGeneration(DeviceContext device, Catalog.ModelArchitecture arch, CancellationToken cancel)
     {
         var points = options.Grid.Generation;
         if (points.Count == 0) return;
         using var engine = new Replay.OrtServingEngine(device, arch, options.Dtype, points.Max(p => p.Batch),
-            points.Max(p => p.Prompt + p.Steps), cancel);
+            points.Max(p => p.Prompt + p.Steps), cancel, options.Clock);
         engine.StartClock();
         long id = 0;
         foreach (var p in points)

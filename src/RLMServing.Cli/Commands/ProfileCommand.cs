@@ -46,6 +46,9 @@ public sealed class ProfileCommand : ICommand
     [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads (0: runtime default).")]
     public int Threads { get; set; }
 
+    [Option("clock", Default = "wall", HelpText = "wall, or cpu (the engine thread's CPU time; with --groups generation --kv-mode serving --device cpu --threads 1, as rlms replay --clock cpu).")]
+    public string Clock { get; set; } = "wall";
+
     [Option("no-progress", HelpText = "Print one line per configuration instead of a progress bar.")]
     public bool NoProgress { get; set; }
 
@@ -86,8 +89,12 @@ public sealed class ProfileCommand : ICommand
         var bad = groups.Where(g => !known.Contains(g)).ToList();
         if (bad.Count > 0) throw new UserInputException($"--groups: unknown {string.Join(", ", bad)}; known: {string.Join(", ", known)}");
 
+        var clock = EngineClock.Parse(Clock);
+        if (clock == EngineClockKind.Cpu && (kvMode != Profiling.KvMode.Serving || groups.Count != 1 || groups[0] != "generation"))
+            throw new UserInputException("--clock cpu: only the serving engine's generation profile runs on the engine clock; add --groups generation --kv-mode serving");
+        EngineClock.CheckUsable(clock, device, Threads);
         var options = new ProfileOptions(name, arch, onnx, device, dtype, grid, Out, KernelTrace, GenLayers, kvMode,
-            "rlms " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), groups, Threads);
+            "rlms " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), groups, Threads, Clock: clock);
 
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };

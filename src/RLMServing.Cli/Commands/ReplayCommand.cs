@@ -36,6 +36,9 @@ public sealed class ReplayCommand : ICommand
     [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads (0: runtime default); profile with the same.")]
     public int Threads { get; set; }
 
+    [Option("clock", Default = "wall", HelpText = "wall (the wall clock) or cpu (the engine thread's CPU time: load on other cores does not count, idle waits for arrivals are skipped; needs --device cpu --threads 1).")]
+    public string Clock { get; set; } = "wall";
+
     [Option("variant", HelpText = "Replay only these variants (comma-separated; default: all).", Separator = ',')]
     public IEnumerable<string> Variants { get; set; } = [];
 
@@ -54,6 +57,8 @@ public sealed class ReplayCommand : ICommand
         if (only.Count > 0) runs = runs.Where(r => only.Contains(r.Name)).ToList();
         foreach (var run in runs) ReplayRunner.Check(run, File);   // every run is checked before anything runs
         var spec = DeviceSpec.Parse(Device);
+        var clock = EngineClock.Parse(Clock);
+        EngineClock.CheckUsable(clock, spec, Threads);
         var dtype = TransformerGraphs.ParseDtype(Dtype ?? (spec.Cuda ? "fp16" : "fp32"));
         var command = "rlms replay " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
 
@@ -70,7 +75,7 @@ public sealed class ReplayCommand : ICommand
                 string? variant = file.HasVariants ? run.Name : null;
                 var dir = variant is null ? Out : Path.Combine(Out, variant);
                 ReplayResult result;
-                try { result = WithProgress(run, variant, device, dtype, cts.Token); }
+                try { result = WithProgress(run, variant, device, dtype, clock, cts.Token); }
                 catch (OperationCanceledException)
                 {
                     Console.Error.WriteLine($"interrupted: {variant ?? file.Name} was not written (a partial run would be a biased sample); " +
@@ -97,15 +102,16 @@ public sealed class ReplayCommand : ICommand
         var it = r.Iterations;
         double busy = it.Sum(x => x.StepTimeMs), ort = it.Sum(x => x.OrtTimeMs);
         return string.Create(CultureInfo.InvariantCulture,
-            $"{name}: {r.Result.Summary.Completed} requests, {it.Count} iterations in {r.Result.Summary.Duration:F1} s on {r.Device.DeviceName}; " +
+            $"{name}: {r.Result.Summary.Completed} requests, {it.Count} iterations in {r.Result.Summary.Duration:F1} s{(r.Clock == EngineClockKind.Cpu ? " (engine thread CPU time)" : "")} on {r.Device.DeviceName}; " +
             $"ONNX Runtime {ort / 1000:F1} s of {busy / 1000:F1} s busy");
     }
 
-    private ReplayResult WithProgress(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype, CancellationToken cancel)
+    private ReplayResult WithProgress(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype, EngineClockKind clock,
+        CancellationToken cancel)
     {
-        if (Quiet) return ReplayRunner.Run(run, variant, device, dtype, null, cancel);
+        if (Quiet) return ReplayRunner.Run(run, variant, device, dtype, null, cancel, clock: clock);
         if (!AnsiConsole.Profile.Capabilities.Interactive)
-            return ReplayRunner.Run(run, variant, device, dtype, new LineProgress(variant ?? run.Name), cancel);
+            return ReplayRunner.Run(run, variant, device, dtype, new LineProgress(variant ?? run.Name), cancel, clock: clock);
         ReplayResult? result = null;
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
@@ -113,7 +119,7 @@ public sealed class ReplayCommand : ICommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"replaying {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
-                result = ReplayRunner.Run(run, variant, device, dtype, new Progress(task), cancel);
+                result = ReplayRunner.Run(run, variant, device, dtype, new Progress(task), cancel, clock: clock);
                 task.Value = 1.0;
             });
         return result!;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using RLMServing.Catalog;
 using RLMServing.Profiling.Onnx;
@@ -55,8 +54,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private readonly Dictionary<long, long> _written = new();      // KV positions written per request holding a slot
     private readonly Dictionary<long, List<long>> _tokens = new(); // prompt then generated token ids per request
     private readonly CancellationToken _cancel;
-    private readonly Stopwatch _clock = new();
-    private readonly Stopwatch _call = new();
+    private readonly EngineClock _clock;
     private readonly List<ReplayIteration> _iterations = [];
     private readonly HashSet<long> _decodeSet = new();
     private readonly Dictionary<long, long> _kvOf = new();
@@ -66,9 +64,12 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
 
     /// <param name="maxSeqs">The most requests running at once (max_num_seqs).</param>
     /// <param name="maxSeqTokens">The most KV positions one request can reach (prompt + output).</param>
+    /// <param name="clock">Wall clock, or the engine thread's CPU time (<see cref="EngineClock"/>).</param>
     public OrtServingEngine(DeviceContext device, ModelArchitecture arch, OnnxType dtype, int maxSeqs, int maxSeqTokens,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, EngineClockKind clock = EngineClockKind.Wall)
     {
+        EngineClock.CheckUsable(clock, device.Spec, device.IntraOpThreads);
+        _clock = new EngineClock(clock);
         if (arch.HeadDim % 16 != 0)
             throw new UserInputException($"model: {arch.Name}: head_dim {arch.HeadDim} is not a multiple of 16, which GroupQueryAttention with rotary needs");
         _device = device;
@@ -109,7 +110,9 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
 
     public long WeightBytes => _session.WeightBytes;
 
-    public double NowS => _clock.Elapsed.TotalSeconds;
+    public double NowS => _clock.NowS;
+
+    public EngineClockKind Clock => _clock.Kind;
 
     /// <summary>
     /// Runs every decode batch size up to the slot count and a few prefill lengths once, so ONNX Runtime's first-run
@@ -136,21 +139,10 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         _iterations.Clear();
     }
 
-    /// <summary>Starts the run's wall clock at zero.</summary>
+    /// <summary>Starts the run's clock at zero (on the calling thread, which must run the engine from then on).</summary>
     public void StartClock() => _clock.Restart();
 
-    public void WaitUntil(double timeS)
-    {
-        while (true)
-        {
-            _cancel.ThrowIfCancellationRequested();
-            double left = timeS - NowS;
-            if (left <= 0) return;
-            // Sleep in short pieces (Ctrl-C stays responsive); spin the last millisecond, which sleeping would overshoot.
-            if (left > 0.002) Thread.Sleep(TimeSpan.FromSeconds(Math.Min(left - 0.001, 0.05)));
-            else Thread.Yield();
-        }
-    }
+    public void WaitUntil(double timeS) => _clock.WaitUntil(timeS, _cancel);
 
     public double Execute(IReadOnlyList<ChunkWork> chunks, IReadOnlyList<DecodeWork> decodes)
     {
@@ -378,10 +370,9 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         using (host)
         {
             _session.BindOutput(output, host);
-            _call.Restart();
+            double start = _clock.NowS;
             _session.Run();
-            _call.Stop();
-            return _call.Elapsed.TotalMicroseconds;
+            return (_clock.NowS - start) * 1e6;
         }
     }
 

@@ -40,12 +40,14 @@ public sealed class ReplayIterationRow
 }
 
 /// <summary>A replayed run: the simulator-schema results (measured) and the executed iterations.</summary>
-public sealed record ReplayResult(SimulationResult Result, IReadOnlyList<ReplayIterationRow> Iterations, DeviceInfo Device, string Dtype);
+/// <param name="Clock">What the times were measured with: the wall clock or the engine thread's CPU time.</param>
+public sealed record ReplayResult(SimulationResult Result, IReadOnlyList<ReplayIterationRow> Iterations, DeviceInfo Device, string Dtype,
+    EngineClockKind Clock = EngineClockKind.Wall);
 
 /// <summary>
 /// <c>rlms replay</c>: runs a bound scenario on the real ONNX Runtime engine. The requests are the simulator's own
 /// (same seed, same generator), the scheduling is the simulator's replica engine stepped one iteration at a time,
-/// and every iteration is executed instead of priced, on the wall clock.
+/// and every iteration is executed instead of priced, on the wall clock (or the engine thread's CPU time, <c>--clock cpu</c>).
 /// </summary>
 public static class ReplayRunner
 {
@@ -62,18 +64,19 @@ public static class ReplayRunner
     }
 
     public static ReplayResult Run(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype,
-        IProgress<double>? progress = null, CancellationToken cancel = default, bool checkInvariants = false)
+        IProgress<double>? progress = null, CancellationToken cancel = default, bool checkInvariants = false,
+        EngineClockKind clock = EngineClockKind.Wall)
     {
         var s = run.Scenario;
         var requests = s.ReplayRequests ?? s.Workload!.Generate(s.Seed);
         int maxSeqTokens = requests.Count == 0 ? 16 : requests.Max(r => r.PromptTokens + r.OutputTokens);
         int maxPrefill = Math.Min(s.Scheduler.MaxNumBatchedTokens, requests.Count == 0 ? 16 : requests.Max(r => r.PromptTokens));
-        using var engine = new OrtServingEngine(device, run.Model, dtype, s.Scheduler.MaxNumSeqs, maxSeqTokens, cancel);
+        using var engine = new OrtServingEngine(device, run.Model, dtype, s.Scheduler.MaxNumSeqs, maxSeqTokens, cancel, clock);
         engine.WarmUp(maxPrefill);
         engine.StartClock();
         var result = Simulator.Run(s, run.Model, run.Gpu, run.Cost, progress, checkInvariants, engine);
         result = result with { Summary = result.Summary with { Variant = variant } };
-        return new ReplayResult(result, Rows(engine.Iterations, engine.KvBytesPerToken), device.Describe(), TransformerGraphs.DtypeName(dtype));
+        return new ReplayResult(result, Rows(engine.Iterations, engine.KvBytesPerToken), device.Describe(), TransformerGraphs.DtypeName(dtype), clock);
     }
 
     private static List<ReplayIterationRow> Rows(IReadOnlyList<ReplayIteration> iterations, long kvBytesPerToken)
@@ -116,6 +119,7 @@ public static class ReplayRunner
         meta[TraceMetadata.Cuda] = r.Device.CudaVersion;
         meta[TraceMetadata.Dtype] = r.Dtype;
         meta["rlms.intra_op_threads"] = threads.ToString(CultureInfo.InvariantCulture);
+        meta["rlms.clock"] = r.Clock == EngineClockKind.Cpu ? "cpu" : "wall";
         return meta;
     }
 

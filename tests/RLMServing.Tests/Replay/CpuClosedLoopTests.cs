@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using RLMServing.Cli.Commands;
 using RLMServing.IO.Catalog;
 using RLMServing.IO.Runs;
@@ -14,12 +13,10 @@ namespace RLMServing.Tests.Replay;
 
 /// <summary>
 /// The CPU closed loop in miniature: profile tiny → calibrate → simulate vs replay → validate, with a loose bound.
-/// Every request arrives at time 0 (closed loop), so the schedule does not depend on timing and the replay's
-/// latencies are sums of its iteration times. A test machine shared with other work stretches those on the wall clock
-/// (the thread waits for a core), which the calibration's medians do not see; the replay is therefore compared in the
-/// replay thread's CPU time (wall-clock latencies times the thread's CPU share over the run; ONNX Runtime runs on
-/// the calling thread with one intra-op thread). On a quiet machine the share is about 1. A broken replay clock, a
-/// calibration off by a factor, or a scheduler mismatch fails it; docs/fidelity.md has the 10% target.
+/// Every request arrives at time 0 (closed loop), so the schedule does not depend on timing. Profile and replay run on
+/// the engine thread's CPU clock (--clock cpu; ONNX Runtime computes on the calling thread with one intra-op thread),
+/// so a test machine shared with other work does not stretch the replay. A broken replay clock, a calibration off by
+/// a factor, or a scheduler mismatch fails it; docs/fidelity.md has the 10% target.
 /// </summary>
 public class CpuClosedLoopTests
 {
@@ -31,7 +28,7 @@ public class CpuClosedLoopTests
         var dir = RlmsProcess.TempDir();
         var profile = Path.Combine(dir, "profile");
         var calibration = Path.Combine(dir, "cpu-tiny-tp1.json");
-        Assert.Equal(0, new ProfileCommand { Model = "tiny", Device = "cpu", Grid = "quick", Groups = ["generation"], KvMode = "serving", Threads = 1, Out = profile, NoProgress = true }.Run());
+        Assert.Equal(0, new ProfileCommand { Model = "tiny", Device = "cpu", Grid = "quick", Groups = ["generation"], KvMode = "serving", Threads = 1, Clock = "cpu", Out = profile, NoProgress = true }.Run());
         Assert.Equal(0, new CalibrateCommand { Traces = [profile], Out = calibration, Gpu = "CPU" }.Run());
 
         var scenario = Path.Combine(dir, "loop.yaml");
@@ -52,39 +49,13 @@ public class CpuClosedLoopTests
         var run = ScenarioRunner.Prepare(ScenarioLoader.Load(scenario), CatalogLoader.LoadDefault()).Single();
         var predicted = ScenarioRunner.Simulate(run, null);
         using var device = new DeviceContext(DeviceSpec.Parse("cpu"), 1);
-        double cpu0 = ThreadCpuSeconds(), wall0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        var measured = ReplayRunner.Run(run, null, device, OnnxType.Float).Result;
-        double share = Math.Min(1, (ThreadCpuSeconds() - cpu0) / System.Diagnostics.Stopwatch.GetElapsedTime((long)wall0).TotalSeconds);
-        Assert.InRange(share, 0.01, 1);
-
-        var inCpuTime = measured.Requests.Select(r => r with
-        {
-            FirstScheduledTimeS = r.FirstScheduledTimeS * share,
-            FirstTokenTimeS = r.FirstTokenTimeS * share,
-            FirstAnswerTokenTimeS = r.FirstAnswerTokenTimeS * share,
-            CompletionTimeS = r.CompletionTimeS * share,
-        }).ToList();
-        var report = Validator.Compare(inCpuTime, predicted.Requests, Bound);
+        var measured = ReplayRunner.Run(run, null, device, OnnxType.Float, clock: EngineClockKind.Cpu).Result;
+        var report = Validator.Compare(measured.Requests, predicted.Requests, Bound);
         foreach (var (name, m) in new[] { ("ttft", report.Ttft), ("tpot", report.Tpot), ("e2el", report.E2el) })
         {
             Assert.NotNull(m);
             Assert.True(Math.Abs(m.MeanError) < Bound,
-                $"{name}: measured mean {m.MeasuredMeanMs:F2} ms (CPU share {share:F2}), predicted {m.PredictedMeanMs:F2} ms ({m.MeanError:P0})");
+                $"{name}: measured mean {m.MeasuredMeanMs:F2} ms, predicted {m.PredictedMeanMs:F2} ms ({m.MeanError:P0})");
         }
     }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Timespec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out Timespec ts);
-
-    private const int ThreadCpuClock = 3;   // CLOCK_THREAD_CPUTIME_ID
-
-    private static double ThreadCpuSeconds() =>
-        ClockGetTime(ThreadCpuClock, out var ts) == 0 ? ts.Seconds + ts.Nanoseconds / 1e9 : throw new InvalidOperationException("clock_gettime failed");
 }

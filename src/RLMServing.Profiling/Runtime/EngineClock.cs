@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace RLMServing.Profiling.Runtime;
+
+/// <summary>
+/// What a CPU replay or serving-engine profile measures time with. <c>wall</c>: the wall clock (what a user of the
+/// engine sees, including time the process waits for a core). <c>cpu</c>: the CPU time of the engine's thread
+/// (CLOCK_THREAD_CPUTIME_ID); ONNX Runtime with one intra-op thread computes on the calling thread, so this is the
+/// engine's own work — calls, input binding, sampling and the scheduler — without the time other processes take the
+/// core. Waiting for an arrival then costs no time: the clock jumps to it. On a quiet machine the two agree; on a
+/// shared one only the second is a measurement of the engine (docs/fidelity.md).
+/// </summary>
+public enum EngineClockKind
+{
+    Wall,
+    Cpu,
+}
+
+/// <summary>A monotone clock in seconds from <see cref="Restart"/>; the CPU kind is bound to the thread that restarted it.</summary>
+public sealed class EngineClock
+{
+    private readonly Stopwatch _wall = new();
+    private double _cpuStart;
+    private double _skipped;
+    private int _thread;
+
+    public EngineClock(EngineClockKind kind)
+    {
+        if (kind == EngineClockKind.Cpu && !ThreadCpuTime.Supported)
+            throw new UserInputException("--clock cpu: the thread CPU clock (clock_gettime CLOCK_THREAD_CPUTIME_ID) is available on Linux only");
+        Kind = kind;
+        Restart();
+    }
+
+    public EngineClockKind Kind { get; }
+
+    public static EngineClockKind Parse(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "wall" => EngineClockKind.Wall,
+        "cpu" => EngineClockKind.Cpu,
+        _ => throw new UserInputException($"--clock: '{text}' is not wall or cpu"),
+    };
+
+    /// <summary>
+    /// Checks that the CPU clock measures the engine: a CPU device and one ONNX Runtime intra-op thread (with more,
+    /// the runtime computes on pool threads this clock does not see).
+    /// </summary>
+    public static void CheckUsable(EngineClockKind kind, DeviceSpec device, int intraOpThreads)
+    {
+        if (kind != EngineClockKind.Cpu) return;
+        if (device.Cuda)
+            throw new UserInputException($"--clock cpu: the thread CPU clock measures CPU work; --device {device} runs on a GPU (use --clock wall)");
+        if (intraOpThreads != 1)
+            throw new UserInputException($"--clock cpu needs --threads 1 (got {intraOpThreads}): with more ONNX Runtime threads the work runs on threads the clock does not see");
+        if (!ThreadCpuTime.Supported)
+            throw new UserInputException("--clock cpu: the thread CPU clock (clock_gettime CLOCK_THREAD_CPUTIME_ID) is available on Linux only");
+    }
+
+    public void Restart()
+    {
+        _wall.Restart();
+        _thread = Environment.CurrentManagedThreadId;
+        _cpuStart = Kind == EngineClockKind.Cpu ? ThreadCpuTime.Seconds() : 0;
+        _skipped = 0;
+    }
+
+    /// <summary>Seconds since <see cref="Restart"/>.</summary>
+    public double NowS
+    {
+        get
+        {
+            if (Kind == EngineClockKind.Wall) return _wall.Elapsed.TotalSeconds;
+            if (Environment.CurrentManagedThreadId != _thread)
+                throw new InvalidOperationException("the CPU engine clock is read from another thread than the one that started it");
+            return ThreadCpuTime.Seconds() - _cpuStart + _skipped;
+        }
+    }
+
+    /// <summary>
+    /// Returns when <see cref="NowS"/> has reached <paramref name="timeS"/>: the wall clock sleeps (short pieces, so
+    /// cancellation stays responsive, spinning the last millisecond); the CPU clock jumps there at once.
+    /// </summary>
+    public void WaitUntil(double timeS, CancellationToken cancel)
+    {
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            double left = timeS - NowS;
+            if (left <= 0) return;
+            if (Kind == EngineClockKind.Cpu)
+            {
+                _skipped += left;
+                return;
+            }
+            if (left > 0.002) Thread.Sleep(TimeSpan.FromSeconds(Math.Min(left - 0.001, 0.05)));
+            else Thread.Yield();
+        }
+    }
+}
+
+/// <summary>CPU time of the calling thread (Linux clock_gettime with CLOCK_THREAD_CPUTIME_ID).</summary>
+public static class ThreadCpuTime
+{
+    private const int ThreadCpuClock = 3;   // CLOCK_THREAD_CPUTIME_ID
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out Timespec ts);
+
+    public static bool Supported => OperatingSystem.IsLinux();
+
+    public static double Seconds() =>
+        ClockGetTime(ThreadCpuClock, out var ts) == 0 ? ts.Seconds + ts.Nanoseconds / 1e9 : throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+}
