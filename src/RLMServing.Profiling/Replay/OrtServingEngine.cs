@@ -20,7 +20,8 @@ public sealed record ReplayIteration(
     int OrtCalls,
     double OrtTimeUs,
     long KvTokens,
-    long? MemBytes);
+    long? MemBytes,
+    double GcPauseUs = 0);
 
 /// <summary>
 /// A real serving engine on ONNX Runtime for <c>rlms replay</c>: the whole synthesised model (all layers, random
@@ -61,6 +62,10 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private long _writtenTotal;
     private long[] _ids = [];
     private long[] _mask = [];
+    private TimeSpan _gcPauses = GC.GetTotalPauseDuration();
+    private readonly Dictionary<(int FirstSlot, int Batch), OrtValue[]> _kvViews = new();
+    private readonly Dictionary<int, OrtValue> _nextViews = new();   // rows -> the sampled-token output over _next
+    private readonly long[] _next;
 
     /// <param name="maxSeqs">The most requests running at once (max_num_seqs).</param>
     /// <param name="maxSeqTokens">The most KV positions one request can reach (prompt + output).</param>
@@ -95,6 +100,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
                 _kv.Add(_session.Allocate(_slotBytes * _slots));
             }
             _holder = Enumerable.Repeat(-1L, _slots).ToArray();
+            _next = new long[_slots];
         }
         catch
         {
@@ -140,7 +146,11 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     }
 
     /// <summary>Starts the run's clock at zero (on the calling thread, which must run the engine from then on).</summary>
-    public void StartClock() => _clock.Restart();
+    public void StartClock()
+    {
+        _clock.Restart();
+        _gcPauses = GC.GetTotalPauseDuration();
+    }
 
     public void WaitUntil(double timeS) => _clock.WaitUntil(timeS, _cancel);
 
@@ -160,9 +170,13 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         double end = NowS;
         long index = _iterations.Count;
         long? mem = index % MemorySampleEvery == 0 ? _device.MemoryUsedBytes() : null;
-        int generated = decodes.Count + chunks.Count(c => c.SamplesToken);
+        int generated = decodes.Count;
+        foreach (var c in chunks) if (c.SamplesToken) generated++;
+        var pauses = GC.GetTotalPauseDuration();
+        double gcUs = (pauses - _gcPauses).TotalMicroseconds;
+        _gcPauses = pauses;
         _iterations.Add(new ReplayIteration(index, start, end, chunks.Count, prefillTokens, prefillContext, decodes.Count, decodeContext, generated,
-            chunks.Count + (decodes.Count > 0 ? 1 : 0), ortUs, _writtenTotal, mem));
+            chunks.Count + (decodes.Count > 0 ? 1 : 0), ortUs, _writtenTotal, mem, gcUs));
         return end;
     }
 
@@ -341,39 +355,50 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
 
     private void BindKv(int firstSlot, int batch)
     {
-        long[] shape = [batch, _sig.KvHeads, _maxSeq, _sig.HeadDim];
+        var views = KvViews(firstSlot, batch);
         for (int l = 0; l < _sig.Layers.Count; l++)
         {
             var layer = _sig.Layers[l];
-            foreach (var (buffer, past, present) in new[] { (_kv[2 * l], layer.PastKey, layer.PresentKey), (_kv[2 * l + 1], layer.PastValue, layer.PresentValue) })
-            {
-                _session.BindInput(past, _session.View(buffer, firstSlot * _slotBytes, _sig.KvType, shape));
-                using var view = _session.View(buffer, firstSlot * _slotBytes, _sig.KvType, shape);
-                _session.BindOutput(present, view);
-            }
+            _session.BindInput(layer.PastKey, views[4 * l], owned: false);
+            _session.BindOutput(layer.PresentKey, views[4 * l + 1]);
+            _session.BindInput(layer.PastValue, views[4 * l + 2], owned: false);
+            _session.BindOutput(layer.PresentValue, views[4 * l + 3]);
         }
+    }
+
+    /// <summary>
+    /// The past and present K and V views of every layer over slots firstSlot..firstSlot+batch-1, made once per
+    /// (first slot, batch): a decode always starts at slot 0 and a prefill takes one slot, so there are few. Creating
+    /// them per call put garbage-collection pauses of 15-30 ms into the replay (docs/fidelity.md).
+    /// </summary>
+    private OrtValue[] KvViews(int firstSlot, int batch)
+    {
+        if (_kvViews.TryGetValue((firstSlot, batch), out var views)) return views;
+        long[] shape = [batch, _sig.KvHeads, _maxSeq, _sig.HeadDim];
+        views = new OrtValue[4 * _sig.Layers.Count];
+        for (int l = 0; l < _sig.Layers.Count; l++)
+            for (int kv = 0; kv < 2; kv++)
+                for (int io = 0; io < 2; io++)
+                    views[4 * l + 2 * kv + io] = _session.View(_kv[2 * l + kv], firstSlot * _slotBytes, _sig.KvType, shape);
+        _kvViews[(firstSlot, batch)] = views;
+        return views;
     }
 
     /// <summary>
     /// Runs the bound call and returns its time (µs) and each row's greedy token: sampled on the device by the model's
     /// ArgMax output, so the logits stay there and only the token ids come back.
     /// </summary>
-    private double RunAndSample(int rows, out long[] next)
+    private double RunAndSample(int rows, out ReadOnlySpan<long> next)
     {
-        next = new long[rows];
         _session.RebindDeviceOutputs();
-        return Run(_sig.NextToken!, OrtValue.CreateTensorValueFromMemory(next, [rows, 1]));
-    }
-
-    private double Run(string output, OrtValue host)
-    {
-        using (host)
-        {
-            _session.BindOutput(output, host);
-            double start = _clock.NowS;
-            _session.Run();
-            return (_clock.NowS - start) * 1e6;
-        }
+        if (!_nextViews.TryGetValue(rows, out var host))
+            _nextViews[rows] = host = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _next.AsMemory(0, rows), [rows, 1]);
+        _session.BindOutput(_sig.NextToken!, host);
+        double start = _clock.NowS;
+        _session.Run();
+        double us = (_clock.NowS - start) * 1e6;
+        next = _next.AsSpan(0, rows);
+        return us;
     }
 
     /// <summary>
@@ -387,5 +412,13 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         return pool.AsMemory(0, length);
     }
 
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        _session.Dispose();
+        foreach (var views in _kvViews.Values)
+            foreach (var v in views) v.Dispose();
+        foreach (var v in _nextViews.Values) v.Dispose();
+        _kvViews.Clear();
+        _nextViews.Clear();
+    }
 }

@@ -35,6 +35,11 @@ public sealed class ReplayIterationRow
     /// <summary>KV entries held by running requests at the end of the iteration, and their bytes.</summary>
     [JsonPropertyName("kv_tokens")] public long KvTokens { get; set; }
     [JsonPropertyName("kv_bytes")] public long KvBytes { get; set; }
+    /// <summary>
+    /// Time the .NET garbage collector paused the process since the previous iteration ended (the gap before this
+    /// iteration and the iteration itself): host stalls that no profile of the model sees.
+    /// </summary>
+    [JsonPropertyName("gc_pause_ms")] public double GcPauseMs { get; set; }
     /// <summary>Process resident memory (CPU) or device memory in use (CUDA), read every 64 iterations; null between.</summary>
     [JsonPropertyName("mem_bytes")] public long? MemBytes { get; set; }
 }
@@ -51,6 +56,9 @@ public sealed record ReplayResult(SimulationResult Result, IReadOnlyList<ReplayI
 /// </summary>
 public static class ReplayRunner
 {
+    /// <summary>Allocation allowed without a garbage collection during one replayed run (then collections resume).</summary>
+    public const long NoGcBudgetBytes = 256L << 20;
+
     /// <summary>What the real engine cannot do, as one line naming the scenario file and key.</summary>
     public static void Check(PreparedRun run, string file)
     {
@@ -73,8 +81,28 @@ public static class ReplayRunner
         int maxPrefill = Math.Min(s.Scheduler.MaxNumBatchedTokens, requests.Count == 0 ? 16 : requests.Max(r => r.PromptTokens));
         using var engine = new OrtServingEngine(device, run.Model, dtype, s.Scheduler.MaxNumSeqs, maxSeqTokens, cancel, clock);
         engine.WarmUp(maxPrefill);
-        engine.StartClock();
-        var result = Simulator.Run(s, run.Model, run.Gpu, run.Cost, progress, checkInvariants, engine);
+        // The instrument should not perturb what it measures: a .NET garbage collection stops the engine's thread for
+        // 10-30 ms on small machines, which shows up as a few requests' TTFT tail. Start each run with a clean heap and
+        // no collections for its first NoGcBudgetBytes of allocation (the hot path allocates ~1.4 kB per iteration:
+        // about 180k iterations); beyond that the collector runs as usual. GC pauses are reported per iteration
+        // (iterations.parquet gc_pause_ms).
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        bool noGc;
+        try { noGc = GC.TryStartNoGCRegion(NoGcBudgetBytes); }
+        catch (ArgumentOutOfRangeException) { noGc = false; }
+        catch (InvalidOperationException) { noGc = false; }
+        SimulationResult result;
+        try
+        {
+            engine.StartClock();
+            result = Simulator.Run(s, run.Model, run.Gpu, run.Cost, progress, checkInvariants, engine);
+        }
+        finally
+        {
+            if (noGc && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion) GC.EndNoGCRegion();
+        }
         result = result with { Summary = result.Summary with { Variant = variant } };
         return new ReplayResult(result, Rows(engine.Iterations, engine.KvBytesPerToken), device.Describe(), TransformerGraphs.DtypeName(dtype), clock);
     }
@@ -102,6 +130,7 @@ public static class ReplayRunner
                 KvTokens = it.KvTokens,
                 KvBytes = it.KvTokens * kvBytesPerToken,
                 MemBytes = it.MemBytes,
+                GcPauseMs = it.GcPauseUs / 1000,
             });
             lastEnd = it.EndS;
         }

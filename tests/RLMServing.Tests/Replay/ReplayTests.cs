@@ -120,8 +120,10 @@ public class ReplayTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int s = 0; s < steps; s++) Step();
         double perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)steps;
-        // The mask alone is batch × (longest + 1) × 8 bytes = 102 kB; what a step may allocate is a small fraction of it.
-        Assert.True(perStep < batch * (longest + 1) * sizeof(long) / 8.0, $"{perStep:F0} bytes allocated per decode step");
+        // The mask alone is batch × (longest + 1) × 8 bytes = 102 kB. What a step allocates now is a few small objects
+        // (the input and mask tensors, ONNX Runtime's binding names): about 1.2 kB. Creating the KV views of every layer
+        // per call, as the engine once did, added as much again and put 10-30 ms collections into replays.
+        Assert.True(perStep < 2048, $"{perStep:F0} bytes allocated per decode step");
     }
 
     private static async Task<List<string>> Columns(string path)
