@@ -636,7 +636,8 @@ internal sealed partial class ReplicaEngine
 
     private void Account(in IterationCost cost, int batchRequests, double start)
     {
-        double timeS = cost.TimeS + TakeSwapTransferS();
+        // Swap copies are rare: without one pending the iteration's time is the priced time (adding 0 is exact).
+        double timeS = _pendingTransferS == 0 ? cost.TimeS : cost.TimeS + TakeSwapTransferS();
         _clock = start + timeS;
         Stats.BusyS += timeS;
         Stats.Flops += cost.Flops;
