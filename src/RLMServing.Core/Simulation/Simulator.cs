@@ -136,7 +136,7 @@ public static class Simulator
     /// rows scattered over the heap. Ids are unique, so the order is the one a comparison sort gives; should two
     /// rows share an id, the rows are sorted by the comparison itself, as before, so ties stay where they were.
     /// </summary>
-    private static void SortById(List<RequestRecord> records)
+    internal static void SortById(List<RequestRecord> records)
     {
         var rows = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(records);
         var original = rows.ToArray();
