@@ -270,12 +270,23 @@ internal sealed partial class ReplicaEngine
 
     // ---- cost and accounting ---------------------------------------------------------------------
 
-    /// <summary>A decode-only iteration's cost, with the scoring of compressions done since the last iteration.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private IterationCost DecodeCost(int decodes, long kvSum) =>
-        _pendingScoringKv == 0 ? _cost.Decode(decodes, kvSum) : ScoredDecodeCost(decodes, kvSum);
+    /// <summary>
+    /// A decode-only iteration's cost, with the scoring of compressions done since the last iteration; on a real
+    /// executor, with its measured time. Not inlined, and each path returns a call's result as it is: the decode loop's
+    /// cost is then written in place (merging the paths inside the loop copied it through a temporary every iteration).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private IterationCost DecodeCost(int decodes, long kvSum, double startS)
+    {
+        if (_pendingScoringKv == 0 && _executor is null) return _cost.Decode(decodes, kvSum);
+        return ScoredOrExecutedDecodeCost(decodes, kvSum, startS);
+    }
 
-    private IterationCost ScoredDecodeCost(int decodes, long kvSum) => _cost.Iteration(WithPendingScoring(BatchShape.DecodeOnly(decodes, kvSum)));
+    private IterationCost ScoredOrExecutedDecodeCost(int decodes, long kvSum, double startS)
+    {
+        var priced = _pendingScoringKv == 0 ? _cost.Decode(decodes, kvSum) : _cost.Iteration(WithPendingScoring(BatchShape.DecodeOnly(decodes, kvSum)));
+        return _executor is null ? priced : Execute(priced, startS, withChunks: false, withDecodes: true);
+    }
 
     private BatchShape WithPendingScoring(BatchShape shape)
     {

@@ -576,9 +576,8 @@ internal sealed partial class ReplicaEngine
         {
             long newBlocks = DecodeBlocksNeeded();
             if (_usedBlocks + newBlocks > TotalBlocks) break;   // the scheduler preempts at the next turn
-            var cost = DecodeCost(b, DecodeKvSum() + b);
             double start = _clock;
-            if (_executor is not null) cost = Execute(cost, start, withChunks: false, withDecodes: true);
+            var cost = DecodeCost(b, DecodeKvSum() + b, start);
             _usedBlocks += newBlocks;
             Account(cost, b, start);
             RecordDecodeItl(first);
