@@ -2,14 +2,17 @@ namespace RLMServing.Metrics;
 
 /// <summary>
 /// A weighted streaming quantile sketch with bounded relative error (logarithmic buckets, as in DDSketch):
-/// memory is the number of distinct buckets (a few hundred for latencies), not the number of samples.
+/// memory is the range of buckets between the smallest and the largest sample (a few thousand at most for
+/// latencies: 0.5% accuracy spans a factor of 10 in about 230 buckets), not the number of samples.
+/// Buckets are a dense array indexed by bucket key (an addition per decode iteration: no hashing).
 /// Mean and standard deviation are exact running sums.
 /// </summary>
 public sealed class QuantileSketch
 {
     private readonly double _gamma;
     private readonly double _logGamma;
-    private readonly Dictionary<int, double> _buckets = new();
+    private double[] _buckets = [];   // weight of bucket key _firstKey + i; 0 where no sample fell
+    private int _firstKey;
     private double _zeroWeight;
     private double _weight, _sum, _sumSq;
     private double _max = double.NegativeInfinity, _min = double.PositiveInfinity;
@@ -36,7 +39,7 @@ public sealed class QuantileSketch
     public void Add(double value, double weight = 1)
     {
         if (weight <= 0) return;
-        if (value < 0 || double.IsNaN(value)) throw new ArgumentOutOfRangeException(nameof(value), "latencies are non-negative");
+        if (value < 0 || !double.IsFinite(value)) throw new ArgumentOutOfRangeException(nameof(value), "latencies are finite and non-negative");
         _weight += weight;
         _sum += value * weight;
         _sumSq += value * value * weight;
@@ -52,7 +55,34 @@ public sealed class QuantileSketch
             _lastHigh = Math.Pow(_gamma, key);
             _lastLow = _lastHigh / _gamma;
         }
-        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_buckets, key, out _) += weight;
+        AddToBucket(key, weight);
+    }
+
+    private void AddToBucket(int key, double weight)
+    {
+        int i = key - _firstKey;
+        if ((uint)i >= (uint)_buckets.Length) i = Cover(key);
+        _buckets[i] += weight;
+    }
+
+    /// <summary>Widens the bucket array to include <paramref name="key"/> (with slack on that side); returns its index.</summary>
+    private int Cover(int key)
+    {
+        if (_buckets.Length == 0)
+        {
+            _buckets = new double[64];
+            _firstKey = key - 32;
+            return key - _firstKey;
+        }
+        int first = _firstKey, last = _firstKey + _buckets.Length - 1;
+        int slack = Math.Max(64, _buckets.Length / 2);
+        if (key < first) first = key - slack;
+        else last = key + slack;
+        var wider = new double[last - first + 1];
+        Array.Copy(_buckets, 0, wider, _firstKey - first, _buckets.Length);
+        _buckets = wider;
+        _firstKey = first;
+        return key - first;
     }
 
     /// <summary>Adds another sketch of the same accuracy (e.g. from another replica).</summary>
@@ -64,7 +94,8 @@ public sealed class QuantileSketch
         _sumSq += other._sumSq;
         _zeroWeight += other._zeroWeight;
         if (other._weight > 0) { _max = Math.Max(_max, other._max); _min = Math.Min(_min, other._min); }
-        foreach (var (k, w) in other._buckets) _buckets[k] = _buckets.GetValueOrDefault(k) + w;
+        for (int i = 0; i < other._buckets.Length; i++)
+            if (other._buckets[i] != 0) AddToBucket(other._firstKey + i, other._buckets[i]);
     }
 
     /// <summary>The q-quantile (0..1); the answer is within the relative accuracy of a sample's value.</summary>
@@ -74,10 +105,11 @@ public sealed class QuantileSketch
         double rank = q * _weight;
         double acc = _zeroWeight;
         if (rank < acc) return 0;
-        foreach (var key in _buckets.Keys.Order())
+        for (int i = 0; i < _buckets.Length; i++)
         {
-            acc += _buckets[key];
-            if (acc >= rank) return Math.Clamp(2 * Math.Pow(_gamma, key) / (_gamma + 1), _min, _max);
+            if (_buckets[i] == 0) continue;   // no sample there: not a bucket a quantile can land in
+            acc += _buckets[i];
+            if (acc >= rank) return Math.Clamp(2 * Math.Pow(_gamma, _firstKey + i) / (_gamma + 1), _min, _max);
         }
         return _max;
     }

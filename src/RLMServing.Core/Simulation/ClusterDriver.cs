@@ -83,8 +83,12 @@ internal static class ClusterDriver
         return stats;
     }
 
-    /// <summary>Prefix-cache hit rate (cached over prompt tokens at admission, vLLM's definition), swap counts and the prompt KV that parallel samples shared.</summary>
-    public static RunSummary AddMemoryPolicyMetrics(RunSummary summary, Scenario scenario, ReplicaEngine[] engines, ReplicaStats[] stats, IReadOnlyList<RequestRecord> records)
+    /// <summary>
+    /// Prefix-cache hit rate (cached over prompt tokens at admission, vLLM's definition), swap counts and the prompt KV
+    /// that parallel samples shared (the rows are read only when <paramref name="sampled"/>: no sample, nothing shared).
+    /// </summary>
+    public static RunSummary AddMemoryPolicyMetrics(RunSummary summary, Scenario scenario, ReplicaEngine[] engines, ReplicaStats[] stats,
+        IReadOnlyList<RequestRecord> records, bool sampled)
     {
         double? hitRate = null;
         if (scenario.KvCache.Memory.PrefixCaching)
@@ -94,7 +98,7 @@ internal static class ClusterDriver
         }
         int samples = 1;
         long shared = 0;
-        foreach (var r in records)
+        foreach (var r in sampled ? records : [])
         {
             if (r.PromptId is not null) samples = Math.Max(samples, r.SampleIndex + 1);
             if (r.SampleIndex > 0) shared += r.CachedPromptTokens;

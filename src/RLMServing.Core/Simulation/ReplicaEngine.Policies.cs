@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using RLMServing.Costs;
 using RLMServing.Policies;
 using RLMServing.Workloads;
@@ -101,7 +102,10 @@ internal sealed partial class ReplicaEngine
     }
 
     /// <summary>Inside a decode stretch: whether the next turn would move the adaptive budget (the stretch stops there).</summary>
-    private bool BudgetWouldMove() => _adaptive is { } tb && tb.Follow(_thinkingBudget, AdaptiveTarget(tb)) != _thinkingBudget;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]   // per decode iteration: with no adaptive budget, one field test
+    private bool BudgetWouldMove() => _adaptive is not null && AdaptiveBudgetWouldMove(_adaptive);
+
+    private bool AdaptiveBudgetWouldMove(ThinkingBudgetConfig tb) => tb.Follow(_thinkingBudget, AdaptiveTarget(tb)) != _thinkingBudget;
 
     /// <summary>
     /// Gives an admitted request the adaptive budget in force, if it is still thinking: its thinking becomes
@@ -239,9 +243,14 @@ internal sealed partial class ReplicaEngine
     /// token, within the request's output length and the free KV blocks (a draft token finding no block is dropped,
     /// as a rejected one would be).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]   // per decode iteration: with speculative decoding off, one field test
     private void AfterDecodeStep()
     {
-        if (_speculative is not { } spec) return;
+        if (_speculative is not null) AcceptDraftTokens(_speculative);
+    }
+
+    private void AcceptDraftTokens(SpeculativeConfig spec)
+    {
         int k = spec.NumSpeculativeTokens;
         foreach (var r in _decoding)
         {
@@ -261,9 +270,23 @@ internal sealed partial class ReplicaEngine
 
     // ---- cost and accounting ---------------------------------------------------------------------
 
-    /// <summary>A decode-only iteration's cost, with the scoring of compressions done since the last iteration.</summary>
-    private IterationCost DecodeCost(int decodes, long kvSum) =>
-        _pendingScoringKv == 0 ? _cost.Decode(decodes, kvSum) : _cost.Iteration(WithPendingScoring(BatchShape.DecodeOnly(decodes, kvSum)));
+    /// <summary>
+    /// A decode-only iteration's cost, with the scoring of compressions done since the last iteration; on a real
+    /// executor, with its measured time. Not inlined, and each path returns a call's result as it is: the decode loop's
+    /// cost is then written in place (merging the paths inside the loop copied it through a temporary every iteration).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private IterationCost DecodeCost(int decodes, long kvSum, double startS)
+    {
+        if (_pendingScoringKv == 0 && _executor is null) return _cost.Decode(decodes, kvSum);
+        return ScoredOrExecutedDecodeCost(decodes, kvSum, startS);
+    }
+
+    private IterationCost ScoredOrExecutedDecodeCost(int decodes, long kvSum, double startS)
+    {
+        var priced = _pendingScoringKv == 0 ? _cost.Decode(decodes, kvSum) : _cost.Iteration(WithPendingScoring(BatchShape.DecodeOnly(decodes, kvSum)));
+        return _executor is null ? priced : Execute(priced, startS, withChunks: false, withDecodes: true);
+    }
 
     private BatchShape WithPendingScoring(BatchShape shape)
     {
@@ -274,7 +297,14 @@ internal sealed partial class ReplicaEngine
         return scored;
     }
 
+    /// <summary>Per iteration: with no adaptive budget and no evicted tokens, one field test each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AccountPolicies(double timeS)
+    {
+        if (_adaptive is not null || _evictedLive != 0) AccountActivePolicies(timeS);
+    }
+
+    private void AccountActivePolicies(double timeS)
     {
         if (_adaptive is not null)
         {

@@ -576,9 +576,8 @@ internal sealed partial class ReplicaEngine
         {
             long newBlocks = DecodeBlocksNeeded();
             if (_usedBlocks + newBlocks > TotalBlocks) break;   // the scheduler preempts at the next turn
-            var cost = DecodeCost(b, DecodeKvSum() + b);
             double start = _clock;
-            if (_executor is not null) cost = Execute(cost, start, withChunks: false, withDecodes: true);
+            var cost = DecodeCost(b, DecodeKvSum() + b, start);
             _usedBlocks += newBlocks;
             Account(cost, b, start);
             RecordDecodeItl(first);
@@ -636,7 +635,8 @@ internal sealed partial class ReplicaEngine
 
     private void Account(in IterationCost cost, int batchRequests, double start)
     {
-        double timeS = cost.TimeS + TakeSwapTransferS();
+        // Swap copies are rare: without one pending the iteration's time is the priced time (adding 0 is exact).
+        double timeS = _pendingTransferS == 0 ? cost.TimeS : cost.TimeS + TakeSwapTransferS();
         _clock = start + timeS;
         Stats.BusyS += timeS;
         Stats.Flops += cost.Flops;
