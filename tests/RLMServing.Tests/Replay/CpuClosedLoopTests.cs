@@ -16,8 +16,10 @@ namespace RLMServing.Tests.Replay;
 /// Every request arrives at time 0 (closed loop), so the schedule does not depend on timing. Profile and replay run on
 /// the engine thread's CPU clock (--clock cpu; ONNX Runtime computes on the calling thread with one intra-op thread),
 /// so a test machine shared with other work does not stretch the replay. A broken replay clock, a calibration off by
-/// a factor, or a scheduler mismatch fails it; docs/fidelity.md has the 10% target.
+/// a factor, or a scheduler mismatch fails it; docs/fidelity.md has the 10% target. It runs alone (the timing
+/// collection): other tests on the sibling core would slow the replay but not the profile measured before it.
 /// </summary>
+[Collection("timing")]
 public class CpuClosedLoopTests
 {
     private const double Bound = 0.5;
