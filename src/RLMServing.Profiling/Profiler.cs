@@ -182,7 +182,7 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
 
     private void Tick(string group, string config) => _progress?.Report(new ProfileProgress(group, config, ++_done, _total));
 
-    private OperatorRow Row(string op, string phase, long tokens, int batch, TimingStats t, long weightBytes, long? peak) => new()
+    private OperatorRow Row(string op, string phase, long tokens, int batch, TimingStats t, long weightBytes, long? peak) => new OperatorRow
     {
         Source = "rlms-profile",
         Device = _info!.DeviceName,
@@ -193,19 +193,10 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
         Phase = phase,
         Tokens = tokens,
         Batch = batch,
-        TimeUsMin = t.MinUs,
-        TimeUsMedian = t.MedianUs,
-        TimeUsMean = t.MeanUs,
-        TimeUsStd = t.StdUs,
-        TimeUsP90 = t.P90Us,
-        Reps = t.Reps,
         WarmupReps = t.WarmupReps,
-        Outliers = t.Outliers,
-        Cv = t.Cv,
-        Unstable = t.Unstable,
         WeightBytes = weightBytes,
         PeakMemBytes = peak,
-    };
+    }.WithTiming(t);
 
     /// <summary>Measures a configuration and, with --kernel-trace, runs the profiled twin a few times for it.</summary>
     private TimingStats Measure(GraphSession s, DeviceContext device, string config, List<string> kernelConfigs, CancellationToken cancel)
@@ -542,18 +533,9 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
                     NewTokens = newTokens,
                     Context = context,
                     KvMode = "serving",
-                    TimeUsMin = t.MinUs,
-                    TimeUsMedian = t.MedianUs,
-                    TimeUsMean = t.MeanUs,
-                    TimeUsStd = t.StdUs,
-                    TimeUsP90 = t.P90Us,
-                    Reps = t.Reps,
-                    Outliers = t.Outliers,
-                    Cv = t.Cv,
-                    Unstable = t.Unstable,
                     KvBytesComputed = batch * context * kvPerToken,
                     Extra = $"weight_bytes={engine.WeightBytes}",
-                };
+                }.WithTiming(t);
             }
             var rows = new List<IterationRow> { Row(0, 1, p.Prompt, p.Prompt, [.. prefill]) };
             for (int s = 0; s < p.Steps; s++)
@@ -596,22 +578,13 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
                 NewTokens = st.NewTokens,
                 Context = st.Context,
                 KvMode = mode.ToString().ToLowerInvariant(),
-                TimeUsMin = st.Time.MinUs,
-                TimeUsMedian = st.Time.MedianUs,
-                TimeUsMean = st.Time.MeanUs,
-                TimeUsStd = st.Time.StdUs,
-                TimeUsP90 = st.Time.P90Us,
-                Reps = st.Time.Reps,
-                Outliers = st.Time.Outliers,
-                Cv = st.Time.Cv,
-                Unstable = st.Time.Unstable,
                 TokensPerS = st.Time.MedianUs > 0 ? p.Batch * st.NewTokens / (st.Time.MedianUs * 1e-6) : null,
                 KvBytesComputed = st.KvBytesComputed,
                 KvBytesMeasured = st.KvBytesMeasured,
                 MemBytes = st.MemBytes,
                 PeakMemBytes = st.PeakMemBytes,
                 Extra = $"weight_bytes={s.WeightBytes}",
-            }).ToList();
+            }.WithTiming(st.Time)).ToList();
             _iters!.Append(rows);
             Tick("generation", config);
         }

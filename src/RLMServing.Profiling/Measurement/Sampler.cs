@@ -120,3 +120,21 @@ public static class Sampler
         return Math.Sqrt(var) / mean;
     }
 }
+
+public static class TimedRows
+{
+    /// <summary>Fills a row's timing columns from measured statistics; returns the row.</summary>
+    public static T WithTiming<T>(this T row, TimingStats t) where T : Traces.ITimedRow
+    {
+        row.TimeUsMin = t.MinUs;
+        row.TimeUsMedian = t.MedianUs;
+        row.TimeUsMean = t.MeanUs;
+        row.TimeUsStd = t.StdUs;
+        row.TimeUsP90 = t.P90Us;
+        row.Reps = t.Reps;
+        row.Outliers = t.Outliers;
+        row.Cv = t.Cv;
+        row.Unstable = t.Unstable;
+        return row;
+    }
+}

@@ -27,13 +27,14 @@ public sealed class EngineClock
 
     public EngineClock(EngineClockKind kind)
     {
-        if (kind == EngineClockKind.Cpu && !ThreadCpuTime.Supported)
-            throw new UserInputException("--clock cpu: the thread CPU clock (clock_gettime CLOCK_THREAD_CPUTIME_ID) is available on Linux only");
+        if (kind == EngineClockKind.Cpu && !ThreadCpuTime.Supported) throw new UserInputException(NotLinux);
         Kind = kind;
         Restart();
     }
 
     public EngineClockKind Kind { get; }
+
+    private const string NotLinux = "--clock cpu: the thread CPU clock (clock_gettime CLOCK_THREAD_CPUTIME_ID) is available on Linux only";
 
     public static EngineClockKind Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
@@ -53,8 +54,7 @@ public sealed class EngineClock
             throw new UserInputException($"--clock cpu: the thread CPU clock measures CPU work; --device {device} runs on a GPU (use --clock wall)");
         if (intraOpThreads != 1)
             throw new UserInputException($"--clock cpu needs --threads 1 (got {intraOpThreads}): with more ONNX Runtime threads the work runs on threads the clock does not see");
-        if (!ThreadCpuTime.Supported)
-            throw new UserInputException("--clock cpu: the thread CPU clock (clock_gettime CLOCK_THREAD_CPUTIME_ID) is available on Linux only");
+        if (!ThreadCpuTime.Supported) throw new UserInputException(NotLinux);
     }
 
     public void Restart()

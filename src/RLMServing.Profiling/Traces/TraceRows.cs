@@ -8,7 +8,15 @@ namespace RLMServing.Profiling.Traces;
 /// <summary>Timing columns shared by measured rows; times in microseconds.</summary>
 public interface ITimedRow
 {
+    double? TimeUsMin { get; set; }
     double TimeUsMedian { get; set; }
+    double? TimeUsMean { get; set; }
+    double? TimeUsStd { get; set; }
+    double? TimeUsP90 { get; set; }
+    int? Reps { get; set; }
+    int? Outliers { get; set; }
+    double? Cv { get; set; }
+    bool Unstable { get; set; }
 }
 
 /// <summary>
