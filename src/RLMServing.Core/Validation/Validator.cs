@@ -22,6 +22,15 @@ public sealed record MetricComparison
     [JsonPropertyName("requests_measured")] public int RequestsMeasured { get; init; }
     [JsonPropertyName("requests_predicted")] public int RequestsPredicted { get; init; }
     [JsonPropertyName("requests_matched")] public int? RequestsMatched { get; init; }
+    /// <summary>How many measured runs were pooled.</summary>
+    [JsonPropertyName("measured_runs")] public int MeasuredRuns { get; init; } = 1;
+    /// <summary>Each measured run's mean error against its own prediction (one entry per measured run).</summary>
+    [JsonPropertyName("run_mean_errors")] public List<double> RunMeanErrors { get; init; } = [];
+    /// <summary>
+    /// For repeats of one scenario against one prediction: the measurement's own run-to-run range, (largest − smallest
+    /// repeat mean) / pooled mean; null otherwise. An error smaller than this is within the measurement's noise.
+    /// </summary>
+    [JsonPropertyName("measured_repeat_range")] public double? MeasuredRepeatRange { get; init; }
     [JsonPropertyName("verdict")] public string Verdict { get; init; } = "";
 }
 
@@ -45,67 +54,161 @@ public sealed record ValidationReport
 }
 
 /// <summary>
-/// Compares a predicted run with a measured one, request file against request file (same schema for simulated and
-/// measured runs). Distribution errors use each run's completed requests; MAPE uses the requests completed in both,
-/// matched by request_id. A metric passes when |mean_error| ≤ tolerance; the run passes when every metric does.
+/// Compares predicted runs with measured ones, request file against request file (same schema for simulated and
+/// measured runs). Distribution errors use the runs' completed requests; MAPE uses the requests completed in both,
+/// matched by request_id. A metric passes when |mean_error| ≤ tolerance; the comparison passes when every metric does.
+/// Several measured runs are pooled, in one of two ways:
+/// <list type="bullet">
+/// <item>repeats: N measured runs of one scenario and seed against one prediction. The measured distribution is every
+/// repeat's requests together (its mean is the mean of the repeats' means), MAPE compares each request's mean over the
+/// repeats with its prediction, and <see cref="MetricComparison.MeasuredRepeatRange"/> says how far the repeats are
+/// from each other: on a machine whose speed drifts that is the floor under any error.</item>
+/// <item>pairs: N measured runs against N predictions, run i against prediction i (e.g. one seed each). Both sides
+/// are pooled, MAPE matches requests within each pair. A statistic set by a few rare events (mean TTFT when a batch
+/// fills up) is compared over more of them than one run holds.</item>
+/// </list>
 /// </summary>
 public static class Validator
 {
     public static ValidationReport Compare(IReadOnlyList<RequestRecord> measured, IReadOnlyList<RequestRecord> predicted,
-        double tolerance, RunSummary? measuredSummary = null, RunSummary? predictedSummary = null)
+        double tolerance, RunSummary? measuredSummary = null, RunSummary? predictedSummary = null) =>
+        Compare([measured], [predicted], tolerance, measuredSummary is null ? null : [measuredSummary],
+            predictedSummary is null ? null : [predictedSummary]);
+
+    /// <param name="measuredRuns">One or more measured runs.</param>
+    /// <param name="predictedRuns">One prediction for all measured runs (repeats), or one per measured run (pairs).</param>
+    /// <param name="measuredSummaries">The measured runs' summaries, for ITL (averaged over the runs); null when any is missing.</param>
+    /// <param name="predictedSummaries">The predicted runs' summaries, likewise.</param>
+    public static ValidationReport Compare(IReadOnlyList<IReadOnlyList<RequestRecord>> measuredRuns,
+        IReadOnlyList<IReadOnlyList<RequestRecord>> predictedRuns, double tolerance,
+        IReadOnlyList<RunSummary>? measuredSummaries = null, IReadOnlyList<RunSummary>? predictedSummaries = null)
     {
         if (!(tolerance > 0)) throw new ArgumentOutOfRangeException(nameof(tolerance), "tolerance must be positive");
-        var m = measured.Where(r => r.Status == RequestStatus.Completed).ToList();
-        var p = predicted.Where(r => r.Status == RequestStatus.Completed).ToList();
+        if (measuredRuns.Count == 0) throw new ArgumentException("at least one measured run is needed", nameof(measuredRuns));
+        if (predictedRuns.Count != 1 && predictedRuns.Count != measuredRuns.Count)
+            throw new ArgumentException($"{predictedRuns.Count} predicted runs for {measuredRuns.Count} measured: give one, or one per measured run", nameof(predictedRuns));
+        var m = measuredRuns.Select(Completed).ToList();
+        var p = predictedRuns.Select(Completed).ToList();
         var ttft = Metric(m, p, r => r.TtftMs, tolerance);
         var tpot = Metric(m, p, r => r.TpotMs, tolerance);
         var e2el = Metric(m, p, r => r.E2elMs, tolerance);
         MetricComparison? itl = null;
-        if (measuredSummary is not null && predictedSummary is not null && measuredSummary.MeanItlMs > 0 && predictedSummary.MeanItlMs > 0)
-            itl = FromSummaries(measuredSummary, predictedSummary, tolerance);
+        if (measuredSummaries is { Count: > 0 } ms && predictedSummaries is { Count: > 0 } ps && ms.All(s => s.MeanItlMs > 0) && ps.All(s => s.MeanItlMs > 0))
+            itl = FromSummaries(ms, ps, tolerance);
         var report = new ValidationReport { Ttft = ttft, Tpot = tpot, E2el = e2el, Itl = itl, Tolerance = tolerance };
         bool pass = report.Metrics().Any() && report.Metrics().All(x => x.Comparison.Verdict == "pass");
         return report with { Verdict = pass ? "pass" : "fail" };
+    }
+
+    private static List<RequestRecord> Completed(IReadOnlyList<RequestRecord> run) => run.Where(r => r.Status == RequestStatus.Completed).ToList();
+
+    /// <summary>
+    /// The first request id present in one run and not in another, or null when the runs hold the same ids: runs of one
+    /// scenario and seed serve the same requests.
+    /// </summary>
+    public static (int Run, long RequestId, bool Missing)? FirstIdMismatch(IReadOnlyList<IReadOnlyList<RequestRecord>> runs)
+    {
+        if (runs.Count < 2) return null;
+        var first = runs[0].Select(r => r.RequestId).ToHashSet();
+        for (int i = 1; i < runs.Count; i++)
+        {
+            var ids = runs[i].Select(r => r.RequestId).ToHashSet();
+            foreach (var id in ids) if (!first.Contains(id)) return (i, id, false);
+            foreach (var id in first) if (!ids.Contains(id)) return (i, id, true);
+        }
+        return null;
     }
 
     /// <summary>Signed relative error; zero when both are zero.</summary>
     public static double RelativeError(double predicted, double measured) =>
         measured == 0 ? (predicted == 0 ? 0 : double.PositiveInfinity * Math.Sign(predicted)) : (predicted - measured) / measured;
 
-    private static MetricComparison? Metric(List<RequestRecord> measured, List<RequestRecord> predicted,
+    private static MetricComparison? Metric(List<List<RequestRecord>> measured, List<List<RequestRecord>> predicted,
         Func<RequestRecord, double?> value, double tolerance)
     {
-        var mv = Sorted(measured.Select(value));
-        var pv = Sorted(predicted.Select(value));
+        var mv = Sorted(measured.SelectMany(run => run.Select(value)));
+        var pv = Sorted(predicted.SelectMany(run => run.Select(value)));
         if (mv.Length == 0 || pv.Length == 0) return null;
-        var predictedById = new Dictionary<long, double>();
-        foreach (var r in predicted) if (value(r) is { } v) predictedById[r.RequestId] = v;
+        bool repeats = predicted.Count == 1;
         var ape = new List<double>();
-        foreach (var r in measured)
-            if (value(r) is { } mvalue && mvalue > 0 && predictedById.TryGetValue(r.RequestId, out var pvalue))
-                ape.Add(Math.Abs(pvalue - mvalue) / mvalue);
-        double mean = RelativeError(pv.Average(), mv.Average());
+        if (repeats)
+        {
+            // Each request's measured value: its mean over the repeats that completed it.
+            var byId = new Dictionary<long, (double Sum, int N)>();
+            foreach (var run in measured)
+                foreach (var r in run)
+                    if (value(r) is { } v)
+                    {
+                        var e = byId.GetValueOrDefault(r.RequestId);
+                        byId[r.RequestId] = (e.Sum + v, e.N + 1);
+                    }
+            var predictedById = ById(predicted[0], value);
+            foreach (var (id, (sum, n)) in byId)
+                if (sum / n is var mvalue && mvalue > 0 && predictedById.TryGetValue(id, out var pvalue)) ape.Add(Math.Abs(pvalue - mvalue) / mvalue);
+        }
+        else
+        {
+            for (int i = 0; i < measured.Count; i++)
+            {
+                var predictedById = ById(predicted[i], value);
+                foreach (var r in measured[i])
+                    if (value(r) is { } mvalue && mvalue > 0 && predictedById.TryGetValue(r.RequestId, out var pvalue)) ape.Add(Math.Abs(pvalue - mvalue) / mvalue);
+            }
+        }
+        double pooled = mv.Average();
+        var runMeans = measured.Select(run => Mean(run, value)).ToList();
+        var runErrors = runMeans.Select((mean, i) => RelativeError(Mean(predicted[repeats ? 0 : i], value), mean)).ToList();
+        double? range = repeats && measured.Count > 1 ? (pooled == 0 ? 0 : (runMeans.Max() - runMeans.Min()) / pooled) : null;
+        double error = RelativeError(pv.Average(), pooled);
         return new MetricComparison
         {
-            MeanError = mean,
+            MeanError = error,
             P50Error = RelativeError(Q(pv, 0.5), Q(mv, 0.5)),
             P90Error = RelativeError(Q(pv, 0.9), Q(mv, 0.9)),
             P99Error = RelativeError(Q(pv, 0.99), Q(mv, 0.99)),
             Mape = ape.Count > 0 ? ape.Average() : null,
-            MeasuredMeanMs = mv.Average(),
+            MeasuredMeanMs = pooled,
             PredictedMeanMs = pv.Average(),
             MeasuredP99Ms = Q(mv, 0.99),
             PredictedP99Ms = Q(pv, 0.99),
             RequestsMeasured = mv.Length,
             RequestsPredicted = pv.Length,
             RequestsMatched = ape.Count,
-            Verdict = Math.Abs(mean) <= tolerance ? "pass" : "fail",
+            MeasuredRuns = measured.Count,
+            RunMeanErrors = runErrors,
+            MeasuredRepeatRange = range,
+            Verdict = Math.Abs(error) <= tolerance ? "pass" : "fail",
         };
     }
 
-    /// <summary>ITL has no per-request value in requests.parquet; its distribution comes from the runs' summaries.</summary>
-    private static MetricComparison FromSummaries(RunSummary m, RunSummary p, double tolerance)
+    private static Dictionary<long, double> ById(List<RequestRecord> run, Func<RequestRecord, double?> value)
     {
+        var byId = new Dictionary<long, double>();
+        foreach (var r in run) if (value(r) is { } v) byId[r.RequestId] = v;
+        return byId;
+    }
+
+    private static double Mean(List<RequestRecord> run, Func<RequestRecord, double?> value) =>
+        run.Select(value).Where(x => x is not null).Select(x => x!.Value).DefaultIfEmpty(double.NaN).Average();
+
+    /// <summary>
+    /// ITL has no per-request value in requests.parquet; its distribution comes from the runs' summaries (for several
+    /// runs, each statistic averaged over them: the percentiles are then the runs' mean percentile, not the pooled one).
+    /// </summary>
+    private static MetricComparison FromSummaries(IReadOnlyList<RunSummary> measured, IReadOnlyList<RunSummary> predicted, double tolerance)
+    {
+        static RunSummary Average(IReadOnlyList<RunSummary> runs) => runs[0] with
+        {
+            MeanItlMs = runs.Average(s => s.MeanItlMs),
+            MedianItlMs = runs.Average(s => s.MedianItlMs),
+            P90ItlMs = runs.Average(s => s.P90ItlMs),
+            P99ItlMs = runs.Average(s => s.P99ItlMs),
+            Completed = runs.Sum(s => s.Completed),
+        };
+        var m = Average(measured);
+        var p = Average(predicted);
+        bool repeats = predicted.Count == 1;
+        double? range = repeats && measured.Count > 1 && m.MeanItlMs > 0 ? (measured.Max(s => s.MeanItlMs) - measured.Min(s => s.MeanItlMs)) / m.MeanItlMs : null;
         double mean = RelativeError(p.MeanItlMs, m.MeanItlMs);
         return new MetricComparison
         {
@@ -121,6 +224,9 @@ public static class Validator
             RequestsMeasured = m.Completed,
             RequestsPredicted = p.Completed,
             RequestsMatched = null,
+            MeasuredRuns = measured.Count,
+            RunMeanErrors = measured.Select((s, i) => RelativeError(predicted[repeats ? 0 : i].MeanItlMs, s.MeanItlMs)).ToList(),
+            MeasuredRepeatRange = range,
             Verdict = Math.Abs(mean) <= tolerance ? "pass" : "fail",
         };
     }
