@@ -96,14 +96,15 @@ public sealed record ProfileGrid(
     /// <summary>
     /// Generation loops shaped like a small serving run (batch-1 prefills of many lengths, as rlms replay runs each
     /// prompt, and decode batches up to 16 at growing contexts), for calibrating a CPU replay of a small model
-    /// (scenarios/fidelity-cpu.yaml); the operator groups are the quick grid's.
+    /// (scenarios/fidelity-cpu.yaml); the operator groups are the quick grid's. Six repetitions, taken round the grid,
+    /// so that each point averages over a drifting machine's speed (docs/fidelity.md).
     /// </summary>
     public static ProfileGrid Serving { get; } = Quick with
     {
         Name = "serving",
         Generation = [.. from b in new[] { 1, 2, 4, 8, 16 } from p in new[] { 32, 256, 1024 } select new GenerationPoint(b, p, 48),
             new GenerationPoint(1, 2048, 48), new GenerationPoint(1, 3072, 48), new GenerationPoint(4, 2048, 48)],
-        GenerationReps = 3,
+        GenerationReps = 6,
     };
 
     private static IEnumerable<DecodePoint> Uniform(int[] batches, int[] contexts) =>

@@ -483,7 +483,10 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
     /// Generation points run by the serving engine of rlms replay (all layers): each prompt is its own batch-1 prefill
     /// call (one prefill row per point, over every prompt of every loop) and each decode step one call over the batch,
     /// timed around the engine's whole step (binding, the call, sampling) on the engine's clock (wall, or the thread's
-    /// CPU time with --clock cpu), as replay measures them.
+    /// CPU time with --clock cpu), as replay measures them. The repetitions go round the grid (every point once, then
+    /// every point again) rather than point by point: on a shared machine whose speed drifts over seconds
+    /// (docs/fidelity.md, "A drifting machine") each point then samples the whole run's drift, not whatever speed the
+    /// machine had during its own few hundred milliseconds, and the points stay comparable with each other.
     /// </summary>
     private void ServingGeneration(DeviceContext device, Catalog.ModelArchitecture arch, CancellationToken cancel)
     {
@@ -493,29 +496,35 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
             points.Max(p => p.Prompt + p.Steps), cancel, options.Clock);
         engine.StartClock();
         long id = 0;
-        foreach (var p in points)
+        var prefill = points.Select(_ => new List<double>()).ToArray();
+        var steps = points.Select(p => Enumerable.Range(0, p.Steps).Select(_ => new List<double>()).ToArray()).ToArray();
+        // Round 0 warms every point up and is not kept.
+        for (int r = 0; r <= options.Grid.GenerationReps; r++)
         {
-            if (cancel.IsCancellationRequested) return;
-            var prefill = new List<double>();
-            var steps = Enumerable.Range(0, p.Steps).Select(_ => new List<double>()).ToArray();
-            for (int r = 0; r <= options.Grid.GenerationReps; r++)
+            for (int i = 0; i < points.Count; i++)
             {
+                var p = points[i];
+                if (cancel.IsCancellationRequested) break;
                 var ids = new long[p.Batch];
                 for (int b = 0; b < p.Batch; b++)
                 {
                     ids[b] = ++id;
                     engine.Execute([new Simulation.ChunkWork(ids[b], p.Prompt, 0, true)], []);
-                    if (r > 0) prefill.Add(LastStepUs(engine));
+                    if (r > 0) prefill[i].Add(LastStepUs(engine));
                 }
                 for (int s = 0; s < p.Steps && !cancel.IsCancellationRequested; s++)
                 {
                     engine.Execute([], ids.Select(x => new Simulation.DecodeWork(x, p.Prompt + s)).ToList());
-                    if (r > 0) steps[s].Add(LastStepUs(engine));
+                    if (r > 0) steps[i][s].Add(LastStepUs(engine));
                 }
                 foreach (var x in ids) engine.Release(x, finished: true);
             }
-            if (prefill.Count == 0) return;
-            var kvPerToken = engine.KvBytesPerToken;
+        }
+        var kvPerToken = engine.KvBytesPerToken;
+        for (int i = 0; i < points.Count; i++)
+        {
+            var p = points[i];
+            if (prefill[i].Count == 0) return;
             IterationRow Row(int step, int batch, long newTokens, long context, double[] samples)
             {
                 var t = TimingStats.FromSamples(samples, 1, _policy.UnstableCv);
@@ -537,9 +546,9 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
                     Extra = $"weight_bytes={engine.WeightBytes}",
                 }.WithTiming(t);
             }
-            var rows = new List<IterationRow> { Row(0, 1, p.Prompt, p.Prompt, [.. prefill]) };
+            var rows = new List<IterationRow> { Row(0, 1, p.Prompt, p.Prompt, [.. prefill[i]]) };
             for (int s = 0; s < p.Steps; s++)
-                if (steps[s].Count > 0) rows.Add(Row(s + 1, p.Batch, 1, p.Prompt + s + 1, [.. steps[s]]));
+                if (steps[i][s].Count > 0) rows.Add(Row(s + 1, p.Batch, 1, p.Prompt + s + 1, [.. steps[i][s]]));
             _iters!.Append(rows);
             Tick("generation", $"batch={p.Batch} prompt={p.Prompt} steps={p.Steps} (serving engine)");
         }

@@ -43,8 +43,15 @@ public sealed class CalibrateCommand : ICommand
     [Option("network", HelpText = "Collective-profile topology for tensor-parallel communication in operator traces (default: <device>_dgx where present).")]
     public string? Network { get; set; }
 
+    [Option("statistic", Default = "median",
+        HelpText = "Which statistic of an iteration trace's repetitions to fit: median (robust to outliers; the default) or mean " +
+                   "(what a long run adds up: for a machine whose speed drifts, profiled with repetitions spread over the run; docs/fidelity.md).")]
+    public string Statistic { get; set; } = "median";
+
     public int Run()
     {
+        if (Statistic is not ("median" or "mean"))
+            throw new UserInputException($"--statistic: '{Statistic}' is not one of median, mean");
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var files = Traces.Select(ResolveFile).ToList();
         var schemas = files.Select(f => (File: f, Schema: TraceReader.Metadata(f).GetValueOrDefault("rlms.schema") ?? "")).ToList();
@@ -54,6 +61,7 @@ public sealed class CalibrateCommand : ICommand
         var input = schema switch
         {
             "iteration" => FromIterations(files, catalog),
+            "operator" when Statistic != "median" => throw new UserInputException($"--statistic {Statistic}: only iteration traces can be fitted by their mean; {files[0]} is an operator trace"),
             "operator" => FromOperators(files, catalog),
             "coefficients" => FromCoefficients(files, catalog),
             _ => throw new UserInputException($"{files[0]}: rlms.schema is '{schema}'; calibrate reads iteration, operator or coefficients traces"),
@@ -149,14 +157,30 @@ public sealed class CalibrateCommand : ICommand
         var usable = rows.Where(r => r.Source != "rlms-profile" || r.Layers == model.Layers).ToList();
         if (usable.Count == 0)
             throw new UserInputException($"no iteration rows of the whole {model.Layers}-layer model; profile with --gen-layers 0 (all layers)");
+        bool mean = Statistic == "mean";
+        double Time(IterationRow r) => mean && r.TimeUsMean is > 0 ? r.TimeUsMean.Value : r.TimeUsMedian;
         var samples = usable
-            .Where(r => r.TimeUsMedian > 0 && !(r.Source == "rlms-profile" && r.Phase == "decode" && r.Step == 1)) // first decode step still warms up
+            .Where(r => r.TimeUsMedian > 0 && !IsWarmUp(r))
             .Select(r => r.Phase == "prefill"
-                ? CalibrationSample.Prefill(r.Batch, r.NewTokens, r.TimeUsMedian)
-                : CalibrationSample.Decode(r.Batch, r.Context, r.TimeUsMedian))
+                ? CalibrationSample.Prefill(r.Batch, r.NewTokens, Time(r))
+                : CalibrationSample.Decode(r.Batch, r.Context, Time(r)))
             .ToList();
         return new CalibrationInput(samples, model, gpu, tp, device, usable[0].Dtype, usable[0].Source, new Dictionary<string, OperatorFitQuality>(), new Dictionary<string, string>());
     }
+
+    /// <summary>Decode steps of the serving engine's profile loops that still warm up after the loop's prompts (on CPU).</summary>
+    public const int ServingWarmUpSteps = 6;
+
+    /// <summary>
+    /// Decode steps of our own profile loops that still warm up after the loop's prompts, which a calibration of the
+    /// steady state leaves out: the first decode step of every loop, and in the serving engine's loops (--kv-mode
+    /// serving) the first <see cref="ServingWarmUpSteps"/>. Measured on the development VM (three interleaved profiles
+    /// of `tiny`, docs/fidelity.md): steps 1-7 cost 1.85, 1.16, 1.09, 1.05, 1.05, 1.03, 1.02 times the loop's later
+    /// steps — the prompts evicted the decode's working set from the caches. Interpolating the residuals between the
+    /// last step of one loop and such a warm step of the next put up to 30% into the contexts between them.
+    /// </summary>
+    private static bool IsWarmUp(IterationRow r) =>
+        r.Source == "rlms-profile" && r.Phase == "decode" && (r.Step == 1 || (r.KvMode == "serving" && r.Step <= ServingWarmUpSteps));
 
     private CalibrationInput FromOperators(IReadOnlyList<string> files, HardwareCatalog catalog)
     {

@@ -2,6 +2,7 @@ using FsCheck.Xunit;
 using RLMServing.Calibration;
 using RLMServing.Costs;
 using RLMServing.IO.Calibration;
+using RLMServing.Profiling.Traces;
 using RLMServing.Tests.Cli;
 using Xunit;
 
@@ -249,5 +250,37 @@ public class CalibrationTests
         Assert.Equal(2, wrong.ExitCode);
         Assert.Contains("cost_model.file", wrong.Stderr);
         Assert.Contains("calibrated for model", wrong.Stderr);
+    }
+
+    /// <summary>
+    /// The shipped CPU serving-engine profile (18 loops: one prefill row and 48 decode steps each): its warm-up decode
+    /// steps are left out, and --statistic picks which statistic of the repetitions is fitted — the interpolated model
+    /// reproduces that statistic exactly at a measured point.
+    /// </summary>
+    [Fact]
+    public void CalibrateLeavesOutWarmUpStepsAndFitsTheChosenStatistic()
+    {
+        var root = RlmsProcess.RepoRoot();
+        var trace = Path.Combine(root, "traces", "cpu", "tiny-serving-rounds-2026-11-28", "profile", "iterations.parquet");
+        var rows = TraceReader.Read<IterationRow>(trace);
+        int loops = rows.Count(r => r.Phase == "prefill");
+        Assert.Equal(18, loops);
+        Assert.All(rows, r => Assert.Equal("serving", r.KvMode));
+        var dir = RlmsProcess.TempDir();
+        var point = rows.First(r => r.Phase == "decode" && r.Batch == 1 && r.PromptTokens == 256 && r.Step == 20);
+        Assert.NotEqual(point.TimeUsMedian, point.TimeUsMean!.Value, 3);
+        foreach (var (statistic, expected) in new[] { ("median", point.TimeUsMedian), ("mean", point.TimeUsMean!.Value) })
+        {
+            var cal = Path.Combine(dir, $"{statistic}.json");
+            var o = RlmsProcess.Run("calibrate", trace, "--gpu", "CPU", "--statistic", statistic, "--out", cal);
+            Assert.True(o.ExitCode == 0, o.Stderr);
+            var file = CalibrationStore.Read(cal);
+            Assert.Equal(rows.Count - loops * global::RLMServing.Cli.Commands.CalibrateCommand.ServingWarmUpSteps, file.Fit.Samples);
+            Assert.Equal(expected, file.ToModel().PredictDecodeUs(1, point.Context), expected * 1e-6);
+        }
+        var bad = RlmsProcess.Run("calibrate", trace, "--gpu", "CPU", "--statistic", "p90", "--out", Path.Combine(dir, "bad.json"));
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--statistic", bad.Stderr);
+        Assert.False(File.Exists(Path.Combine(dir, "bad.json")));
     }
 }
