@@ -11,8 +11,15 @@
 # use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10), CLOCK (what profile and
 # replay time with: cpu, the engine thread's CPU time (default; other processes' load does not count), or wall),
 # RATE (arrival rate in req/s; default: chosen from the fresh calibration so that the simulated continuous-batching
-# replica is BUSY busy, default 0.75 — a CPU's speed is not known in advance, and near saturation a few percent of
+# replica is BUSY busy, default 0.6 — a CPU's speed is not known in advance, and near saturation a few percent of
 # step error turns into tens of percent of queueing error, docs/fidelity.md).
+# ROUNDS (default 3): how many times profile and replay are repeated, alternating (profile, replay, profile, replay, ...):
+# the calibration is fitted from every profile (by the mean of repetitions taken round the grid) and each policy's
+# replays are pooled by rlms validate. A shared machine's speed drifts by more than the 10% target over tens of seconds
+# (docs/fidelity.md, "A drifting machine"); alternating the two spreads the drift over both sides. SEEDS: vary
+# (default; round r replays and simulates the scenario's seed + r - 1, so that mean TTFT, which a few moments of a full
+# batch decide, is compared over ROUNDS x 400 requests) or same (every round replays the scenario's seed: rlms validate
+# then prints how far the repeats of one run are apart, the machine's noise floor).
 # Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. With CLOCK=wall run it on a
 # quiet machine: the replay then measures wall-clock time, and other processes on the cores show up as error.
 set -euo pipefail
@@ -22,7 +29,11 @@ threads=${THREADS:-1}
 tolerance=${TOLERANCE:-0.10}
 kv_mode=${KV_MODE:-serving}
 clock=${CLOCK:-cpu}
-busy_target=${BUSY:-0.75}
+busy_target=${BUSY:-0.6}
+rounds=${ROUNDS:-3}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS: must be a positive whole number, got '$rounds'" >&2; exit 2; }
+seeds=${SEEDS:-vary}
+[[ "$seeds" = vary || "$seeds" = same ]] || { echo "SEEDS: must be vary or same, got '$seeds'" >&2; exit 2; }
 cal=${CALIBRATION:-$out/cpu-tiny-tp1.json}
 [[ "$cal" = /* ]] || cal="$PWD/$cal"
 rlms=${RLMS:-}
@@ -32,11 +43,18 @@ if [[ -z "$rlms" ]]; then
   rlms="$root/src/RLMServing.Cli/bin/Release/net10.0/rlms"
 fi
 scenario="$root/scenarios/fidelity-cpu.yaml"
+base_seed=$(sed -n 's/^seed: *\([0-9]*\).*/\1/p' "$scenario" | head -1)
+seed_of() { [[ $seeds = vary ]] && echo $((base_seed + $1 - 1)) || echo "$base_seed"; }
 echo "load before: $(uptime)"
 
-"$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" --clock "$clock" \
-  --out "$out/profile" --no-progress 2>/dev/null
-"$rlms" calibrate "$out/profile" --gpu CPU --out "$cal"
+# Round r writes profile, measured and simulated (round 1) or profile-r, measured-r and simulated-r.
+suffix() { [[ $1 -eq 1 ]] && echo "" || echo "-$1"; }
+profile() {
+  "$rlms" profile --model tiny --device cpu --grid serving --groups generation --kv-mode "$kv_mode" --threads "$threads" --clock "$clock" \
+    --out "$out/profile$(suffix "$1")" --no-progress 2>/dev/null
+}
+profile 1
+"$rlms" calibrate "$out/profile" --gpu CPU --statistic mean --out "$cal"
 
 # The arrival rate: RATE, or the rate at which the simulated continuous-batching replica is busy_target busy (a few
 # proportional steps from the scenario's own rate; busy time grows with the rate, so they settle quickly).
@@ -53,16 +71,29 @@ if [[ -z "$rate" ]]; then
 fi
 echo "arrival rate: $rate req/s (continuous batching simulated ${busy:-?} busy before the last step; target $busy_target)"
 
-"$rlms" simulate "$scenario" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" --out "$out/simulated" --quiet
-"$rlms" replay "$scenario" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" --threads "$threads" --clock "$clock" \
-  --out "$out/measured"
+profiles=()
+for ((r = 1; r <= rounds; r++)); do
+  [[ $r -gt 1 ]] && profile "$r"
+  profiles+=("$out/profile$(suffix "$r")")
+  echo "round $r of $rounds: replay (seed $(seed_of "$r"))"
+  "$rlms" replay "$scenario" --set "seed=$(seed_of "$r")" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" \
+    --threads "$threads" --clock "$clock" --out "$out/measured$(suffix "$r")"
+done
+[[ $rounds -gt 1 ]] && "$rlms" calibrate "${profiles[@]}" --gpu CPU --statistic mean --out "$cal"
+simulated_rounds=$([[ $seeds = vary ]] && echo "$rounds" || echo 1)
+for ((r = 1; r <= simulated_rounds; r++)); do
+  "$rlms" simulate "$scenario" --set "seed=$(seed_of "$r")" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" \
+    --out "$out/simulated$(suffix "$r")" --quiet
+done
 
 status=0
 for policy in static continuous chunked_prefill; do
   echo
   echo "== $policy: replay (measured) vs simulate (predicted) =="
-  "$rlms" validate --measured "$out/measured/$policy/requests.parquet" --predicted "$out/simulated/$policy/requests.parquet" \
-    --tolerance "$tolerance" || status=1
+  measured=() predicted=()
+  for ((r = 1; r <= rounds; r++)); do measured+=("$out/measured$(suffix "$r")/$policy/requests.parquet"); done
+  for ((r = 1; r <= simulated_rounds; r++)); do predicted+=("$out/simulated$(suffix "$r")/$policy/requests.parquet"); done
+  "$rlms" validate --measured "${measured[@]}" --predicted "${predicted[@]}" --tolerance "$tolerance" || status=1
 done
 echo "load after: $(uptime)"
 exit $status

@@ -14,11 +14,13 @@ using RLMServing.Simulation;
 // `harness-overhead` (profiling harness cost per measurement) lives in HarnessOverhead.cs.
 // `sweep [SWEEP.yaml] [--jobs N]` (rlms sweep end to end, 1,000 configurations x 5,000 requests) lives in SweepBenchmark.cs.
 // `decode-skew [MODEL] [ROUNDS]` (replay engine decode steps: uniform vs skewed batches) lives in DecodeSkew.cs.
+// `engine-drift [MODEL] [SECONDS]` (how much the same replay-engine work's time drifts on this machine) lives in EngineDrift.cs.
 // `replay-steps CALIBRATION.json ITERATIONS.parquet...` (a calibration priced on a replay's own iterations) lives in ReplaySteps.cs.
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
 if (args is ["harness-overhead", ..]) return RLMServing.Benchmarks.HarnessOverhead.Run(args);
 if (args is ["sweep", ..]) return RLMServing.Benchmarks.SweepBenchmark.Run(args[1..]);
 if (args is ["decode-skew", ..]) return RLMServing.Benchmarks.DecodeSkew.Run(args);
+if (args is ["engine-drift", ..]) return RLMServing.Benchmarks.EngineDrift.Run(args);
 if (args is ["replay-steps", _, _, ..]) return RLMServing.Benchmarks.ReplaySteps.Run(args);
 var argsList = args.ToList();
 var sets = new List<string>();
