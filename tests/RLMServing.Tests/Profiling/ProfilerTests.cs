@@ -261,6 +261,47 @@ public sealed class UserModelTests
     }
 }
 
+public sealed class ServingGenerationTests
+{
+    /// <summary>
+    /// The serving engine's generation profile takes its repetitions round the grid; each point still gets one prefill
+    /// row (every prompt of every kept repetition) and one row per decode step (one sample per kept repetition).
+    /// </summary>
+    [Fact]
+    public void EveryPointGetsEveryRepetition()
+    {
+        var dir = Directory.CreateTempSubdirectory("rlms-serving-gen-").FullName;
+        try
+        {
+            var grid = ProfileGrid.Quick with
+            {
+                Name = "test",
+                Generation = [new GenerationPoint(1, 32, 8), new GenerationPoint(3, 48, 8)],
+                GenerationReps = 4,
+            };
+            var options = new ProfileOptions("tiny", SynthesisedGraphTests.Tiny, null, DeviceSpec.Parse("cpu"), OnnxType.Float, grid, dir,
+                KvMode: KvMode.Serving, Groups: ["generation"], IntraOpThreads: 1);
+            var summary = new Profiler(options).Run();
+            Assert.False(summary.Cancelled);
+            var rows = TraceReader.Read<IterationRow>(Path.Combine(dir, Profiler.IterationsFile));
+            foreach (var point in grid.Generation)
+            {
+                var mine = rows.Where(r => r.PromptTokens == point.Prompt).ToList();   // the two points have different prompts
+                var prefill = Assert.Single(mine, r => r.Phase == "prefill");
+                Assert.Equal(point.Batch * grid.GenerationReps, prefill.Reps);
+                var decode = mine.Where(r => r.Phase == "decode").OrderBy(r => r.Step).ToList();
+                Assert.Equal(Enumerable.Range(1, point.Steps), decode.Select(r => r.Step));
+                Assert.All(decode, r => Assert.Equal(grid.GenerationReps, r.Reps));
+                Assert.All(decode, r => Assert.Equal("serving", r.KvMode));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
+
 public sealed class InterruptionTests
 {
     [Fact]
