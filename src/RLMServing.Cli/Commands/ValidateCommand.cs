@@ -58,6 +58,8 @@ public sealed class ValidateCommand : ICommand
         if (Json) Console.WriteLine(JsonSerializer.Serialize(report, ResultWriter.Json));
         else
         {
+            // Piped into a log (scripts/fidelity-cpu.sh), the default 80 columns wrap every cell of the pooled table.
+            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
             AnsiConsole.Write(Table(report));
             foreach (var (name, c) in report.Metrics())
                 if (c.MeasuredRepeatRange > report.Tolerance)
@@ -87,7 +89,7 @@ public sealed class ValidateCommand : ICommand
     private static Table Table(ValidationReport report)
     {
         static string Pct(double e) => double.IsFinite(e) ? (e * 100).ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) + "%" : "n/a";
-        static string Ms(double v) => v.ToString(v >= 1000 ? "F0" : "F1", CultureInfo.InvariantCulture);
+        static string Ms(double v) => v.ToString(v >= 1000 ? "F0" : v >= 10 ? "F1" : "F3", CultureInfo.InvariantCulture);
         int runs = report.Metrics().Select(x => x.Comparison.MeasuredRuns).DefaultIfEmpty(1).Max();
         bool repeats = report.Metrics().Any(x => x.Comparison.MeasuredRepeatRange is not null);
         var t = new Table().Title($"validate (tolerance {Pct(report.Tolerance).TrimStart('+')}): [bold]{report.Verdict.ToUpperInvariant()}[/]")
