@@ -27,6 +27,30 @@ public class EngineClockTests
         Assert.True(clock.NowS >= c);
     }
 
+    /// <summary>Compiling code on the engine thread (a method's first call) is not engine time: the CPU clock leaves it out.</summary>
+    [Fact]
+    public void CpuClockLeavesOutJitCompilation()
+    {
+        var clock = new EngineClock(EngineClockKind.Cpu);
+        double cpu0 = ThreadCpuTime.Seconds(), jit0 = System.Runtime.JitInfo.GetCompilationTime(currentThread: true).TotalSeconds;
+        double start = clock.NowS;
+        long sum = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            // Each compiled expression is a new method, JIT-compiled on this thread at its first call.
+            var x = System.Linq.Expressions.Expression.Parameter(typeof(long));
+            var body = System.Linq.Expressions.Expression.Add(System.Linq.Expressions.Expression.Multiply(x, System.Linq.Expressions.Expression.Constant((long)i)), System.Linq.Expressions.Expression.Constant(7L));
+            sum += System.Linq.Expressions.Expression.Lambda<Func<long, long>>(body, x).Compile()(i);
+        }
+        double cpu = ThreadCpuTime.Seconds() - cpu0;
+        double jit = System.Runtime.JitInfo.GetCompilationTime(currentThread: true).TotalSeconds - jit0;
+        double elapsed = clock.NowS - start;
+        Assert.True(sum > 0);
+        Assert.True(jit > 0, "no JIT time was recorded on this thread");
+        // The clock advanced by the thread's CPU time less its JIT time (to the few microseconds between the reads).
+        Assert.InRange(elapsed, cpu - jit - 0.002, cpu - jit + 0.002);
+    }
+
     [Fact]
     public void CpuClockRefusesAnotherThread()
     {
