@@ -1,5 +1,6 @@
 using System.Globalization;
 using RLMServing.IO.Catalog;
+using RLMServing.Metrics;
 using RLMServing.Profiling.Onnx;
 using RLMServing.Profiling.Replay;
 using RLMServing.Profiling.Runtime;
@@ -107,9 +108,5 @@ public static class DecodeSkew
 
     private static double Median(List<double> xs) => Q(xs, 0.5);
 
-    private static double Q(List<double> xs, double q)
-    {
-        var s = xs.OrderBy(x => x).ToList();
-        return s[(int)Math.Round(q * (s.Count - 1))];
-    }
+    private static double Q(List<double> xs, double q) => Percentiles.Of(Percentiles.Sorted(xs), q);
 }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
+using MathNet.Numerics.Statistics;
 using RLMServing.IO.Catalog;
+using RLMServing.Metrics;
 using RLMServing.Profiling.Onnx;
 using RLMServing.Profiling.Replay;
 using RLMServing.Profiling.Runtime;
@@ -46,26 +48,15 @@ public static class EngineDrift
             foreach (var id in ids) engine.Release(id, finished: true);
             blocks.Add((wall.Elapsed.TotalSeconds, sum / 57));
         }
-        var steps = blocks.Select(b => b.StepUs).ToList();
+        var steps = Percentiles.Sorted(blocks.Select(b => b.StepUs));
         var windows = blocks.GroupBy(b => (int)(b.AtS / WindowSeconds)).Where(g => g.Count() >= 5).Select(g => g.Average(b => b.StepUs)).ToList();
         Console.WriteLine($"{model}: the same batch-6 decode step (context 500-560), {blocks.Count} blocks of 57 steps over {seconds:F0} s, load {File.ReadAllText("/proc/loadavg").Trim()}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"step us per block: median {Q(steps, 0.5):F1}, p10 {Q(steps, 0.1):F1}, p90 {Q(steps, 0.9):F1}, cv {Cv(steps) * 100:F1}%"));
+            $"step us per block: median {Percentiles.Of(steps, 0.5):F1}, p10 {Percentiles.Of(steps, 0.1):F1}, p90 {Percentiles.Of(steps, 0.9):F1}, " +
+            $"cv {steps.PopulationStandardDeviation() / steps.Mean() * 100:F1}%"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{WindowSeconds:F0}-s window means (us): {string.Join(" ", windows.Select(w => w.ToString("F1", CultureInfo.InvariantCulture)))}; " +
             $"range {(windows.Count > 1 ? (windows.Max() - windows.Min()) / windows.Average() * 100 : 0):F1}% of their mean"));
         return 0;
-    }
-
-    private static double Cv(List<double> xs)
-    {
-        double mean = xs.Average();
-        return Math.Sqrt(xs.Sum(x => (x - mean) * (x - mean)) / xs.Count) / mean;
-    }
-
-    private static double Q(List<double> xs, double q)
-    {
-        var s = xs.OrderBy(x => x).ToList();
-        return s[(int)Math.Round(q * (s.Count - 1))];
     }
 }

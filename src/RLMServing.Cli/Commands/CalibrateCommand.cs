@@ -58,10 +58,11 @@ public sealed class CalibrateCommand : ICommand
         var schema = schemas[0].Schema;
         if (schemas.FirstOrDefault(x => x.Schema != schema) is { File: not null } other)
             throw new UserInputException($"{other.File}: a {other.Schema} trace cannot be calibrated together with {schemas[0].File} ({schema})");
+        if (Statistic != "median" && schema != "iteration")
+            throw new UserInputException($"--statistic {Statistic}: only iteration traces can be fitted by their mean; {files[0]} is a {schema} trace");
         var input = schema switch
         {
             "iteration" => FromIterations(files, catalog),
-            "operator" when Statistic != "median" => throw new UserInputException($"--statistic {Statistic}: only iteration traces can be fitted by their mean; {files[0]} is an operator trace"),
             "operator" => FromOperators(files, catalog),
             "coefficients" => FromCoefficients(files, catalog),
             _ => throw new UserInputException($"{files[0]}: rlms.schema is '{schema}'; calibrate reads iteration, operator or coefficients traces"),

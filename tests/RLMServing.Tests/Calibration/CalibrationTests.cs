@@ -282,5 +282,11 @@ public class CalibrationTests
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("--statistic", bad.Stderr);
         Assert.False(File.Exists(Path.Combine(dir, "bad.json")));
+        // Operator traces carry per-configuration statistics of another kind: only iteration traces fit by the mean.
+        var ops = RlmsProcess.Run("calibrate", Path.Combine(root, "traces", "public", "vidur", "vidur-operators.parquet"), "--statistic", "mean",
+            "--out", Path.Combine(dir, "ops.json"));
+        Assert.Equal(2, ops.ExitCode);
+        Assert.Contains("only iteration traces", ops.Stderr);
+        Assert.False(File.Exists(Path.Combine(dir, "ops.json")));
     }
 }
