@@ -11,8 +11,9 @@
 # use calibration/cpu-tiny-tp1.json to refresh the shipped one), TOLERANCE (default 0.10), CLOCK (what profile and
 # replay time with: cpu, the engine thread's CPU time (default; other processes' load does not count), or wall),
 # RATE (arrival rate in req/s; default: chosen from the fresh calibration so that the simulated continuous-batching
-# replica is BUSY busy, default 0.6 — a CPU's speed is not known in advance, and near saturation a few percent of
-# step error turns into tens of percent of queueing error, docs/fidelity.md).
+# replica is BUSY busy, default 0.6, then scaled once by the busy fraction a 150-request replay at that rate measured
+# — a CPU's speed is not known in advance, and near saturation a few percent of step error turns into tens of percent
+# of queueing error, docs/fidelity.md).
 # ROUNDS (default 3): how many times profile and replay are repeated, alternating (profile, replay, profile, replay, ...):
 # the calibration is fitted from every profile (by the mean of repetitions taken round the grid) and each policy's
 # replays are pooled by rlms validate. A shared machine's speed drifts by more than the 10% target over tens of seconds
@@ -20,6 +21,12 @@
 # (default; round r replays and simulates the scenario's seed + r - 1, so that mean TTFT, which a few moments of a full
 # batch decide, is compared over ROUNDS x 400 requests) or same (every round replays the scenario's seed: rlms validate
 # then prints how far the repeats of one run are apart, the machine's noise floor).
+# PROFILE: interleaved (default) or separate. interleaved: every replay also profiles the serving engine in its own
+# idle moments (rlms replay --interleave-profile serving), and each policy's replay of each round is predicted from a
+# calibration of its own interleaved profile (the profile and the replay then see the same minutes of a drifting
+# machine) plus the engine's host work per iteration measured from the other rounds' replays of that policy
+# (rlms calibrate --host-overhead). separate: the profiles are runs of their own between the replays, and one calibration from all of them
+# prices every replay. Either way a separate profile is taken first, to choose the arrival rate.
 # Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. With CLOCK=wall run it on a
 # quiet machine: the replay then measures wall-clock time, and other processes on the cores show up as error.
 set -euo pipefail
@@ -33,6 +40,8 @@ busy_target=${BUSY:-0.6}
 rounds=${ROUNDS:-3}
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS: must be a positive whole number, got '$rounds'" >&2; exit 2; }
 seeds=${SEEDS:-vary}
+profile_mode=${PROFILE:-interleaved}
+[[ "$profile_mode" = interleaved || "$profile_mode" = separate ]] || { echo "PROFILE: must be interleaved or separate, got '$profile_mode'" >&2; exit 2; }
 [[ "$seeds" = vary || "$seeds" = same ]] || { echo "SEEDS: must be vary or same, got '$seeds'" >&2; exit 2; }
 cal=${CALIBRATION:-$out/cpu-tiny-tp1.json}
 [[ "$cal" = /* ]] || cal="$PWD/$cal"
@@ -68,32 +77,78 @@ if [[ -z "$rate" ]]; then
     rate=$(awk -v r="$rate" -v b="$busy" -v t="$busy_target" 'BEGIN { f = t / b; if (f < 0.4) f = 0.4; if (f > 2.5) f = 2.5; printf "%.2f", r * f }')
   done
   rm -rf "$out/rate-probe"
+  echo "arrival rate from the profile: $rate req/s (continuous batching simulated ${busy:-?} busy before the last step; target $busy_target)"
+  # A 15-s profile can catch the machine in a fast or slow spell (docs/fidelity.md, "A drifting machine"): check the
+  # rate with a short replay of continuous batching and scale it once by the busy fraction the replay measured.
+  "$rlms" replay "$scenario" --variant continuous --set "workload.requests=150" --set "cost_model.file=$cal" \
+    --set "workload.arrival.rate=$rate" --threads "$threads" --clock "$clock" --out "$out/rate-replay" --quiet >/dev/null
+  busy=$(sed -n 's/.*"gpu_busy_fraction": *\([0-9.eE+-]*\).*/\1/p' "$out/rate-replay/continuous/summary.json")
+  rate=$(awk -v r="$rate" -v b="$busy" -v t="$busy_target" 'BEGIN { f = t / b; if (f < 0.5) f = 0.5; if (f > 2) f = 2; printf "%.2f", r * f }')
+  rm -rf "$out/rate-replay"
+  echo "arrival rate: $rate req/s (a 150-request replay at the profile's rate was ${busy} busy; target $busy_target)"
+else
+  echo "arrival rate: $rate req/s (RATE)"
 fi
-echo "arrival rate: $rate req/s (continuous batching simulated ${busy:-?} busy before the last step; target $busy_target)"
 
+policies=(static continuous chunked_prefill)
 profiles=()
+interleave=()
+[[ $profile_mode = interleaved ]] && interleave=(--interleave-profile serving)
 for ((r = 1; r <= rounds; r++)); do
-  [[ $r -gt 1 ]] && profile "$r"
-  profiles+=("$out/profile$(suffix "$r")")
+  if [[ $profile_mode = separate ]]; then
+    [[ $r -gt 1 ]] && profile "$r"
+    profiles+=("$out/profile$(suffix "$r")")
+  fi
   echo "round $r of $rounds: replay (seed $(seed_of "$r"))"
   "$rlms" replay "$scenario" --set "seed=$(seed_of "$r")" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" \
-    --threads "$threads" --clock "$clock" --out "$out/measured$(suffix "$r")"
-done
-[[ $rounds -gt 1 ]] && "$rlms" calibrate "${profiles[@]}" --gpu CPU --statistic mean --out "$cal"
-simulated_rounds=$([[ $seeds = vary ]] && echo "$rounds" || echo 1)
-for ((r = 1; r <= simulated_rounds; r++)); do
-  "$rlms" simulate "$scenario" --set "seed=$(seed_of "$r")" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" \
-    --out "$out/simulated$(suffix "$r")" --quiet
+    --threads "$threads" --clock "$clock" "${interleave[@]}" --out "$out/measured$(suffix "$r")"
 done
 
+# predicted[policy] lists the simulated requests.parquet each round's replay of that policy is compared with.
+declare -A predicted
+if [[ $profile_mode = separate ]]; then
+  [[ $rounds -gt 1 ]] && "$rlms" calibrate "${profiles[@]}" --gpu CPU --statistic mean --out "$cal"
+  simulated_rounds=$([[ $seeds = vary ]] && echo "$rounds" || echo 1)
+  for ((r = 1; r <= simulated_rounds; r++)); do
+    "$rlms" simulate "$scenario" --set "seed=$(seed_of "$r")" --set "cost_model.file=$cal" --set "workload.arrival.rate=$rate" \
+      --out "$out/simulated$(suffix "$r")" --quiet >/dev/null
+    for policy in "${policies[@]}"; do predicted[$policy]+=" $out/simulated$(suffix "$r")/$policy/requests.parquet"; done
+  done
+else
+  # One calibration per replayed run, from the profile it took in its own idle moments, with the engine's host work
+  # per iteration measured from the other replays of the same policy (the other rounds; with one round, the other
+  # policies): never from the replay it will be compared with. The pooled calibration goes to $cal.
+  all=()
+  for ((r = 1; r <= rounds; r++)); do
+    for policy in "${policies[@]}"; do
+      run_dir="$out/measured$(suffix "$r")/$policy"
+      all+=("$run_dir")
+      others=()
+      for ((o = 1; o <= rounds; o++)); do
+        if [[ $rounds -gt 1 ]]; then
+          [[ $o -ne $r ]] && others+=("$out/measured$(suffix "$o")/$policy")
+        else
+          for q in "${policies[@]}"; do [[ $q != "$policy" ]] && others+=("$out/measured/$q"); done
+        fi
+      done
+      "$rlms" calibrate "$run_dir" --gpu CPU --statistic mean --host-overhead "$(IFS=,; echo "${others[*]}")" \
+        --out "$run_dir/calibration.json" >/dev/null
+      "$rlms" simulate "$scenario" --set "seed=$(seed_of "$r")" --set "cost_model.file=$run_dir/calibration.json" \
+        --set "workload.arrival.rate=$rate" --out "$out/simulated$(suffix "$r")-$policy" --quiet >/dev/null
+      predicted[$policy]+=" $out/simulated$(suffix "$r")-$policy/$policy/requests.parquet"
+    done
+  done
+  "$rlms" calibrate "${all[@]}" --gpu CPU --statistic mean --host-overhead "$(IFS=,; echo "${all[*]}")" --out "$cal"
+fi
+
 status=0
-for policy in static continuous chunked_prefill; do
+for policy in "${policies[@]}"; do
   echo
   echo "== $policy: replay (measured) vs simulate (predicted) =="
-  measured=() predicted=()
+  measured=()
   for ((r = 1; r <= rounds; r++)); do measured+=("$out/measured$(suffix "$r")/$policy/requests.parquet"); done
-  for ((r = 1; r <= simulated_rounds; r++)); do predicted+=("$out/simulated$(suffix "$r")/$policy/requests.parquet"); done
-  "$rlms" validate --measured "${measured[@]}" --predicted "${predicted[@]}" --tolerance "$tolerance" || status=1
+  # shellcheck disable=SC2086  # a list of paths without spaces, split on purpose
+  "$rlms" validate --measured "${measured[@]}" --predicted ${predicted[$policy]} --tolerance "$tolerance" || status=1
 done
 echo "load after: $(uptime)"
 exit $status

@@ -152,31 +152,36 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
         }
     }
 
-    private Dictionary<string, string> Metadata(string schema)
+    private Dictionary<string, string> Metadata(string schema) =>
+        TraceMetadataFor(schema, _info!, options.Architecture, options.OnnxPath, DtypeName, options.Command, options.Grid.Name,
+            options.Device.Cuda, options.Clock);
+
+    /// <summary>The file metadata of a profile trace (docs/traces.md), for rlms profile and rlms replay --interleave-profile.</summary>
+    public static Dictionary<string, string> TraceMetadataFor(string schema, DeviceInfo info, ModelArchitecture? a, string? onnxPath,
+        string dtype, string command, string grid, bool cuda, EngineClockKind clock)
     {
-        var a = options.Architecture;
         var arch = a is null
-            ? $"onnx:{Path.GetFileName(options.OnnxPath)}"
+            ? $"onnx:{Path.GetFileName(onnxPath)}"
             : $"{a.Name} layers={a.Layers} hidden={a.Hidden} heads={a.Heads} kv_heads={a.KvHeads} head_dim={a.HeadDim} ffn={a.Ffn} vocab={a.Vocab} mlp={a.Mlp}";
         return new Dictionary<string, string>
         {
             [TraceMetadata.Schema] = schema,
             [TraceMetadata.SchemaVersion] = "1",
             [TraceMetadata.Source] = "rlms-profile",
-            [TraceMetadata.Device] = _info!.DeviceName,
-            [TraceMetadata.Driver] = _info.Driver,
-            [TraceMetadata.Cuda] = _info.CudaVersion,
-            [TraceMetadata.Ort] = _info.OrtVersion,
-            [TraceMetadata.Dtype] = DtypeName,
+            [TraceMetadata.Device] = info.DeviceName,
+            [TraceMetadata.Driver] = info.Driver,
+            [TraceMetadata.Cuda] = info.CudaVersion,
+            [TraceMetadata.Ort] = info.OrtVersion,
+            [TraceMetadata.Dtype] = dtype,
             [TraceMetadata.Architecture] = arch,
-            [TraceMetadata.Host] = _info.Host,
+            [TraceMetadata.Host] = info.Host,
             [TraceMetadata.Date] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
-            [TraceMetadata.Command] = options.Command,
+            [TraceMetadata.Command] = command,
             [TraceMetadata.TimeUnit] = "us",
-            ["rlms.grid"] = options.Grid.Name,
-            ["rlms.execution_provider"] = options.Device.Cuda ? "CUDAExecutionProvider" : "CPUExecutionProvider",
-            ["rlms.cpu_cores"] = _info.CpuCores.ToString(CultureInfo.InvariantCulture),
-            ["rlms.clock"] = options.Clock == EngineClockKind.Cpu ? "cpu" : "wall",
+            ["rlms.grid"] = grid,
+            ["rlms.execution_provider"] = cuda ? "CUDAExecutionProvider" : "CPUExecutionProvider",
+            ["rlms.cpu_cores"] = info.CpuCores.ToString(CultureInfo.InvariantCulture),
+            ["rlms.clock"] = clock == EngineClockKind.Cpu ? "cpu" : "wall",
         };
     }
 
@@ -480,13 +485,11 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
     }
 
     /// <summary>
-    /// Generation points run by the serving engine of rlms replay (all layers): each prompt is its own batch-1 prefill
-    /// call (one prefill row per point, over every prompt of every loop) and each decode step one call over the batch,
-    /// timed around the engine's whole step (binding, the call, sampling) on the engine's clock (wall, or the thread's
-    /// CPU time with --clock cpu), as replay measures them. The repetitions go round the grid (every point once, then
-    /// every point again) rather than point by point: on a shared machine whose speed drifts over seconds
-    /// (docs/fidelity.md, "A drifting machine") each point then samples the whole run's drift, not whatever speed the
-    /// machine had during its own few hundred milliseconds, and the points stay comparable with each other.
+    /// Generation points run by the serving engine of rlms replay (all layers; <see cref="Replay.ServingProfile"/>). The
+    /// repetitions go round the grid (every point once, then every point again) rather than point by point: on a shared
+    /// machine whose speed drifts over seconds (docs/fidelity.md, "A drifting machine") each point then samples the
+    /// whole run's drift, not whatever speed the machine had during its own few hundred milliseconds, and the points
+    /// stay comparable with each other.
     /// </summary>
     private void ServingGeneration(DeviceContext device, Catalog.ModelArchitecture arch, CancellationToken cancel)
     {
@@ -496,68 +499,20 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
             points.Max(p => p.Prompt + p.Steps), cancel, options.Clock);
         engine.StartClock();
         long id = 0;
-        var prefill = points.Select(_ => new List<double>()).ToArray();
-        var steps = points.Select(p => Enumerable.Range(0, p.Steps).Select(_ => new List<double>()).ToArray()).ToArray();
+        var samples = points.Select(p => new Replay.ServingPointSamples(p)).ToArray();
         // Round 0 warms every point up and is not kept.
         for (int r = 0; r <= options.Grid.GenerationReps; r++)
+            for (int i = 0; i < points.Count && !cancel.IsCancellationRequested; i++)
+                Replay.ServingProfile.RunPoint(engine, points[i], () => ++id, r > 0 ? samples[i] : null, cancel);
+        var who = new Replay.ServingProfileIdentity(_info!.DeviceName, options.ModelName, TransformerGraphs.DtypeName(options.Dtype), arch.Layers,
+            engine.KvBytesPerToken, engine.WeightBytes);
+        foreach (var s in samples)
         {
-            for (int i = 0; i < points.Count; i++)
-            {
-                var p = points[i];
-                if (cancel.IsCancellationRequested) break;
-                var ids = new long[p.Batch];
-                for (int b = 0; b < p.Batch; b++)
-                {
-                    ids[b] = ++id;
-                    engine.Execute([new Simulation.ChunkWork(ids[b], p.Prompt, 0, true)], []);
-                    if (r > 0) prefill[i].Add(LastStepUs(engine));
-                }
-                for (int s = 0; s < p.Steps && !cancel.IsCancellationRequested; s++)
-                {
-                    engine.Execute([], ids.Select(x => new Simulation.DecodeWork(x, p.Prompt + s)).ToList());
-                    if (r > 0) steps[i][s].Add(LastStepUs(engine));
-                }
-                foreach (var x in ids) engine.Release(x, finished: true);
-            }
-        }
-        var kvPerToken = engine.KvBytesPerToken;
-        for (int i = 0; i < points.Count; i++)
-        {
-            var p = points[i];
-            if (prefill[i].Count == 0) return;
-            IterationRow Row(int step, int batch, long newTokens, long context, double[] samples)
-            {
-                var t = TimingStats.FromSamples(samples, 1, _policy.UnstableCv);
-                return new IterationRow
-                {
-                    Source = "rlms-profile",
-                    Device = _info!.DeviceName,
-                    Model = options.ModelName,
-                    Dtype = TransformerGraphs.DtypeName(options.Dtype),
-                    Layers = arch.Layers,
-                    Batch = batch,
-                    PromptTokens = p.Prompt,
-                    Step = step,
-                    Phase = step == 0 ? "prefill" : "decode",
-                    NewTokens = newTokens,
-                    Context = context,
-                    KvMode = "serving",
-                    KvBytesComputed = batch * context * kvPerToken,
-                    Extra = $"weight_bytes={engine.WeightBytes}",
-                }.WithTiming(t);
-            }
-            var rows = new List<IterationRow> { Row(0, 1, p.Prompt, p.Prompt, [.. prefill[i]]) };
-            for (int s = 0; s < p.Steps; s++)
-                if (steps[i][s].Count > 0) rows.Add(Row(s + 1, p.Batch, 1, p.Prompt + s + 1, [.. steps[i][s]]));
+            var rows = Replay.ServingProfile.Rows(s, who, _policy.UnstableCv);
+            if (rows.Count == 0) return;
             _iters!.Append(rows);
-            Tick("generation", $"batch={p.Batch} prompt={p.Prompt} steps={p.Steps} (serving engine)");
+            Tick("generation", $"batch={s.Point.Batch} prompt={s.Point.Prompt} steps={s.Point.Steps} (serving engine)");
         }
-    }
-
-    private static double LastStepUs(Replay.OrtServingEngine engine)
-    {
-        var it = engine.Iterations[^1];
-        return (it.EndS - it.StartS) * 1e6;
     }
 
     private void Generation(DeviceContext device, byte[] model, IReadOnlyList<WeightSpec> weights, int layers, KvMode mode, CancellationToken cancel)

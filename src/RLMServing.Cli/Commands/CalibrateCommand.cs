@@ -13,7 +13,7 @@ namespace RLMServing.Cli.Commands;
 [Verb("calibrate", HelpText = "Fit a cost model to measured traces (iteration, operator or coefficient schema): 'calibrate TRACES... --out calibration/NAME.json'.")]
 public sealed class CalibrateCommand : ICommand
 {
-    [Value(0, MetaName = "TRACES", Required = true, HelpText = "Trace files (iterations.parquet, imported operator or coefficient traces), or folders holding one.")]
+    [Value(0, MetaName = "TRACES", Required = true, HelpText = "Trace files (iterations.parquet, imported operator or coefficient traces), or folders holding one (a replay's run folder: its profile-iterations.parquet, from rlms replay --interleave-profile).")]
     public IEnumerable<string> Traces { get; set; } = [];
 
     [Option("out", Required = true, HelpText = "Calibration file to write (e.g. calibration/h200-deepseek-r1-distill-qwen-7b-tp1.json).")]
@@ -48,6 +48,12 @@ public sealed class CalibrateCommand : ICommand
                    "(what a long run adds up: for a machine whose speed drifts, profiled with repetitions spread over the run; docs/fidelity.md).")]
     public string Statistic { get; set; } = "median";
 
+    [Option("host-overhead", Separator = ',',
+        HelpText = "Replays of the engine (rlms replay run folders or their iterations.parquet, comma-separated) to measure its host work per " +
+                   "iteration from (the gaps between iterations less the idle waits); stored as host_overhead and added to every simulated iteration. " +
+                   "Use replays other than the ones the calibration will be validated against.")]
+    public IEnumerable<string> HostOverheadFrom { get; set; } = [];
+
     public int Run()
     {
         if (Statistic is not ("median" or "mean"))
@@ -67,6 +73,7 @@ public sealed class CalibrateCommand : ICommand
             "coefficients" => FromCoefficients(files, catalog),
             _ => throw new UserInputException($"{files[0]}: rlms.schema is '{schema}'; calibrate reads iteration, operator or coefficients traces"),
         };
+        var host = MeasureHostOverhead();
         var samples = input.Samples;
         IterationFitResult fit;
         InterpolatedQuality held;
@@ -101,6 +108,7 @@ public sealed class CalibrateCommand : ICommand
                 DecodeSamples = samples.Count(s => s.Phase == "decode"),
             },
             Residuals = ResidualFit.Tables(c, samples),
+            HostOverhead = host,
             Fit = new CalibrationFitQuality
             {
                 Samples = fit.Quality.Samples,
@@ -127,8 +135,44 @@ public sealed class CalibrateCommand : ICommand
         AnsiConsole.MarkupLine(Markup.Escape(
             $"{input.Model.Name} on {input.Gpu.Name} TP{input.Tp}: {samples.Count} iterations, regression MAPE {Pct(fit.Quality.Mape)} " +
             $"({string.Join(", ", fit.Quality.MapeByPhase.Select(p => $"{p.Key} {Pct(p.Value)}"))}), leave-one-out {Pct(fit.Quality.LeaveOneOutMape)}, " +
-            $"with interpolated residuals {Pct(held.LeaveOneOutMape)} -> {Out}"));
+            $"with interpolated residuals {Pct(held.LeaveOneOutMape)}" +
+            (host is null ? "" : string.Create(CultureInfo.InvariantCulture, $"; host overhead {host.PerIterationUs:F1} µs per iteration (median {host.MedianUs:F1}) from {host.Iterations} replayed iterations")) +
+            $" -> {Out}"));
         return 0;
+    }
+
+    /// <summary>
+    /// The engine's host work per iteration, from replays' iterations.parquet: each iteration's gap since the previous
+    /// one less the time the engine waited for an arrival in it (idle_ms), the first iteration of each run left out
+    /// (it waits for the run's first arrival and pays the run's start).
+    /// </summary>
+    private HostOverhead? MeasureHostOverhead()
+    {
+        var paths = HostOverheadFrom.Where(p => p.Length > 0).ToList();
+        if (paths.Count == 0) return null;
+        var gapsUs = new List<double>();
+        var sources = new List<string>();
+        foreach (var path in paths)
+        {
+            var file = Directory.Exists(path) ? Path.Combine(path, "iterations.parquet") : path;
+            if (!File.Exists(file)) throw new UserInputException($"--host-overhead: {path}: no rlms replay iterations.parquet there");
+            var schema = TraceReader.Metadata(file).GetValueOrDefault("rlms.schema") ?? "";
+            if (schema != "replay_iteration")
+                throw new UserInputException($"--host-overhead: {file}: rlms.schema is '{schema}'; host overhead is measured from an rlms replay's iterations.parquet (replay_iteration)");
+            if (!TraceReader.Columns(file).Contains("idle_ms"))
+                throw new UserInputException($"--host-overhead: {file}: no idle_ms column (replayed by an older rlms, whose gaps mix idle waits with host work); replay it again");
+            foreach (var r in TraceReader.Read<Profiling.Replay.ReplayIterationRow>(file).Where(r => r.Iteration > 0))
+                gapsUs.Add(Math.Max(0, r.GapMs - r.IdleMs) * 1000);
+            sources.Add(Path.GetRelativePath(Directory.GetCurrentDirectory(), file));
+        }
+        if (gapsUs.Count == 0) throw new UserInputException($"--host-overhead: {string.Join(", ", paths)}: no iterations after the first");
+        return new HostOverhead
+        {
+            PerIterationUs = gapsUs.Average(),
+            MedianUs = MathNet.Numerics.Statistics.Statistics.Median(gapsUs),
+            Iterations = gapsUs.Count,
+            Sources = sources,
+        };
     }
 
     /// <summary>What a trace kind contributes to a calibration: samples on the grid and identity.</summary>
@@ -224,6 +268,9 @@ public sealed class CalibrateCommand : ICommand
     {
         if (Directory.Exists(path))
         {
+            // A replay's run folder: its own iterations.parquet is the replay's record; the profile is beside it.
+            var profile = Path.Combine(path, Profiling.Replay.ReplayRunner.ProfileFile);
+            if (File.Exists(profile)) return profile;
             var f = Path.Combine(path, "iterations.parquet");
             var found = File.Exists(f) ? f : Directory.EnumerateFiles(path, "*.parquet").Order(StringComparer.Ordinal).FirstOrDefault();
             return found ?? throw new UserInputException($"{path}: no iterations.parquet in this folder");

@@ -42,6 +42,13 @@ public sealed class ReplayCommand : ICommand
     [Option("variant", HelpText = "Replay only these variants (comma-separated; default: all).", Separator = ',')]
     public IEnumerable<string> Variants { get; set; } = [];
 
+    [Option("interleave-profile", HelpText = "Profile the serving engine in the replay's idle moments with this grid's generation points (e.g. serving) and write " +
+        "profile-iterations.parquet beside each run, for rlms calibrate: a profile of the same minutes of the machine as the replay (docs/fidelity.md).")]
+    public string? InterleaveProfile { get; set; }
+
+    [Option("interleave-share", Default = InterleaveOptions.DefaultShare, HelpText = "With --interleave-profile: profile time as a share of the replay's busy time.")]
+    public double InterleaveShare { get; set; } = InterleaveOptions.DefaultShare;
+
     [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
     public bool Quiet { get; set; }
 
@@ -60,6 +67,9 @@ public sealed class ReplayCommand : ICommand
         var clock = EngineClock.Parse(Clock);
         EngineClock.CheckUsable(clock, spec, Threads);
         var dtype = TransformerGraphs.ParseDtype(Dtype ?? (spec.Cuda ? "fp16" : "fp32"));
+        var interleave = InterleaveProfile is null ? null : InterleaveOptions.Parse(InterleaveProfile, InterleaveShare);
+        if (InterleaveProfile is null && InterleaveShare != InterleaveOptions.DefaultShare)
+            throw new UserInputException("--interleave-share: needs --interleave-profile GRID");
         var command = "rlms replay " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
 
         using var cts = new CancellationTokenSource();
@@ -75,7 +85,7 @@ public sealed class ReplayCommand : ICommand
                 string? variant = file.HasVariants ? run.Name : null;
                 var dir = variant is null ? Out : Path.Combine(Out, variant);
                 ReplayResult result;
-                try { result = WithProgress(run, variant, device, dtype, clock, cts.Token); }
+                try { result = WithProgress(run, variant, device, dtype, clock, interleave, cts.Token); }
                 catch (OperationCanceledException)
                 {
                     Console.Error.WriteLine($"interrupted: {variant ?? file.Name} was not written (a partial run would be a biased sample); " +
@@ -101,17 +111,20 @@ public sealed class ReplayCommand : ICommand
     {
         var it = r.Iterations;
         double busy = it.Sum(x => x.StepTimeMs), ort = it.Sum(x => x.OrtTimeMs);
-        return string.Create(CultureInfo.InvariantCulture,
+        var line = string.Create(CultureInfo.InvariantCulture,
             $"{name}: {r.Result.Summary.Completed} requests, {it.Count} iterations in {r.Result.Summary.Duration:F1} s{(r.Clock == EngineClockKind.Cpu ? " (engine thread CPU time)" : "")} on {r.Device.DeviceName}; " +
             $"ONNX Runtime {ort / 1000:F1} s of {busy / 1000:F1} s busy");
+        if (r.Profile is not { } p) return line;
+        return line + string.Create(CultureInfo.InvariantCulture,
+            $"; interleaved profile ({p.Grid} grid, {p.Points} points): {p.ProfileS:F1} s in {p.Sessions} idle moments, {p.Rows.Count} rows -> {ReplayRunner.ProfileFile}");
     }
 
     private ReplayResult WithProgress(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype, EngineClockKind clock,
-        CancellationToken cancel)
+        InterleaveOptions? interleave, CancellationToken cancel)
     {
-        if (Quiet) return ReplayRunner.Run(run, variant, device, dtype, null, cancel, clock: clock);
+        if (Quiet) return ReplayRunner.Run(run, variant, device, dtype, null, cancel, clock: clock, interleave: interleave);
         if (!AnsiConsole.Profile.Capabilities.Interactive)
-            return ReplayRunner.Run(run, variant, device, dtype, new LineProgress(variant ?? run.Name), cancel, clock: clock);
+            return ReplayRunner.Run(run, variant, device, dtype, new LineProgress(variant ?? run.Name), cancel, clock: clock, interleave: interleave);
         ReplayResult? result = null;
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
@@ -119,7 +132,7 @@ public sealed class ReplayCommand : ICommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"replaying {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
-                result = ReplayRunner.Run(run, variant, device, dtype, new Progress(task), cancel, clock: clock);
+                result = ReplayRunner.Run(run, variant, device, dtype, new Progress(task), cancel, clock: clock, interleave: interleave);
                 task.Value = 1.0;
             });
         return result!;

@@ -27,6 +27,13 @@ public sealed record CalibrationFile
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public Dictionary<string, ResidualTable>? Residuals { get; init; }
     [JsonPropertyName("fit")] public CalibrationFitQuality Fit { get; init; } = new();
+    /// <summary>
+    /// Host work per iteration outside the measured steps (the serving engine's scheduler and bookkeeping between
+    /// iterations), measured from replays of the engine (rlms calibrate --host-overhead); absent: none.
+    /// </summary>
+    [JsonPropertyName("host_overhead")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public HostOverhead? HostOverhead { get; init; }
     [JsonPropertyName("provenance")] public CalibrationProvenance Provenance { get; init; } = new();
 
     /// <summary>time_us = (base + per_token·tokens + per_sampled·sequences sampling + per_kv_token·KV entries read + per_attn_pair·prefill attention pairs) × interpolated residual inside the grid.</summary>
@@ -36,6 +43,16 @@ public sealed record CalibrationFile
         IterationCoefficients.FromVector(IterationCoefficients.Names.Select(n => Coefficients.GetValueOrDefault(n)).ToArray());
 
     public CalibratedIterationModel ToModel() => CalibratedIterationModel.From(ToCoefficients(), Residuals);
+}
+
+/// <summary>Host time per iteration between the engine's measured steps, and what it was measured from.</summary>
+public sealed record HostOverhead
+{
+    /// <summary>Mean host time per iteration, µs (added to every simulated iteration).</summary>
+    [JsonPropertyName("per_iteration_us")] public double PerIterationUs { get; init; }
+    [JsonPropertyName("median_us")] public double MedianUs { get; init; }
+    [JsonPropertyName("iterations")] public long Iterations { get; init; }
+    [JsonPropertyName("sources")] public List<string> Sources { get; init; } = [];
 }
 
 public sealed record CalibrationGrid

@@ -25,7 +25,14 @@ public sealed record CostModelConfig(
     double StepOverheadMs,
     double AllReduceLatencyUs,
     Calibration.CalibrationFile? Calibration = null,
-    IterationCalls Calls = IterationCalls.One);
+    IterationCalls Calls = IterationCalls.One)
+{
+    /// <summary>
+    /// Host time added to every iteration (cost_model.host_overhead_us; default: a calibration's measured
+    /// host_overhead, else 0): the engine's scheduling and bookkeeping between its measured steps.
+    /// </summary>
+    public double HostOverheadUs { get; init; }
+}
 
 public sealed record SchedulerConfig(
     BatchingPolicy Batching,

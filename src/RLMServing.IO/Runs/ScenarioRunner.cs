@@ -28,7 +28,7 @@ public static class ScenarioRunner
             var scenario = ScenarioLoader.Bind(run.Tree, file.Path, catalog);
             var model = catalog.Model(scenario.Model);
             var gpu = catalog.Gpu(scenario.Hardware.Gpu);
-            var cost = WithSpeculation(BuildCostModel(scenario, model, gpu), scenario, gpu, scenario.Hardware.TensorParallel, catalog);
+            var cost = WithHostOverhead(WithSpeculation(BuildCostModel(scenario, model, gpu), scenario, gpu, scenario.Hardware.TensorParallel, catalog), scenario);
             var prepared = new PreparedRun(run.Name, scenario, model, gpu, cost);
             if (scenario.Cluster is { Groups.Count: > 0 } cluster)
                 prepared = prepared with
@@ -37,7 +37,7 @@ public static class ScenarioRunner
                     {
                         var groupGpu = catalog.Gpu(g.Gpu);
                         return new ReplicaGroup(g.Name, g.Replicas, groupGpu, g.TensorParallel, g.Scheduler,
-                            WithSpeculation(BuildCostModel(scenario, model, groupGpu, g.TensorParallel), scenario, groupGpu, g.TensorParallel, catalog), g.Role);
+                            WithHostOverhead(WithSpeculation(BuildCostModel(scenario, model, groupGpu, g.TensorParallel), scenario, groupGpu, g.TensorParallel, catalog), scenario), g.Role);
                     }).ToList(),
                 };
             return prepared;
@@ -56,6 +56,10 @@ public static class ScenarioRunner
             : null;
         return new SpeculativeCostModel(cost, draft, spec);
     }
+
+    /// <summary>The engine's host work per iteration (cost_model.host_overhead_us), outermost: once per scheduler iteration.</summary>
+    public static ICostModel WithHostOverhead(ICostModel cost, Scenario s) =>
+        s.CostModel.HostOverheadUs > 0 ? new HostOverheadCostModel(cost, s.CostModel.HostOverheadUs / 1e6) : cost;
 
     public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu) => BuildCostModel(s, model, gpu, s.Hardware.TensorParallel);
 

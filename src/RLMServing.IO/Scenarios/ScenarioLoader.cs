@@ -173,8 +173,9 @@ public static partial class ScenarioLoader
             if (!string.Equals(cal.Gpu, gpu.Name, StringComparison.OrdinalIgnoreCase))
                 throw c.Error("file", $"{path} is calibrated on '{cal.Gpu}', the scenario's GPU is '{gpu.Name}'");
             var calls = IterationCallsOf(c);
+            double host = c.Has("host_overhead_us") ? c.NonNegativeDouble("host_overhead_us", 0) : cal.HostOverhead?.PerIterationUs ?? 0;
             c.Done();
-            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls);
+            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls) { HostOverheadUs = host };
         }
         if (kind != "roofline")
             throw c.Error("kind", $"unknown cost model '{kind}'; supported: roofline, calibrated");
@@ -182,7 +183,7 @@ public static partial class ScenarioLoader
             c.Fraction("compute_efficiency", 0.6, allowZero: false),
             c.Fraction("bandwidth_efficiency", 0.85, allowZero: false),
             c.NonNegativeDouble("step_overhead_ms", 1.0),
-            c.NonNegativeDouble("allreduce_latency_us", 10)) { Calls = IterationCallsOf(c) };
+            c.NonNegativeDouble("allreduce_latency_us", 10)) { Calls = IterationCallsOf(c), HostOverheadUs = c.NonNegativeDouble("host_overhead_us", 0) };
         c.Done();
         return cfg;
     }

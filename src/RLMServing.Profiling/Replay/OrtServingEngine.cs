@@ -21,7 +21,8 @@ public sealed record ReplayIteration(
     double OrtTimeUs,
     long KvTokens,
     long? MemBytes,
-    double GcPauseUs = 0);
+    double GcPauseUs = 0,
+    double IdleUs = 0);
 
 /// <summary>
 /// A real serving engine on ONNX Runtime for <c>rlms replay</c>: the whole synthesised model (all layers, random
@@ -63,6 +64,8 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private long[] _ids = [];
     private long[] _mask = [];
     private TimeSpan _gcPauses = GC.GetTotalPauseDuration();
+    private double _idleS;            // time spent waiting for arrivals since the clock started
+    private double _idleAtLastIteration;
     private readonly Dictionary<(int FirstSlot, int Batch), OrtValue[]> _kvViews = new();
     private readonly Dictionary<int, OrtValue> _nextViews = new();   // rows -> the sampled-token output over _next
     private readonly long[] _next;
@@ -150,9 +153,43 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     {
         _clock.Restart();
         _gcPauses = GC.GetTotalPauseDuration();
+        _idleS = 0;
+        _idleAtLastIteration = 0;
     }
 
-    public void WaitUntil(double timeS) => _clock.WaitUntil(timeS, _cancel);
+    /// <summary>Waits (wall clock) or jumps (CPU clock) to <paramref name="timeS"/>; the time counts as idle, not host work.</summary>
+    public void WaitUntil(double timeS)
+    {
+        double before = NowS;
+        _clock.WaitUntil(timeS, _cancel);
+        _idleS += Math.Max(0, NowS - before);
+    }
+
+    /// <summary>No request holds a KV slot (an idle replay: every slot is free for work set aside).</summary>
+    public bool AllSlotsFree => _slotOf.Count == 0;
+
+    /// <summary>
+    /// Runs <paramref name="work"/> (which may execute and release its own sequences, with ids the run does not use)
+    /// off the run's record: its iterations are dropped from <see cref="Iterations"/> once it returns and its time is
+    /// taken off the clock, so the run continues as if it had not happened. Returns the time it took on the engine's
+    /// clock. Needs every slot free (the run's sequences stay where they are otherwise, but the work could not use them).
+    /// </summary>
+    public double Aside(Action work)
+    {
+        if (!AllSlotsFree) throw new InvalidOperationException($"work set aside needs every KV slot free; {_slotOf.Count} are held");
+        int count = _iterations.Count;
+        double start = NowS;
+        double spent;
+        try { work(); }
+        finally
+        {
+            _iterations.RemoveRange(count, _iterations.Count - count);
+            spent = Math.Max(0, NowS - start);
+            _clock.Exclude(spent);
+            _gcPauses = GC.GetTotalPauseDuration();
+        }
+        return spent;
+    }
 
     public double Execute(IReadOnlyList<ChunkWork> chunks, IReadOnlyList<DecodeWork> decodes)
     {
@@ -175,8 +212,10 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         var pauses = GC.GetTotalPauseDuration();
         double gcUs = (pauses - _gcPauses).TotalMicroseconds;
         _gcPauses = pauses;
+        double idleUs = (_idleS - _idleAtLastIteration) * 1e6;
+        _idleAtLastIteration = _idleS;
         _iterations.Add(new ReplayIteration(index, start, end, chunks.Count, prefillTokens, prefillContext, decodes.Count, decodeContext, generated,
-            chunks.Count + (decodes.Count > 0 ? 1 : 0), ortUs, _writtenTotal, mem, gcUs));
+            chunks.Count + (decodes.Count > 0 ? 1 : 0), ortUs, _writtenTotal, mem, gcUs, idleUs));
         return end;
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Serialization;
 using Parquet;
 using Parquet.Serialization;
+using RLMServing.Catalog;
 using RLMServing.IO.Results;
 using RLMServing.IO.Runs;
 using RLMServing.Profiling.Onnx;
@@ -23,6 +24,12 @@ public sealed class ReplayIterationRow
     [JsonPropertyName("ort_calls")] public int OrtCalls { get; set; }
     /// <summary>Wall time since the previous iteration ended (the scheduler's own time, or idling for arrivals).</summary>
     [JsonPropertyName("gap_ms")] public double GapMs { get; set; }
+    /// <summary>
+    /// The part of <see cref="GapMs"/> the engine waited for an arrival (slept on the wall clock, jumped on the CPU
+    /// clock); the rest, gap_ms - idle_ms, is host work between iterations: the scheduler, bookkeeping, the engine's
+    /// own reads (what rlms calibrate --host-overhead measures).
+    /// </summary>
+    [JsonPropertyName("idle_ms")] public double IdleMs { get; set; }
     [JsonPropertyName("prefill_requests")] public int PrefillRequests { get; set; }
     [JsonPropertyName("prefill_tokens")] public long PrefillTokens { get; set; }
     /// <summary>Tokens already cached before the iteration's prefill chunks, summed over chunks.</summary>
@@ -46,8 +53,18 @@ public sealed class ReplayIterationRow
 
 /// <summary>A replayed run: the simulator-schema results (measured) and the executed iterations.</summary>
 /// <param name="Clock">What the times were measured with: the wall clock or the engine thread's CPU time.</param>
+/// <param name="Profile">The profile taken in the replay's idle moments (<c>--interleave-profile</c>), or null.</param>
 public sealed record ReplayResult(SimulationResult Result, IReadOnlyList<ReplayIterationRow> Iterations, DeviceInfo Device, string Dtype,
-    EngineClockKind Clock = EngineClockKind.Wall);
+    EngineClockKind Clock = EngineClockKind.Wall, InterleavedProfile? Profile = null);
+
+/// <summary>
+/// A profile taken in a replay's idle moments: its rows (rlms profile's iteration schema), the grid, and how much ran.
+/// </summary>
+/// <param name="ProfileS">Profile time on the engine's clock (warm-up visits included), seconds.</param>
+/// <param name="BusyS">The replay's busy time on the same clock, seconds.</param>
+/// <param name="Sessions">Idle moments in which profile points ran (the last one after the run).</param>
+public sealed record InterleavedProfile(IReadOnlyList<IterationRow> Rows, string Grid, double Share, double ProfileS, double BusyS, int Sessions,
+    int Points, int MinRepetitions, ModelArchitecture Model, bool Cuda);
 
 /// <summary>
 /// <c>rlms replay</c>: runs a bound scenario on the real ONNX Runtime engine. The requests are the simulator's own
@@ -73,14 +90,20 @@ public static class ReplayRunner
 
     public static ReplayResult Run(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype,
         IProgress<double>? progress = null, CancellationToken cancel = default, bool checkInvariants = false,
-        EngineClockKind clock = EngineClockKind.Wall)
+        EngineClockKind clock = EngineClockKind.Wall, InterleaveOptions? interleave = null)
     {
         var s = run.Scenario;
         var requests = s.ReplayRequests ?? s.Workload!.Generate(s.Seed);
         int maxSeqTokens = requests.Count == 0 ? 16 : requests.Max(r => r.PromptTokens + r.OutputTokens);
         int maxPrefill = Math.Min(s.Scheduler.MaxNumBatchedTokens, requests.Count == 0 ? 16 : requests.Max(r => r.PromptTokens));
+        var points = interleave is null ? [] : InterleavedProfiler.Fitting(interleave.Grid, s.Scheduler.MaxNumSeqs);
+        if (interleave is not null && points.Count == 0)
+            throw new UserInputException($"--interleave-profile {interleave.Grid.Name}: no generation point of the grid fits max_num_seqs {s.Scheduler.MaxNumSeqs} (run {run.Name})");
+        // The profile's longest points may reach beyond the workload's longest request: slots are sized for both.
+        if (points.Count > 0) maxSeqTokens = Math.Max(maxSeqTokens, points.Max(p => p.Prompt + p.Steps));
         using var engine = new OrtServingEngine(device, run.Model, dtype, s.Scheduler.MaxNumSeqs, maxSeqTokens, cancel, clock);
         engine.WarmUp(maxPrefill);
+        var profiler = interleave is null ? null : new InterleavedProfiler(engine, interleave, points, cancel);
         // The instrument should not perturb what it measures: a .NET garbage collection stops the engine's thread for
         // 10-30 ms on small machines, which shows up as a few requests' TTFT tail. Start each run with a clean heap and
         // no collections for its first NoGcBudgetBytes of allocation (the hot path allocates ~1.4 kB per iteration:
@@ -97,14 +120,24 @@ public static class ReplayRunner
         try
         {
             engine.StartClock();
-            result = Simulator.Run(s, run.Model, run.Gpu, run.Cost, progress, checkInvariants, engine);
+            result = Simulator.Run(s, run.Model, run.Gpu, run.Cost, progress, checkInvariants, (IIterationExecutor?)profiler ?? engine);
+            profiler?.Finish();
         }
         finally
         {
             if (noGc && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion) GC.EndNoGCRegion();
         }
         result = result with { Summary = result.Summary with { Variant = variant } };
-        return new ReplayResult(result, Rows(engine.Iterations, engine.KvBytesPerToken), device.Describe(), TransformerGraphs.DtypeName(dtype), clock);
+        var info = device.Describe();
+        InterleavedProfile? profile = null;
+        if (profiler is not null)
+        {
+            var who = new ServingProfileIdentity(info.DeviceName, run.Model.Name, TransformerGraphs.DtypeName(dtype), run.Model.Layers,
+                engine.KvBytesPerToken, engine.WeightBytes);
+            profile = new InterleavedProfile(profiler.Rows(who), interleave!.Grid.Name, interleave.Share, profiler.ProfileS, profiler.BusyS,
+                profiler.Sessions, points.Count, interleave.MinRepetitions, run.Model, device.Spec.Cuda);
+        }
+        return new ReplayResult(result, Rows(engine.Iterations, engine.KvBytesPerToken), info, TransformerGraphs.DtypeName(dtype), clock, profile);
     }
 
     private static List<ReplayIterationRow> Rows(IReadOnlyList<ReplayIteration> iterations, long kvBytesPerToken)
@@ -131,6 +164,7 @@ public static class ReplayRunner
                 KvBytes = it.KvTokens * kvBytesPerToken,
                 MemBytes = it.MemBytes,
                 GcPauseMs = it.GcPauseUs / 1000,
+                IdleMs = it.IdleUs / 1000,
             });
             lastEnd = it.EndS;
         }
@@ -152,7 +186,13 @@ public static class ReplayRunner
         return meta;
     }
 
-    /// <summary>summary.json, requests.parquet, timeseries.parquet and iterations.parquet, all or none (atomic moves).</summary>
+    /// <summary>The interleaved profile's file in a replay's run folder (rlms calibrate reads it when given the folder).</summary>
+    public const string ProfileFile = "profile-iterations.parquet";
+
+    /// <summary>
+    /// summary.json, requests.parquet, timeseries.parquet, iterations.parquet and, with an interleaved profile,
+    /// profile-iterations.parquet: all or none (atomic moves).
+    /// </summary>
     public static Task WriteAsync(string dir, ReplayResult r, IReadOnlyDictionary<string, string> metadata)
     {
         var iterMeta = new Dictionary<string, string>(metadata)
@@ -160,9 +200,22 @@ public static class ReplayRunner
             [TraceMetadata.Schema] = "replay_iteration",
             [TraceMetadata.SchemaVersion] = "1",
         };
-        return ResultWriter.WriteRunAsync(dir, r.Result, metadata,
-        [
+        var extra = new List<(string, Func<string, Task>)>
+        {
             ("iterations.parquet", p => ParquetSerializer.SerializeAsync(r.Iterations, p, new ParquetOptions(), iterMeta)),
-        ]);
+        };
+        if (r.Profile is { } profile)
+        {
+            var profileMeta = Profiler.TraceMetadataFor("iteration", r.Device, profile.Model, null, r.Dtype,
+                metadata.GetValueOrDefault(TraceMetadata.Command) ?? "", profile.Grid, profile.Cuda, r.Clock);
+            profileMeta["rlms.profile_mode"] = "interleaved";
+            profileMeta["rlms.interleave_share"] = profile.Share.ToString("R", CultureInfo.InvariantCulture);
+            profileMeta["rlms.interleave_profile_s"] = profile.ProfileS.ToString("F3", CultureInfo.InvariantCulture);
+            profileMeta["rlms.interleave_busy_s"] = profile.BusyS.ToString("F3", CultureInfo.InvariantCulture);
+            profileMeta["rlms.interleave_sessions"] = profile.Sessions.ToString(CultureInfo.InvariantCulture);
+            if (metadata.TryGetValue("rlms.intra_op_threads", out var threads)) profileMeta["rlms.intra_op_threads"] = threads;
+            extra.Add((ProfileFile, p => ParquetSerializer.SerializeAsync(profile.Rows, p, new ParquetOptions(), profileMeta)));
+        }
+        return ResultWriter.WriteRunAsync(dir, r.Result, metadata, extra);
     }
 }

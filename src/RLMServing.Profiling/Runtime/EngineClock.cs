@@ -26,6 +26,7 @@ public sealed class EngineClock
     private double _cpuStart;
     private double _jitStart;
     private double _skipped;
+    private double _excluded;
     private int _thread;
 
     public EngineClock(EngineClockKind kind)
@@ -67,6 +68,17 @@ public sealed class EngineClock
         _cpuStart = Kind == EngineClockKind.Cpu ? ThreadCpuTime.Seconds() : 0;
         _jitStart = Kind == EngineClockKind.Cpu ? JitSeconds() : 0;
         _skipped = 0;
+        _excluded = 0;
+    }
+
+    /// <summary>
+    /// Takes <paramref name="seconds"/> of work just done off the clock, as if it had not happened (work set aside
+    /// from the run it measures, e.g. profile points run while a replay is idle). The clock stays monotone: only
+    /// time measured since the work began may be excluded.
+    /// </summary>
+    public void Exclude(double seconds)
+    {
+        if (seconds > 0) _excluded += seconds;
     }
 
     /// <summary>Seconds since <see cref="Restart"/>.</summary>
@@ -74,10 +86,10 @@ public sealed class EngineClock
     {
         get
         {
-            if (Kind == EngineClockKind.Wall) return _wall.Elapsed.TotalSeconds;
+            if (Kind == EngineClockKind.Wall) return _wall.Elapsed.TotalSeconds - _excluded;
             if (Environment.CurrentManagedThreadId != _thread)
                 throw new InvalidOperationException("the CPU engine clock is read from another thread than the one that started it");
-            return ThreadCpuTime.Seconds() - _cpuStart - (JitSeconds() - _jitStart) + _skipped;
+            return ThreadCpuTime.Seconds() - _cpuStart - (JitSeconds() - _jitStart) + _skipped - _excluded;
         }
     }
 

@@ -32,6 +32,15 @@ public static class TraceReader
     public static IList<T> Read<T>(string path) where T : class, new() =>
         ParquetSerializer.DeserializeAsync<T>(path).GetAwaiter().GetResult().Data;
 
+    /// <summary>The names of the file's columns.</summary>
+    public static IReadOnlyList<string> Columns(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var reader = ParquetReader.CreateAsync(stream).GetAwaiter().GetResult();
+        try { return reader.Schema.DataFields.Select(f => f.Name).ToList(); }
+        finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+    }
+
     public static Dictionary<string, string> Metadata(string path)
     {
         using var stream = File.OpenRead(path);
