@@ -16,12 +16,14 @@ using RLMServing.Simulation;
 // `decode-skew [MODEL] [ROUNDS]` (replay engine decode steps: uniform vs skewed batches) lives in DecodeSkew.cs.
 // `engine-drift [MODEL] [SECONDS]` (how much the same replay-engine work's time drifts on this machine) lives in EngineDrift.cs.
 // `replay-steps CALIBRATION.json ITERATIONS.parquet...` (a calibration priced on a replay's own iterations) lives in ReplaySteps.cs.
+// `replay-windows ITERATIONS.parquet... [--window SECONDS]` (whether large batches ran while the machine was slow) lives in ReplayWindows.cs.
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
 if (args is ["harness-overhead", ..]) return RLMServing.Benchmarks.HarnessOverhead.Run(args);
 if (args is ["sweep", ..]) return RLMServing.Benchmarks.SweepBenchmark.Run(args[1..]);
 if (args is ["decode-skew", ..]) return RLMServing.Benchmarks.DecodeSkew.Run(args);
 if (args is ["engine-drift", ..]) return RLMServing.Benchmarks.EngineDrift.Run(args);
 if (args is ["replay-steps", _, _, ..]) return RLMServing.Benchmarks.ReplaySteps.Run(args);
+if (args is ["replay-windows", _, ..]) return RLMServing.Benchmarks.ReplayWindows.Run(args);
 var argsList = args.ToList();
 var sets = new List<string>();
 if (argsList.Count > 0 && argsList[0] == "cluster") sets.Add("scheduler.router=least_outstanding");

@@ -22,7 +22,8 @@ public sealed record ReplayIteration(
     long KvTokens,
     long? MemBytes,
     double GcPauseUs = 0,
-    double IdleUs = 0);
+    double IdleUs = 0,
+    long KvMovedTokens = 0);
 
 /// <summary>
 /// A real serving engine on ONNX Runtime for <c>rlms replay</c>: the whole synthesised model (all layers, random
@@ -66,6 +67,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     private TimeSpan _gcPauses = GC.GetTotalPauseDuration();
     private double _idleS;            // time spent waiting for arrivals since the clock started
     private double _idleAtLastIteration;
+    private long _movedTokens;        // KV positions copied between slots since the last iteration was recorded
     private readonly Dictionary<(int FirstSlot, int Batch), OrtValue[]> _kvViews = new();
     private readonly Dictionary<int, OrtValue> _nextViews = new();   // rows -> the sampled-token output over _next
     private readonly long[] _next;
@@ -155,6 +157,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         _gcPauses = GC.GetTotalPauseDuration();
         _idleS = 0;
         _idleAtLastIteration = 0;
+        _movedTokens = 0;
     }
 
     /// <summary>Waits (wall clock) or jumps (CPU clock) to <paramref name="timeS"/>; the time counts as idle, not host work.</summary>
@@ -187,6 +190,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
             spent = Math.Max(0, NowS - start);
             _clock.Exclude(spent);
             _gcPauses = GC.GetTotalPauseDuration();
+            _movedTokens = 0;
         }
         return spent;
     }
@@ -215,7 +219,8 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
         double idleUs = (_idleS - _idleAtLastIteration) * 1e6;
         _idleAtLastIteration = _idleS;
         _iterations.Add(new ReplayIteration(index, start, end, chunks.Count, prefillTokens, prefillContext, decodes.Count, decodeContext, generated,
-            chunks.Count + (decodes.Count > 0 ? 1 : 0), ortUs, _writtenTotal, mem, gcUs, idleUs));
+            chunks.Count + (decodes.Count > 0 ? 1 : 0), ortUs, _writtenTotal, mem, gcUs, idleUs, _movedTokens));
+        _movedTokens = 0;
         return end;
     }
 
@@ -339,6 +344,7 @@ public sealed class OrtServingEngine : IIterationExecutor, IDisposable
     {
         if (_holder[to] != -1 && _holder[to] != id) throw new InvalidOperationException($"slot {to} is held by request {_holder[to]}");
         long positions = _written[id];
+        _movedTokens += positions;
         long bytes = positions * _tokenBytes;
         if (bytes > 0)
         {

@@ -43,6 +43,12 @@ public sealed class ReplayIterationRow
     [JsonPropertyName("kv_tokens")] public long KvTokens { get; set; }
     [JsonPropertyName("kv_bytes")] public long KvBytes { get; set; }
     /// <summary>
+    /// KV positions the engine copied between slots in the iteration (per sequence moved, all layers): it keeps the
+    /// decoding requests in contiguous slots and compacts them when the decode set changes, which a paged-KV engine
+    /// does not; inside step_time_ms.
+    /// </summary>
+    [JsonPropertyName("kv_moved_tokens")] public long KvMovedTokens { get; set; }
+    /// <summary>
     /// Time the .NET garbage collector paused the process since the previous iteration ended (the gap before this
     /// iteration and the iteration itself): host stalls that no profile of the model sees.
     /// </summary>
@@ -165,6 +171,7 @@ public static class ReplayRunner
                 MemBytes = it.MemBytes,
                 GcPauseMs = it.GcPauseUs / 1000,
                 IdleMs = it.IdleUs / 1000,
+                KvMovedTokens = it.KvMovedTokens,
             });
             lastEnd = it.EndS;
         }

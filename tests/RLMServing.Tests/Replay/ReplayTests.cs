@@ -162,6 +162,10 @@ public class ReplayTests
         Assert.Equal(specs.Values.Sum(s => (long)s.OutputTokens), iterations.Sum(i => (long)i.TokensGenerated));
         for (int i = 1; i < iterations.Count; i++)
             Assert.True(iterations[i].StartS >= iterations[i - 1].EndS, $"iteration {i} starts before the previous one ended");
+        // Prompts go into free slots from the top; a request's first decode moves it down to the decode set's slots,
+        // so KV moves happen, and only in iterations that decode.
+        Assert.True(iterations.Sum(i => i.KvMovedTokens) > 0);
+        Assert.All(iterations.Where(i => i.DecodeCount == 0), i => Assert.Equal(0, i.KvMovedTokens));
     }
 
     [Fact]
