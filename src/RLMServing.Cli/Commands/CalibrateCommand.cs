@@ -214,7 +214,7 @@ public sealed class CalibrateCommand : ICommand
     }
 
     /// <summary>Decode steps of the serving engine's profile loops that still warm up after the loop's prompts (on CPU).</summary>
-    public const int ServingWarmUpSteps = 6;
+    public const int ServingWarmUpSteps = Profiling.Replay.ServingProfile.WarmUpSteps;
 
     /// <summary>
     /// Decode steps of our own profile loops that still warm up after the loop's prompts, which a calibration of the

@@ -46,6 +46,7 @@ public sealed class InterleavedProfiler : IIterationExecutor
     private readonly CancellationToken _cancel;
     private int _next;
     private long _id = -1_000_000_000;
+    private readonly List<(double TimeS, int Point, double MeanStepUs)> _visits = [];
 
     /// <param name="points">The grid's points that fit the engine (batch within its slots, prompt and steps within a slot).</param>
     public InterleavedProfiler(OrtServingEngine engine, InterleaveOptions options, IReadOnlyList<GenerationPoint> points, CancellationToken cancel = default)
@@ -97,23 +98,51 @@ public sealed class InterleavedProfiler : IIterationExecutor
 
     private void RunWhileBehind(bool requireMinimum)
     {
-        if (!_engine.AllSlotsFree) return;
-        bool ran = false;
-        while (!_cancel.IsCancellationRequested && (Behind || (requireMinimum && ShortOfMinimum)))
+        bool Wanted(double spentS) => !_cancel.IsCancellationRequested
+            && (ProfileS + spentS < _options.Share * BusyS || (requireMinimum && ShortOfMinimum));
+        if (!_engine.AllSlotsFree || !Wanted(0)) return;
+        Sessions++;
+        double at = _engine.NowS;   // on the replay's clock the whole session happens at this moment
+        // One set-aside span for the session, the profile's own bookkeeping included, so none of it reaches the replay.
+        ProfileS += _engine.Aside(() =>
         {
-            if (!ran) Sessions++;
-            ran = true;
-            int i = _next;
-            _next = (_next + 1) % _points.Length;
-            var keep = _warm[i] ? _samples[i] : null;
-            _warm[i] = true;
-            ProfileS += _engine.Aside(() => ServingProfile.RunPoint(_engine, _points[i], () => --_id, keep, _cancel));
-        }
+            double start = _engine.NowS;
+            do
+            {
+                int i = _next;
+                _next = (_next + 1) % _points.Length;
+                var keep = _warm[i] ? _samples[i] : null;
+                _warm[i] = true;
+                int before = keep?.Repetitions ?? 0;
+                ServingProfile.RunPoint(_engine, _points[i], () => --_id, keep, _cancel);
+                if (keep is not null && keep.Repetitions > before && ServingProfile.LastVisitMeanStepUs(keep) is var mean && !double.IsNaN(mean))
+                    _visits.Add((at, i, mean));
+            }
+            while (Wanted(_engine.NowS - start));
+        });
     }
 
     /// <summary>The profile's iteration rows (the schema of <c>rlms profile</c>'s iterations.parquet).</summary>
     public List<IterationRow> Rows(ServingProfileIdentity who) =>
         _samples.SelectMany(s => ServingProfile.Rows(s, who, _options.Grid.Policy.UnstableCv)).ToList();
+
+    /// <summary>
+    /// Every kept visit, in order: when it ran on the replay's clock (the idle moment, or the run's end for the top-up)
+    /// and its speed against the point's mean over its visits.
+    /// </summary>
+    public List<ProfileVisitRow> Visits()
+    {
+        var means = _visits.GroupBy(v => v.Point).ToDictionary(g => g.Key, g => g.Average(v => v.MeanStepUs));
+        return _visits.Select(v => new ProfileVisitRow
+        {
+            TimeS = v.TimeS,
+            Batch = _points[v.Point].Batch,
+            PromptTokens = _points[v.Point].Prompt,
+            DecodeSteps = _points[v.Point].Steps,
+            MeanStepUs = v.MeanStepUs,
+            Speed = v.MeanStepUs / means[v.Point],
+        }).ToList();
+    }
 
     /// <summary>The grid's generation points an engine of this size can run (batch within its requests, length within a slot).</summary>
     public static List<GenerationPoint> Fitting(ProfileGrid grid, int maxSeqs) =>

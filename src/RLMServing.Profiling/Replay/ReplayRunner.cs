@@ -69,8 +69,9 @@ public sealed record ReplayResult(SimulationResult Result, IReadOnlyList<ReplayI
 /// <param name="ProfileS">Profile time on the engine's clock (warm-up visits included), seconds.</param>
 /// <param name="BusyS">The replay's busy time on the same clock, seconds.</param>
 /// <param name="Sessions">Idle moments in which profile points ran (the last one after the run).</param>
+/// <param name="Visits">Every kept visit of a point with its time on the replay's clock and its speed (profile-visits.parquet).</param>
 public sealed record InterleavedProfile(IReadOnlyList<IterationRow> Rows, string Grid, double Share, double ProfileS, double BusyS, int Sessions,
-    int Points, int MinRepetitions, ModelArchitecture Model, bool Cuda);
+    int Points, int MinRepetitions, ModelArchitecture Model, bool Cuda, IReadOnlyList<ProfileVisitRow> Visits);
 
 /// <summary>
 /// <c>rlms replay</c>: runs a bound scenario on the real ONNX Runtime engine. The requests are the simulator's own
@@ -141,7 +142,7 @@ public static class ReplayRunner
             var who = new ServingProfileIdentity(info.DeviceName, run.Model.Name, TransformerGraphs.DtypeName(dtype), run.Model.Layers,
                 engine.KvBytesPerToken, engine.WeightBytes);
             profile = new InterleavedProfile(profiler.Rows(who), interleave!.Grid.Name, interleave.Share, profiler.ProfileS, profiler.BusyS,
-                profiler.Sessions, points.Count, interleave.MinRepetitions, run.Model, device.Spec.Cuda);
+                profiler.Sessions, points.Count, interleave.MinRepetitions, run.Model, device.Spec.Cuda, profiler.Visits());
         }
         return new ReplayResult(result, Rows(engine.Iterations, engine.KvBytesPerToken), info, TransformerGraphs.DtypeName(dtype), clock, profile);
     }
@@ -196,9 +197,12 @@ public static class ReplayRunner
     /// <summary>The interleaved profile's file in a replay's run folder (rlms calibrate reads it when given the folder).</summary>
     public const string ProfileFile = "profile-iterations.parquet";
 
+    /// <summary>The interleaved profile's visits, time-stamped on the replay's clock.</summary>
+    public const string VisitsFile = "profile-visits.parquet";
+
     /// <summary>
     /// summary.json, requests.parquet, timeseries.parquet, iterations.parquet and, with an interleaved profile,
-    /// profile-iterations.parquet: all or none (atomic moves).
+    /// profile-iterations.parquet and profile-visits.parquet: all or none (atomic moves).
     /// </summary>
     public static Task WriteAsync(string dir, ReplayResult r, IReadOnlyDictionary<string, string> metadata)
     {
@@ -222,6 +226,12 @@ public static class ReplayRunner
             profileMeta["rlms.interleave_sessions"] = profile.Sessions.ToString(CultureInfo.InvariantCulture);
             if (metadata.TryGetValue("rlms.intra_op_threads", out var threads)) profileMeta["rlms.intra_op_threads"] = threads;
             extra.Add((ProfileFile, p => ParquetSerializer.SerializeAsync(profile.Rows, p, new ParquetOptions(), profileMeta)));
+            var visitMeta = new Dictionary<string, string>(profileMeta)
+            {
+                [TraceMetadata.Schema] = "profile_visit",
+                [TraceMetadata.SchemaVersion] = "1",
+            };
+            extra.Add((VisitsFile, p => ParquetSerializer.SerializeAsync(profile.Visits, p, new ParquetOptions(), visitMeta)));
         }
         return ResultWriter.WriteRunAsync(dir, r.Result, metadata, extra);
     }

@@ -20,6 +20,21 @@ public sealed class ServingPointSamples(GenerationPoint point)
     internal void Counted() => Repetitions++;
 }
 
+/// <summary>
+/// One kept visit of a point in an interleaved profile (profile-visits.parquet): when it ran on the replay's clock and
+/// its mean decode step after the warm-up steps; <c>speed</c> is that mean over the point's mean across its visits (above
+/// 1: the machine was slower than on average for that point). A record of the machine's speed over the run.
+/// </summary>
+public sealed class ProfileVisitRow
+{
+    [System.Text.Json.Serialization.JsonPropertyName("time_s")] public double TimeS { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("batch")] public int Batch { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("prompt_tokens")] public int PromptTokens { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("decode_steps")] public int DecodeSteps { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("mean_step_us")] public double MeanStepUs { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("speed")] public double Speed { get; set; }
+}
+
 /// <summary>Who measured a serving-engine profile: what its iteration rows say about the device, model and run.</summary>
 public sealed record ServingProfileIdentity(string Device, string Model, string Dtype, int Layers, long KvBytesPerToken, long WeightBytes);
 
@@ -32,6 +47,20 @@ public sealed record ServingProfileIdentity(string Device, string Model, string 
 /// </summary>
 public static class ServingProfile
 {
+    /// <summary>
+    /// Decode steps after a loop's prompts that still warm up on the CPU serving engine (rlms calibrate leaves them out
+    /// of serving-engine loops; docs/calibration.md).
+    /// </summary>
+    public const int WarmUpSteps = 6;
+
+    /// <summary>The mean of the last kept repetition's decode steps after <see cref="WarmUpSteps"/> (all steps when there are no more).</summary>
+    public static double LastVisitMeanStepUs(ServingPointSamples s)
+    {
+        int from = s.Point.Steps > WarmUpSteps ? WarmUpSteps : 0;
+        var steps = s.StepUs.Skip(from).Where(l => l.Count > 0).Select(l => l[^1]).ToList();
+        return steps.Count > 0 ? steps.Average() : double.NaN;
+    }
+
     /// <summary>
     /// Runs one repetition of <paramref name="p"/> with fresh request ids from <paramref name="newId"/>, and adds its
     /// timings to <paramref name="keep"/> (null: a warm-up repetition, not kept). The sequences are released at the end.

@@ -88,6 +88,18 @@ public class InterleavedProfileTests
         Assert.True(p.ProfileS >= 0.5 * p.BusyS, $"profile {p.ProfileS:F3} s for {p.BusyS:F3} s busy");
         double busy = r.Iterations.Sum(i => i.StepTimeMs) / 1000;
         Assert.Equal(busy, p.BusyS, 3);
+
+        // Every kept visit is time-stamped on the replay's clock, in order, and each point's speeds average to 1.
+        int kept = Grid.Generation.Where(g => g.Batch <= 3).Sum(g => p.Rows.Single(x => x.Phase == "prefill" && x.PromptTokens == g.Prompt).Reps!.Value / g.Batch);
+        Assert.Equal(kept, p.Visits.Count);
+        Assert.True(p.Visits.Zip(p.Visits.Skip(1)).All(v => v.Second.TimeS >= v.First.TimeS));
+        // Visits in the run's idle moments carry their moment; the top-up after the run carries the run's end.
+        double lastEnd = r.Iterations.Max(i => i.StartTimeS + i.StepTimeMs / 1000);
+        Assert.True(p.Visits.Count(v => v.TimeS <= lastEnd) > 0, "some visits ran inside the replay");
+        Assert.All(p.Visits, v => Assert.True(v.TimeS >= 0));
+        Assert.All(p.Visits, v => Assert.True(v.MeanStepUs > 0 && v.DecodeSteps == 12));
+        foreach (var g in p.Visits.GroupBy(v => (v.Batch, v.PromptTokens)))
+            Assert.Equal(1.0, g.Average(v => v.Speed), 9);
     }
 
     /// <summary>
@@ -181,6 +193,9 @@ public class InterleavedProfileTests
         Assert.Equal(("iteration", "rlms-profile", "interleaved", "cpu", "test"),
             (meta["rlms.schema"], meta["rlms.source"], meta["rlms.profile_mode"], meta["rlms.clock"], meta["rlms.grid"]));
         Assert.Equal("replay_iteration", TraceReader.Metadata(Path.Combine(dir, "iterations.parquet"))["rlms.schema"]);
+        var visits = TraceReader.Read<ProfileVisitRow>(Path.Combine(dir, ReplayRunner.VisitsFile));
+        Assert.Equal(r.Profile!.Visits.Count, visits.Count);
+        Assert.Equal("profile_visit", TraceReader.Metadata(Path.Combine(dir, ReplayRunner.VisitsFile))["rlms.schema"]);
 
         // idle_ms is the part of each gap the engine waited for an arrival; the rest is its host work.
         var iterations = TraceReader.Read<ReplayIterationRow>(Path.Combine(dir, "iterations.parquet"));
