@@ -85,14 +85,12 @@ public sealed class InterleavedProfiler : IIterationExecutor
 
     public void WaitUntil(double timeS)
     {
-        if (timeS > _engine.NowS && _engine.AllSlotsFree && Behind) RunWhileBehind(requireMinimum: false);
+        if (timeS > _engine.NowS) RunWhileBehind(requireMinimum: false);
         _engine.WaitUntil(timeS);
     }
 
     /// <summary>After the run: profile until the share is reached and every point has its minimum of kept repetitions.</summary>
     public void Finish() => RunWhileBehind(requireMinimum: true);
-
-    private bool Behind => ProfileS < _options.Share * BusyS;
 
     private bool ShortOfMinimum => _samples.Any(s => s.Repetitions < _options.MinRepetitions);
 

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using RLMServing.Profiling.Measurement;
 using RLMServing.Profiling.Traces;
 using RLMServing.Simulation;
@@ -27,12 +28,12 @@ public sealed class ServingPointSamples(GenerationPoint point)
 /// </summary>
 public sealed class ProfileVisitRow
 {
-    [System.Text.Json.Serialization.JsonPropertyName("time_s")] public double TimeS { get; set; }
-    [System.Text.Json.Serialization.JsonPropertyName("batch")] public int Batch { get; set; }
-    [System.Text.Json.Serialization.JsonPropertyName("prompt_tokens")] public int PromptTokens { get; set; }
-    [System.Text.Json.Serialization.JsonPropertyName("decode_steps")] public int DecodeSteps { get; set; }
-    [System.Text.Json.Serialization.JsonPropertyName("mean_step_us")] public double MeanStepUs { get; set; }
-    [System.Text.Json.Serialization.JsonPropertyName("speed")] public double Speed { get; set; }
+    [JsonPropertyName("time_s")] public double TimeS { get; set; }
+    [JsonPropertyName("batch")] public int Batch { get; set; }
+    [JsonPropertyName("prompt_tokens")] public int PromptTokens { get; set; }
+    [JsonPropertyName("decode_steps")] public int DecodeSteps { get; set; }
+    [JsonPropertyName("mean_step_us")] public double MeanStepUs { get; set; }
+    [JsonPropertyName("speed")] public double Speed { get; set; }
 }
 
 /// <summary>Who measured a serving-engine profile: what its iteration rows say about the device, model and run.</summary>

@@ -33,19 +33,15 @@ public static class TraceReader
         ParquetSerializer.DeserializeAsync<T>(path).GetAwaiter().GetResult().Data;
 
     /// <summary>The names of the file's columns.</summary>
-    public static IReadOnlyList<string> Columns(string path)
-    {
-        using var stream = File.OpenRead(path);
-        var reader = ParquetReader.CreateAsync(stream).GetAwaiter().GetResult();
-        try { return reader.Schema.DataFields.Select(f => f.Name).ToList(); }
-        finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
-    }
+    public static IReadOnlyList<string> Columns(string path) => WithReader(path, r => r.Schema.DataFields.Select(f => f.Name).ToList());
 
-    public static Dictionary<string, string> Metadata(string path)
+    public static Dictionary<string, string> Metadata(string path) => WithReader(path, r => new Dictionary<string, string>(r.CustomMetadata));
+
+    private static T WithReader<T>(string path, Func<ParquetReader, T> read)
     {
         using var stream = File.OpenRead(path);
         var reader = ParquetReader.CreateAsync(stream).GetAwaiter().GetResult();
-        try { return new Dictionary<string, string>(reader.CustomMetadata); }
+        try { return read(reader); }
         finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 }
