@@ -27,6 +27,11 @@
 # machine) plus the engine's host work per iteration measured from the other rounds' replays of that policy
 # (rlms calibrate --host-overhead). separate: the profiles are runs of their own between the replays, and one calibration from all of them
 # prices every replay. Either way a separate profile is taken first, to choose the arrival rate.
+# With PROFILE=interleaved each replay is predicted twice. At constant speed: from a calibration of its own interleaved
+# profile, as above. With the machine's measured speed: from a calibration of the other replays' profiles, with this
+# replay's machine speed over time from its own profile's visits priced against that calibration (profile-visits.parquet
+# as cost_model.slowdown with reference: calibration, averaged into SLOWDOWN_WINDOW-second windows, default 2).
+# SPEED (measured, the default, or constant) says which set of tables decides the exit status.
 # Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. With CLOCK=wall run it on a
 # quiet machine: the replay then measures wall-clock time, and other processes on the cores show up as error.
 set -euo pipefail
@@ -40,6 +45,10 @@ busy_target=${BUSY:-0.6}
 rounds=${ROUNDS:-3}
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS: must be a positive whole number, got '$rounds'" >&2; exit 2; }
 seeds=${SEEDS:-vary}
+speed=${SPEED:-measured}
+[[ "$speed" = constant || "$speed" = measured ]] || { echo "SPEED: must be constant or measured, got '$speed'" >&2; exit 2; }
+slowdown_window=${SLOWDOWN_WINDOW:-2}
+[[ "$slowdown_window" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "SLOWDOWN_WINDOW: must be a number of seconds >= 0, got '$slowdown_window'" >&2; exit 2; }
 profile_mode=${PROFILE:-interleaved}
 [[ "$profile_mode" = interleaved || "$profile_mode" = separate ]] || { echo "PROFILE: must be interleaved or separate, got '$profile_mode'" >&2; exit 2; }
 [[ "$seeds" = vary || "$seeds" = same ]] || { echo "SEEDS: must be vary or same, got '$seeds'" >&2; exit 2; }
@@ -105,7 +114,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 # predicted[policy] lists the simulated requests.parquet each round's replay of that policy is compared with.
-declare -A predicted
+declare -A predicted slowed
 if [[ $profile_mode = separate ]]; then
   [[ $rounds -gt 1 ]] && "$rlms" calibrate "${profiles[@]}" --gpu CPU --statistic mean --out "$cal"
   simulated_rounds=$([[ $seeds = vary ]] && echo "$rounds" || echo 1)
@@ -138,17 +147,53 @@ else
       predicted[$policy]+=" $out/simulated$(suffix "$r")-$policy/$policy/requests.parquet"
     done
   done
+  # With the machine's measured speed: the cost model's shape from the profiles of every *other* replay (eight times
+  # the profiling of one, so less sampling noise), and this replay's machine speed — its level and its swings — from
+  # its own profile's visits, each priced against that calibration (cost_model.slowdown, reference: calibration). The
+  # visits are profile work in the replay's idle moments, not the replay's iterations.
+  for ((r = 1; r <= rounds; r++)); do
+    for policy in "${policies[@]}"; do
+      run_dir="$out/measured$(suffix "$r")/$policy"
+      rest=()
+      for other in "${all[@]}"; do [[ $other != "$run_dir" ]] && rest+=("$other"); done
+      host=()
+      for ((o = 1; o <= rounds; o++)); do [[ $o -ne $r ]] && host+=("$out/measured$(suffix "$o")/$policy"); done
+      [[ $rounds -eq 1 ]] && host=("${rest[@]}")
+      "$rlms" calibrate "${rest[@]}" --gpu CPU --statistic mean --host-overhead "$(IFS=,; echo "${host[*]}")" \
+        --out "$run_dir/calibration-others.json" >/dev/null
+      "$rlms" simulate "$scenario" --set "seed=$(seed_of "$r")" --set "cost_model.file=$run_dir/calibration-others.json" \
+        --set "workload.arrival.rate=$rate" --set "cost_model.slowdown.file=$run_dir/profile-visits.parquet" \
+        --set "cost_model.slowdown.reference=calibration" --set "cost_model.slowdown.window_s=$slowdown_window" \
+        --out "$out/simulated$(suffix "$r")-$policy-speed" --quiet >/dev/null
+      slowed[$policy]+=" $out/simulated$(suffix "$r")-$policy-speed/$policy/requests.parquet"
+    done
+  done
   "$rlms" calibrate "${all[@]}" --gpu CPU --statistic mean --host-overhead "$(IFS=,; echo "${all[*]}")" --out "$cal"
 fi
 
 status=0
-for policy in "${policies[@]}"; do
+compare() {   # compare TITLE PREDICTIONS-BY-POLICY-NAME COUNTS(yes|no)
+  local -n by_policy=$2
+  for policy in "${policies[@]}"; do
+    echo
+    echo "== $policy: replay (measured) vs simulate ($1) =="
+    measured=()
+    for ((r = 1; r <= rounds; r++)); do measured+=("$out/measured$(suffix "$r")/$policy/requests.parquet"); done
+    # shellcheck disable=SC2086  # a list of paths without spaces, split on purpose
+    if ! "$rlms" validate --measured "${measured[@]}" --predicted ${by_policy[$policy]} --tolerance "$tolerance"; then
+      [[ $3 = yes ]] && status=1
+    fi
+  done
+}
+if [[ $profile_mode = interleaved ]]; then
   echo
-  echo "== $policy: replay (measured) vs simulate (predicted) =="
-  measured=()
-  for ((r = 1; r <= rounds; r++)); do measured+=("$out/measured$(suffix "$r")/$policy/requests.parquet"); done
-  # shellcheck disable=SC2086  # a list of paths without spaces, split on purpose
-  "$rlms" validate --measured "${measured[@]}" --predicted ${predicted[$policy]} --tolerance "$tolerance" || status=1
-done
+  echo "### at constant speed: each replay from its own interleaved profile's calibration"
+  compare "predicted at the machine's average speed" predicted "$([[ $speed = constant ]] && echo yes || echo no)"
+  echo
+  echo "### with the machine's measured speed: the other replays' profiles' calibration, this replay's speed from its own profile's visits (${slowdown_window}-s windows)"
+  compare "predicted with the measured speed" slowed "$([[ $speed = measured ]] && echo yes || echo no)"
+else
+  compare "predicted" predicted yes
+fi
 echo "load after: $(uptime)"
 exit $status

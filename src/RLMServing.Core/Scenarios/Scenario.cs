@@ -32,6 +32,15 @@ public sealed record CostModelConfig(
     /// host_overhead, else 0): the engine's scheduling and bookkeeping between its measured steps.
     /// </summary>
     public double HostOverheadUs { get; init; }
+
+    /// <summary>
+    /// The machine's speed over the run (cost_model.slowdown): every priced iteration's time times the factor at its
+    /// start. Null: the cost model's prices as they are.
+    /// </summary>
+    public Costs.Slowdown? Slowdown { get; init; }
+
+    /// <summary>Where <see cref="Slowdown"/> came from: the file read, or null for a constant given in the scenario.</summary>
+    public string? SlowdownFile { get; init; }
 }
 
 public sealed record SchedulerConfig(

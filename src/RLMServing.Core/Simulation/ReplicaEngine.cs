@@ -100,6 +100,12 @@ internal sealed partial class ReplicaEngine
     public List<TimeseriesPoint> Timeseries { get; }
     public Action? OnRequestDone { get; set; }
 
+    /// <summary>
+    /// The machine's speed over the run (cost_model.slowdown): a priced iteration takes its cost times the factor at
+    /// its start. A real executor's measured times are taken as they are.
+    /// </summary>
+    public Slowdown? Slowdown { get; init; }
+
     /// <summary>Re-derives the KV accounting from every request at each scheduler turn (tests; slow).</summary>
     public bool CheckInvariants { get; set; }
 
@@ -636,7 +642,8 @@ internal sealed partial class ReplicaEngine
     private void Account(in IterationCost cost, int batchRequests, double start)
     {
         // Swap copies are rare: without one pending the iteration's time is the priced time (adding 0 is exact).
-        double timeS = _pendingTransferS == 0 ? cost.TimeS : cost.TimeS + TakeSwapTransferS();
+        double runS = Slowdown is null || _executor is not null ? cost.TimeS : cost.TimeS * Slowdown.At(start);
+        double timeS = _pendingTransferS == 0 ? runS : runS + TakeSwapTransferS();
         _clock = start + timeS;
         Stats.BusyS += timeS;
         Stats.Flops += cost.Flops;
@@ -645,7 +652,7 @@ internal sealed partial class ReplicaEngine
         Stats.BatchRequestsSum += batchRequests;
         Stats.KvBlockSeconds += _usedBlocks * timeS;
         if (_usedBlocks > Stats.PeakBlocks) Stats.PeakBlocks = _usedBlocks;
-        AccountPolicies(cost.TimeS);
+        AccountPolicies(runS);
         if (_usedBlocks > TotalBlocks) throw new InvalidOperationException("KV blocks in use exceed capacity");
         TrimPrefixCache();
     }

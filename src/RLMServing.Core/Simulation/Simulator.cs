@@ -73,6 +73,7 @@ public static class Simulator
                     CheckInvariants = checkInvariants,
                     Policies = scenario.PoliciesOrNone,
                     PolicySeed = scenario.Seed,
+                    Slowdown = scenario.CostModel.Slowdown,
                 };
                 engines[i].ConfigureMemory(scenario.KvCache.Memory, groups[g].TensorParallel, sampled);
             }

@@ -43,4 +43,50 @@ public static class ParquetColumns
 
     public static DataField? OptionalField(this ParquetReader reader, string name) =>
         reader.Schema.DataFields.FirstOrDefault(f => f.Name == name);
+
+    /// <summary>Opens a Parquet file for reading, or one clear error naming the file (missing, or not Parquet).</summary>
+    public static ParquetReader Open(string path)
+    {
+        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        try
+        {
+            return ParquetReader.CreateAsync(path).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or Parquet.ParquetException)
+        {
+            throw new UserInputException($"{path}: not a readable Parquet file ({e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// A numeric column of one row group as nullable doubles, whatever its numeric type (files written by other tools
+    /// use int64, float and nullable columns freely); a non-numeric column is a clear error.
+    /// </summary>
+    public static double?[] ReadNumbers(string path, ParquetRowGroupReader group, DataField field, int n)
+    {
+        var type = field.ClrType;
+        if (type == typeof(double)) return ReadNumeric<double>(group, field, n, v => v);
+        if (type == typeof(float)) return ReadNumeric<float>(group, field, n, v => v);
+        if (type == typeof(long)) return ReadNumeric<long>(group, field, n, v => v);
+        if (type == typeof(int)) return ReadNumeric<int>(group, field, n, v => v);
+        throw new UserInputException($"{path}: column '{field.Name}' has type {type.Name}; expected a number");
+    }
+
+    private static double?[] ReadNumeric<T>(ParquetRowGroupReader group, DataField field, int n, Func<T, double> convert) where T : struct
+    {
+        var result = new double?[n];
+        if (field.IsNullable)
+        {
+            var raw = new T?[n];
+            group.ReadAsync<T>(field, raw.AsMemory()).GetAwaiter().GetResult();
+            for (int i = 0; i < n; i++) result[i] = raw[i] is T v ? convert(v) : null;
+        }
+        else
+        {
+            var raw = new T[n];
+            group.ReadAsync<T>(field, raw.AsMemory()).GetAwaiter().GetResult();
+            for (int i = 0; i < n; i++) result[i] = convert(raw[i]);
+        }
+        return result;
+    }
 }

@@ -1,4 +1,5 @@
 using RLMServing.Catalog;
+using RLMServing.Costs;
 using RLMServing.Memory;
 using RLMServing.Scenarios;
 using RLMServing.Workloads;
@@ -174,8 +175,9 @@ public static partial class ScenarioLoader
                 throw c.Error("file", $"{path} is calibrated on '{cal.Gpu}', the scenario's GPU is '{gpu.Name}'");
             var calls = IterationCallsOf(c);
             double host = c.Has("host_overhead_us") ? c.NonNegativeDouble("host_overhead_us", 0) : cal.HostOverhead?.PerIterationUs ?? 0;
+            var (curve, curveFile) = BindSlowdown(c, scenarioFile, cal);
             c.Done();
-            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls) { HostOverheadUs = host };
+            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls) { HostOverheadUs = host, Slowdown = curve, SlowdownFile = curveFile };
         }
         if (kind != "roofline")
             throw c.Error("kind", $"unknown cost model '{kind}'; supported: roofline, calibrated");
@@ -184,8 +186,36 @@ public static partial class ScenarioLoader
             c.Fraction("bandwidth_efficiency", 0.85, allowZero: false),
             c.NonNegativeDouble("step_overhead_ms", 1.0),
             c.NonNegativeDouble("allreduce_latency_us", 10)) { Calls = IterationCallsOf(c), HostOverheadUs = c.NonNegativeDouble("host_overhead_us", 0) };
+        var (slowdown, slowdownFile) = BindSlowdown(c, scenarioFile, null);
         c.Done();
-        return cfg;
+        return cfg with { Slowdown = slowdown, SlowdownFile = slowdownFile };
+    }
+
+    /// <summary>
+    /// cost_model.slowdown: a number (a constant factor on every priced iteration), or
+    /// { file: PATH, window_s: S, reference: file | calibration } — a machine-speed series (SlowdownFile), the path
+    /// relative to the scenario file, averaged into windows of S seconds (default 2; 0 keeps every row). reference:
+    /// file takes the file's slowdown column; calibration prices an interleaved profile's visits against the scenario's
+    /// calibration (<paramref name="calibration"/>; kind: calibrated only).
+    /// </summary>
+    private static (Slowdown? Curve, string? File) BindSlowdown(MapReader c, string scenarioFile, RLMServing.Calibration.CalibrationFile? calibration)
+    {
+        const string key = "slowdown";
+        var node = c.Raw(key);
+        if (node is null) return (null, null);
+        if (node is ConfigScalar) return (Slowdown.Constant(c.PositiveDouble(key)), null);
+        if (node is not ConfigMap m) throw c.Error(key, "expected a number (a constant factor) or a mapping { file: PATH, window_s: SECONDS, reference: file | calibration }", node);
+        var r = new MapReader(m, c.File, c.KeyPath(key));
+        var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scenarioFile)) ?? ".", r.RequiredString("file")));
+        double window = r.NonNegativeDouble("window_s", 2.0);
+        bool againstCalibration = r.Enum("reference", false, ("file", false), ("calibration", true));
+        if (againstCalibration && calibration is null)
+            throw r.Error("reference", "calibration needs cost_model.kind: calibrated (the visits are priced against its calibration)");
+        r.Done();
+        IReadOnlyList<(double TimeS, double Factor)> samples;
+        try { samples = againstCalibration ? SlowdownFile.AgainstCalibration(path, calibration!.ToModel()) : SlowdownFile.Read(path); }
+        catch (UserInputException e) { throw r.Error("file", e.Message); }
+        return (Slowdown.FromSamples(samples, window), path);
     }
 
     private static IterationCalls IterationCallsOf(MapReader c) =>

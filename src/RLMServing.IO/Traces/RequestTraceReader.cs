@@ -1,5 +1,6 @@
 using Parquet;
 using Parquet.Schema;
+using RLMServing.IO.ParquetFiles;
 
 namespace RLMServing.IO.Traces;
 
@@ -11,7 +12,7 @@ public static class RequestTraceReader
 {
     public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
     {
-        var reader = Open(path);
+        var reader = ParquetColumns.Open(path);
         try { return new Dictionary<string, string>(reader.CustomMetadata); }
         finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
@@ -19,7 +20,7 @@ public static class RequestTraceReader
     /// <summary>Streams the rows; <paramref name="bad"/> decides whether an invalid row stops the read.</summary>
     public static IEnumerable<RequestTraceRow> Read(string path, BadRows bad)
     {
-        var reader = Open(path);
+        var reader = ParquetColumns.Open(path);
         try
         {
         var fields = reader.Schema.DataFields.ToDictionary(f => f.Name, StringComparer.Ordinal);
@@ -43,7 +44,7 @@ public static class RequestTraceReader
         {
             using var group = reader.OpenRowGroupReader(g);
             int n = checked((int)group.RowCount);
-            var arrival = ReadDoubles(path, group, arrivalField, n);
+            var arrival = ParquetColumns.ReadNumbers(path, group, arrivalField, n);
             var prompt = ReadInts(path, group, promptField, n);
             var output = ReadInts(path, group, outputField, n);
             var thinking = thinkingField is null ? null : ReadInts(path, group, thinkingField, n);
@@ -81,33 +82,10 @@ public static class RequestTraceReader
 
     private static string Show(object? value) => value?.ToString() ?? "null";
 
-    private static ParquetReader Open(string path)
-    {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
-        try
-        {
-            return ParquetReader.CreateAsync(path).GetAwaiter().GetResult();
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or Parquet.ParquetException)
-        {
-            throw new UserInputException($"{path}: not a readable Parquet file ({e.Message})", e);
-        }
-    }
-
-    private static double?[] ReadDoubles(string path, ParquetRowGroupReader group, DataField field, int n)
-    {
-        var type = field.ClrType;
-        if (type == typeof(double)) return ReadNumeric<double>(group, field, n, v => v);
-        if (type == typeof(float)) return ReadNumeric<float>(group, field, n, v => v);
-        if (type == typeof(long)) return ReadNumeric<long>(group, field, n, v => v);
-        if (type == typeof(int)) return ReadNumeric<int>(group, field, n, v => v);
-        throw new UserInputException($"{path}: column '{field.Name}' has type {type.Name}; expected a number");
-    }
-
     private static int?[] ReadInts(string path, ParquetRowGroupReader group, DataField field, int n)
     {
         var type = field.ClrType;
-        var doubles = type == typeof(int) ? null : ReadDoubles(path, group, field, n);
+        var doubles = type == typeof(int) ? null : ParquetColumns.ReadNumbers(path, group, field, n);
         if (doubles is null)
         {
             var ints = new int?[n];
@@ -125,24 +103,6 @@ public static class RequestTraceReader
         {
             if (doubles[i] is double d && !double.IsNaN(d))
                 result[i] = d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue ? (int)d : -1; // -1 is rejected as "not a non-negative integer"
-        }
-        return result;
-    }
-
-    private static double?[] ReadNumeric<T>(ParquetRowGroupReader group, DataField field, int n, Func<T, double> convert) where T : struct
-    {
-        var result = new double?[n];
-        if (field.IsNullable)
-        {
-            var raw = new T?[n];
-            group.ReadAsync<T>(field, raw.AsMemory()).GetAwaiter().GetResult();
-            for (int i = 0; i < n; i++) result[i] = raw[i] is T v ? convert(v) : null;
-        }
-        else
-        {
-            var raw = new T[n];
-            group.ReadAsync<T>(field, raw.AsMemory()).GetAwaiter().GetResult();
-            for (int i = 0; i < n; i++) result[i] = convert(raw[i]);
         }
         return result;
     }

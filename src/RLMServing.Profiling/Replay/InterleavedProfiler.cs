@@ -137,8 +137,9 @@ public sealed class InterleavedProfiler : IIterationExecutor
             Batch = _points[v.Point].Batch,
             PromptTokens = _points[v.Point].Prompt,
             DecodeSteps = _points[v.Point].Steps,
+            FirstStep = ServingProfile.FirstMeanStep(_points[v.Point]),
             MeanStepUs = v.MeanStepUs,
-            Speed = v.MeanStepUs / means[v.Point],
+            Slowdown = v.MeanStepUs / means[v.Point],
         }).ToList();
     }
 

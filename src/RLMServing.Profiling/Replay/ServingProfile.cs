@@ -23,8 +23,9 @@ public sealed class ServingPointSamples(GenerationPoint point)
 
 /// <summary>
 /// One kept visit of a point in an interleaved profile (profile-visits.parquet): when it ran on the replay's clock and
-/// its mean decode step after the warm-up steps; <c>speed</c> is that mean over the point's mean across its visits (above
-/// 1: the machine was slower than on average for that point). A record of the machine's speed over the run.
+/// its mean decode step after the warm-up steps (from <c>first_step</c> to <c>decode_steps</c>); <c>slowdown</c> is that mean over the point's mean across its visits (above
+/// 1: the machine was slower than on average for that point). A record of the machine's speed over the run, readable
+/// as <c>cost_model.slowdown.file</c>.
 /// </summary>
 public sealed class ProfileVisitRow
 {
@@ -32,8 +33,10 @@ public sealed class ProfileVisitRow
     [JsonPropertyName("batch")] public int Batch { get; set; }
     [JsonPropertyName("prompt_tokens")] public int PromptTokens { get; set; }
     [JsonPropertyName("decode_steps")] public int DecodeSteps { get; set; }
+    /// <summary>The first decode step in <see cref="MeanStepUs"/> (steps from 1; the ones before it warm up); step s reads a context of prompt + s.</summary>
+    [JsonPropertyName("first_step")] public int FirstStep { get; set; }
     [JsonPropertyName("mean_step_us")] public double MeanStepUs { get; set; }
-    [JsonPropertyName("speed")] public double Speed { get; set; }
+    [JsonPropertyName("slowdown")] public double Slowdown { get; set; }
 }
 
 /// <summary>Who measured a serving-engine profile: what its iteration rows say about the device, model and run.</summary>
@@ -54,10 +57,13 @@ public static class ServingProfile
     /// </summary>
     public const int WarmUpSteps = 6;
 
-    /// <summary>The mean of the last kept repetition's decode steps after <see cref="WarmUpSteps"/> (all steps when there are no more).</summary>
+    /// <summary>The first decode step (1-based) a visit's mean covers: the one after <see cref="WarmUpSteps"/>, or 1 for a point with no more.</summary>
+    public static int FirstMeanStep(GenerationPoint p) => p.Steps > WarmUpSteps ? WarmUpSteps + 1 : 1;
+
+    /// <summary>The mean of the last kept repetition's decode steps from <see cref="FirstMeanStep"/> on.</summary>
     public static double LastVisitMeanStepUs(ServingPointSamples s)
     {
-        int from = s.Point.Steps > WarmUpSteps ? WarmUpSteps : 0;
+        int from = FirstMeanStep(s.Point) - 1;
         var steps = s.StepUs.Skip(from).Where(l => l.Count > 0).Select(l => l[^1]).ToList();
         return steps.Count > 0 ? steps.Average() : double.NaN;
     }

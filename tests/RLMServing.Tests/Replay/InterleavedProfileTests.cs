@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using RLMServing.IO.Calibration;
 using RLMServing.IO.Catalog;
 using RLMServing.IO.Runs;
 using RLMServing.IO.Scenarios;
@@ -97,9 +98,9 @@ public class InterleavedProfileTests
         double lastEnd = r.Iterations.Max(i => i.StartTimeS + i.StepTimeMs / 1000);
         Assert.True(p.Visits.Count(v => v.TimeS <= lastEnd) > 0, "some visits ran inside the replay");
         Assert.All(p.Visits, v => Assert.True(v.TimeS >= 0));
-        Assert.All(p.Visits, v => Assert.True(v.MeanStepUs > 0 && v.DecodeSteps == 12));
+        Assert.All(p.Visits, v => Assert.True(v.MeanStepUs > 0 && v.DecodeSteps == 12 && v.FirstStep == ServingProfile.WarmUpSteps + 1));
         foreach (var g in p.Visits.GroupBy(v => (v.Batch, v.PromptTokens)))
-            Assert.Equal(1.0, g.Average(v => v.Speed), 9);
+            Assert.Equal(1.0, g.Average(v => v.Slowdown), 9);
     }
 
     /// <summary>
@@ -196,6 +197,10 @@ public class InterleavedProfileTests
         var visits = TraceReader.Read<ProfileVisitRow>(Path.Combine(dir, ReplayRunner.VisitsFile));
         Assert.Equal(r.Profile!.Visits.Count, visits.Count);
         Assert.Equal("profile_visit", TraceReader.Metadata(Path.Combine(dir, ReplayRunner.VisitsFile))["rlms.schema"]);
+        // The visits are a machine-speed series for cost_model.slowdown, as they are or priced against a calibration.
+        Assert.Equal(visits.Select(v => (v.TimeS, v.Slowdown)), SlowdownFile.Read(Path.Combine(dir, ReplayRunner.VisitsFile)));
+        var shipped = CalibrationStore.Read(Path.Combine(RlmsProcess.RepoRoot(), "calibration", "cpu-tiny-tp1.json")).ToModel();
+        Assert.Equal(visits.Count, SlowdownFile.AgainstCalibration(Path.Combine(dir, ReplayRunner.VisitsFile), shipped).Count);
 
         // idle_ms is the part of each gap the engine waited for an arrival; the rest is its host work.
         var iterations = TraceReader.Read<ReplayIterationRow>(Path.Combine(dir, "iterations.parquet"));
