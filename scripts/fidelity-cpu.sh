@@ -181,7 +181,7 @@ compare() {   # compare TITLE PREDICTIONS-BY-POLICY-NAME COUNTS(yes|no)
     for ((r = 1; r <= rounds; r++)); do measured+=("$out/measured$(suffix "$r")/$policy/requests.parquet"); done
     # shellcheck disable=SC2086  # a list of paths without spaces, split on purpose
     if ! "$rlms" validate --measured "${measured[@]}" --predicted ${by_policy[$policy]} --tolerance "$tolerance"; then
-      [[ $3 = yes ]] && status=1
+      if [[ $3 = yes ]]; then status=1; fi
     fi
   done
 }

@@ -102,7 +102,17 @@ public static class ScenarioRunner
         return result with { Summary = result.Summary with { Variant = variant } };
     }
 
-    public static Dictionary<string, string> Metadata(PreparedRun run, string? variant, string command) => new()
+    public static Dictionary<string, string> Metadata(PreparedRun run, string? variant, string command)
+    {
+        var meta = BaseMetadata(run, variant, command);
+        // cost_model.slowdown, when given: the file it came from, or the constant factor.
+        if (run.Scenario.CostModel.Slowdown is { } slowdown)
+            meta["rlms.slowdown"] = run.Scenario.CostModel.SlowdownFile
+                ?? slowdown.Factors[0].ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        return meta;
+    }
+
+    private static Dictionary<string, string> BaseMetadata(PreparedRun run, string? variant, string command) => new()
     {
         ["rlms.schema"] = "requests/v1",
         ["rlms.source"] = "simulator",

@@ -184,6 +184,7 @@ public static class ReplayRunner
     {
         var meta = ScenarioRunner.Metadata(run, variant, command);
         meta["rlms.source"] = "replay";
+        meta.Remove("rlms.slowdown");   // a replay's machine is real: cost_model.slowdown does not apply
         meta[TraceMetadata.Device] = r.Device.DeviceName;
         meta[TraceMetadata.Ort] = r.Device.OrtVersion;
         meta[TraceMetadata.Driver] = r.Device.Driver;
