@@ -32,7 +32,8 @@
 # replay's machine speed over time from its own profile's visits priced against that calibration (profile-visits.parquet
 # as cost_model.slowdown with reference: calibration, averaged into SLOWDOWN_WINDOW-second windows, default 2).
 # SPEED (measured, the default, or constant) says which set of tables decides the exit status.
-# Exit status: 0 when every policy is within tolerance on every metric, 1 otherwise. With CLOCK=wall run it on a
+# Exit status: 0 when every policy is within tolerance on every metric of the tables that decide it (SPEED, with
+# PROFILE=interleaved), 1 otherwise. With CLOCK=wall run it on a
 # quiet machine: the replay then measures wall-clock time, and other processes on the cores show up as error.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

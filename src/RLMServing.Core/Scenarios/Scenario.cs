@@ -41,6 +41,9 @@ public sealed record CostModelConfig(
 
     /// <summary>Where <see cref="Slowdown"/> came from: the file read, or null for a constant given in the scenario.</summary>
     public string? SlowdownFile { get; init; }
+
+    /// <summary>With <see cref="SlowdownFile"/>: the averaging window (s) and how its rows were read (file or calibration).</summary>
+    public (double WindowS, string Reference)? SlowdownRead { get; init; }
 }
 
 public sealed record SchedulerConfig(

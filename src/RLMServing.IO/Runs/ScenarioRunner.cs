@@ -106,9 +106,14 @@ public static class ScenarioRunner
     {
         var meta = BaseMetadata(run, variant, command);
         // cost_model.slowdown, when given: the file it came from, or the constant factor.
-        if (run.Scenario.CostModel.Slowdown is { } slowdown)
-            meta["rlms.slowdown"] = run.Scenario.CostModel.SlowdownFile
-                ?? slowdown.Factors[0].ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        var cm = run.Scenario.CostModel;
+        if (cm.Slowdown is { } slowdown)
+            meta["rlms.slowdown"] = cm.SlowdownFile ?? slowdown.Factors[0].ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        if (cm.SlowdownRead is { } read)
+        {
+            meta["rlms.slowdown_window_s"] = read.WindowS.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            meta["rlms.slowdown_reference"] = read.Reference;
+        }
         return meta;
     }
 

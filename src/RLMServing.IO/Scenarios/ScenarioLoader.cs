@@ -175,9 +175,9 @@ public static partial class ScenarioLoader
                 throw c.Error("file", $"{path} is calibrated on '{cal.Gpu}', the scenario's GPU is '{gpu.Name}'");
             var calls = IterationCallsOf(c);
             double host = c.Has("host_overhead_us") ? c.NonNegativeDouble("host_overhead_us", 0) : cal.HostOverhead?.PerIterationUs ?? 0;
-            var (curve, curveFile) = BindSlowdown(c, scenarioFile, cal);
+            var (curve, curveFile, curveRead) = BindSlowdown(c, scenarioFile, cal);
             c.Done();
-            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls) { HostOverheadUs = host, Slowdown = curve, SlowdownFile = curveFile };
+            return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls) { HostOverheadUs = host, Slowdown = curve, SlowdownFile = curveFile, SlowdownRead = curveRead };
         }
         if (kind != "roofline")
             throw c.Error("kind", $"unknown cost model '{kind}'; supported: roofline, calibrated");
@@ -186,9 +186,9 @@ public static partial class ScenarioLoader
             c.Fraction("bandwidth_efficiency", 0.85, allowZero: false),
             c.NonNegativeDouble("step_overhead_ms", 1.0),
             c.NonNegativeDouble("allreduce_latency_us", 10)) { Calls = IterationCallsOf(c), HostOverheadUs = c.NonNegativeDouble("host_overhead_us", 0) };
-        var (slowdown, slowdownFile) = BindSlowdown(c, scenarioFile, null);
+        var (slowdown, slowdownFile, slowdownRead) = BindSlowdown(c, scenarioFile, null);
         c.Done();
-        return cfg with { Slowdown = slowdown, SlowdownFile = slowdownFile };
+        return cfg with { Slowdown = slowdown, SlowdownFile = slowdownFile, SlowdownRead = slowdownRead };
     }
 
     /// <summary>
@@ -198,12 +198,12 @@ public static partial class ScenarioLoader
     /// file takes the file's slowdown column; calibration prices an interleaved profile's visits against the scenario's
     /// calibration (<paramref name="calibration"/>; kind: calibrated only).
     /// </summary>
-    private static (Slowdown? Curve, string? File) BindSlowdown(MapReader c, string scenarioFile, RLMServing.Calibration.CalibrationFile? calibration)
+    private static (Slowdown? Curve, string? File, (double WindowS, string Reference)? Read) BindSlowdown(MapReader c, string scenarioFile, RLMServing.Calibration.CalibrationFile? calibration)
     {
         const string key = "slowdown";
         var node = c.Raw(key);
-        if (node is null) return (null, null);
-        if (node is ConfigScalar) return (Slowdown.Constant(c.PositiveDouble(key)), null);
+        if (node is null) return (null, null, null);
+        if (node is ConfigScalar) return (Slowdown.Constant(c.PositiveDouble(key)), null, null);
         if (node is not ConfigMap m) throw c.Error(key, "expected a number (a constant factor) or a mapping { file: PATH, window_s: SECONDS, reference: file | calibration }", node);
         var r = new MapReader(m, c.File, c.KeyPath(key));
         var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scenarioFile)) ?? ".", r.RequiredString("file")));
@@ -215,7 +215,7 @@ public static partial class ScenarioLoader
         IReadOnlyList<(double TimeS, double Factor)> samples;
         try { samples = againstCalibration ? SlowdownFile.AgainstCalibration(path, calibration!.ToModel()) : SlowdownFile.Read(path); }
         catch (UserInputException e) { throw r.Error("file", e.Message); }
-        return (Slowdown.FromSamples(samples, window), path);
+        return (Slowdown.FromSamples(samples, window), path, (window, againstCalibration ? "calibration" : "file"));
     }
 
     private static IterationCalls IterationCallsOf(MapReader c) =>

@@ -65,6 +65,10 @@ public static class SlowdownFile
             }
             return rows;
         }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or Parquet.ParquetException)
+        {
+            throw new UserInputException($"{path}: not a readable Parquet file ({e.Message})", e);
+        }
         finally
         {
             reader.DisposeAsync().AsTask().GetAwaiter().GetResult();

@@ -184,7 +184,8 @@ public static class ReplayRunner
     {
         var meta = ScenarioRunner.Metadata(run, variant, command);
         meta["rlms.source"] = "replay";
-        meta.Remove("rlms.slowdown");   // a replay's machine is real: cost_model.slowdown does not apply
+        foreach (var k in new[] { "rlms.slowdown", "rlms.slowdown_window_s", "rlms.slowdown_reference" })
+            meta.Remove(k);   // a replay's machine is real: cost_model.slowdown does not apply
         meta[TraceMetadata.Device] = r.Device.DeviceName;
         meta[TraceMetadata.Ort] = r.Device.OrtVersion;
         meta[TraceMetadata.Driver] = r.Device.Driver;
@@ -230,7 +231,8 @@ public static class ReplayRunner
             var visitMeta = new Dictionary<string, string>(profileMeta)
             {
                 [TraceMetadata.Schema] = "profile_visit",
-                [TraceMetadata.SchemaVersion] = "1",
+                // 2: the factor column is `slowdown` (was `speed`) and `first_step` was added.
+                [TraceMetadata.SchemaVersion] = "2",
             };
             extra.Add((VisitsFile, p => ParquetSerializer.SerializeAsync(profile.Visits, p, new ParquetOptions(), visitMeta)));
         }

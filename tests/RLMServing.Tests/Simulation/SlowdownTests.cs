@@ -185,6 +185,16 @@ public class SlowdownTests
         Assert.Equal(file, run.Scenario.CostModel.SlowdownFile);
     }
 
+    [Fact]
+    public void AFileThatIsNotParquetIsOneLine()
+    {
+        var path = Scenario(", slowdown: { file: speed.parquet }");
+        File.WriteAllText(Path.Combine(Path.GetDirectoryName(path)!, "speed.parquet"), "time_s,slowdown\n0,1\n");
+        var e = Assert.Throws<UserInputException>(() => Prepare(path));
+        Assert.Contains("cost_model.slowdown.file", e.Message);
+        Assert.Contains("not a readable Parquet file", e.Message);
+    }
+
     private sealed class Row
     {
         [System.Text.Json.Serialization.JsonPropertyName("time_s")] public double TimeS { get; set; }
@@ -284,10 +294,12 @@ public class SlowdownTests
         var o = RlmsProcess.Run("simulate", path, "--out", outDir, "--quiet");
         Assert.True(o.ExitCode == 0, o.Stderr + o.Stdout);
         var meta = RLMServing.IO.Traces.RequestTraceReader.ReadMetadata(Path.Combine(outDir, "requests.parquet"));
-        Assert.Equal(csv, meta["rlms.slowdown"]);
+        Assert.Equal((csv, "2", "file"), (meta["rlms.slowdown"], meta["rlms.slowdown_window_s"], meta["rlms.slowdown_reference"]));
         o = RlmsProcess.Run("simulate", path, "--out", outDir, "--quiet", "--set", "cost_model.slowdown=1.5");
         Assert.True(o.ExitCode == 0, o.Stderr + o.Stdout);
-        Assert.Equal("1.5", RLMServing.IO.Traces.RequestTraceReader.ReadMetadata(Path.Combine(outDir, "requests.parquet"))["rlms.slowdown"]);
+        meta = RLMServing.IO.Traces.RequestTraceReader.ReadMetadata(Path.Combine(outDir, "requests.parquet"));
+        Assert.Equal("1.5", meta["rlms.slowdown"]);
+        Assert.False(meta.ContainsKey("rlms.slowdown_window_s"));
         // A bad series: one line naming the key and the file, exit 2, nothing written.
         File.WriteAllText(csv, "time_s,slowdown\n0,-1\n");
         var bad = Path.Combine(Path.GetDirectoryName(path)!, "bad");
