@@ -23,16 +23,26 @@ public enum EngineClockKind
 public sealed class EngineClock
 {
     private readonly Stopwatch _wall = new();
-    private double _cpuStart;
-    private double _jitStart;
     private double _skipped;
     private double _excluded;
+    private double _lastCpu;
+    private double _lastJit;
+    private double _counted;
     private int _thread;
+    private readonly Func<double> _cpuSeconds;
+    private readonly Func<double> _jitSeconds;
 
-    public EngineClock(EngineClockKind kind)
+    public EngineClock(EngineClockKind kind) : this(kind, ThreadCpuTime.Seconds, JitSeconds)
+    {
+    }
+
+    /// <summary>A CPU clock over given sources of the thread's CPU time and the JIT's compilation time (tests).</summary>
+    internal EngineClock(EngineClockKind kind, Func<double> cpuSeconds, Func<double> jitSeconds)
     {
         if (kind == EngineClockKind.Cpu && !ThreadCpuTime.Supported) throw new UserInputException(NotLinux);
         Kind = kind;
+        _cpuSeconds = cpuSeconds;
+        _jitSeconds = jitSeconds;
         Restart();
     }
 
@@ -65,10 +75,11 @@ public sealed class EngineClock
     {
         _wall.Restart();
         _thread = Environment.CurrentManagedThreadId;
-        _cpuStart = Kind == EngineClockKind.Cpu ? ThreadCpuTime.Seconds() : 0;
-        _jitStart = Kind == EngineClockKind.Cpu ? JitSeconds() : 0;
         _skipped = 0;
         _excluded = 0;
+        _lastCpu = Kind == EngineClockKind.Cpu ? _cpuSeconds() : 0;
+        _lastJit = Kind == EngineClockKind.Cpu ? _jitSeconds() : 0;
+        _counted = 0;
     }
 
     /// <summary>
@@ -89,7 +100,16 @@ public sealed class EngineClock
             if (Kind == EngineClockKind.Wall) return _wall.Elapsed.TotalSeconds - _excluded;
             if (Environment.CurrentManagedThreadId != _thread)
                 throw new InvalidOperationException("the CPU engine clock is read from another thread than the one that started it");
-            return ThreadCpuTime.Seconds() - _cpuStart - (JitSeconds() - _jitStart) + _skipped - _excluded;
+            // Advanced read by read: the thread's CPU time since the last read less the JIT's compilation time since
+            // then. The JIT's time is wall time: on a loaded machine a compile that waits for a core can add more to it
+            // than to the thread's CPU time, and the difference would step the clock back; such a read advances it by 0
+            // instead, and the excess is not carried over, so the clock stays monotone and keeps counting at once.
+            double cpu = _cpuSeconds(), jit = _jitSeconds();
+            double step = (cpu - _lastCpu) - (jit - _lastJit);
+            if (step > 0) _counted += step;
+            _lastCpu = cpu;
+            _lastJit = jit;
+            return _counted + _skipped - _excluded;
         }
     }
 

@@ -161,4 +161,25 @@ public class EngineClockTests
         Assert.Contains("--groups generation --kv-mode serving", o.Stderr);
         Assert.False(Directory.Exists(Path.Combine(dir, "p")));
     }
+
+    /// <summary>
+    /// The JIT's compilation time is wall time: a compile that waited for a core adds more to it than to the thread's CPU
+    /// time. The clock then holds still for that read instead of stepping back, and counts on at once afterwards.
+    /// </summary>
+    [Fact]
+    public void TheCpuClockNeverStepsBackWhenTheJitOutrunsTheCpu()
+    {
+        double cpu = 10, jit = 2;
+        var clock = new EngineClock(EngineClockKind.Cpu, () => cpu, () => jit);
+        cpu = 10.005;
+        Assert.Equal(0.005, clock.NowS, 12);
+        cpu = 10.006; jit = 2.003;   // 1 ms of CPU, 3 ms of compilation on the wall clock
+        Assert.Equal(0.005, clock.NowS, 12);
+        cpu = 10.008;                // counts on from where it stood, not 2 ms behind
+        Assert.Equal(0.007, clock.NowS, 12);
+        cpu = 10.010; jit = 2.0035;  // a compile shorter than the CPU time it took: taken off
+        Assert.Equal(0.0085, clock.NowS, 12);
+        clock.Exclude(0.0005);
+        Assert.Equal(0.008, clock.NowS, 12);
+    }
 }
