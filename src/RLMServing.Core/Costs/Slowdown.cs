@@ -53,9 +53,6 @@ public sealed class Slowdown
     public IReadOnlyList<double> TimesS => _timesS;
     public IReadOnlyList<double> Factors => _factors;
 
-    /// <summary>True when the factor is 1 everywhere (pricing is unchanged).</summary>
-    public bool IsIdentity => _factors.All(f => f == 1.0);
-
     /// <summary>The factor at time <paramref name="timeS"/>.</summary>
     public double At(double timeS)
     {

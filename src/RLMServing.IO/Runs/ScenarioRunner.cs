@@ -104,7 +104,7 @@ public static class ScenarioRunner
 
     public static Dictionary<string, string> Metadata(PreparedRun run, string? variant, string command)
     {
-        var meta = BaseMetadata(run, variant, command);
+        var meta = IdentityMetadata(run, variant, command);
         // cost_model.slowdown, when given: the file it came from, or the constant factor.
         var cm = run.Scenario.CostModel;
         if (cm.Slowdown is { } slowdown)
@@ -117,7 +117,8 @@ public static class ScenarioRunner
         return meta;
     }
 
-    private static Dictionary<string, string> BaseMetadata(PreparedRun run, string? variant, string command) => new()
+    /// <summary>What identifies a run of the scenario: schema, source, scenario, variant, seed, hardware, cost model, command.</summary>
+    public static Dictionary<string, string> IdentityMetadata(PreparedRun run, string? variant, string command) => new()
     {
         ["rlms.schema"] = "requests/v1",
         ["rlms.source"] = "simulator",

@@ -182,10 +182,9 @@ public static class ReplayRunner
     /// <summary>The simulator's metadata, marked as a measurement, with the device and runtime that measured it.</summary>
     public static Dictionary<string, string> Metadata(PreparedRun run, string? variant, string command, ReplayResult r, int threads)
     {
-        var meta = ScenarioRunner.Metadata(run, variant, command);
+        // The identity only: a replay's machine is real, so cost_model.slowdown does not apply to it.
+        var meta = ScenarioRunner.IdentityMetadata(run, variant, command);
         meta["rlms.source"] = "replay";
-        foreach (var k in new[] { "rlms.slowdown", "rlms.slowdown_window_s", "rlms.slowdown_reference" })
-            meta.Remove(k);   // a replay's machine is real: cost_model.slowdown does not apply
         meta[TraceMetadata.Device] = r.Device.DeviceName;
         meta[TraceMetadata.Ort] = r.Device.OrtVersion;
         meta[TraceMetadata.Driver] = r.Device.Driver;

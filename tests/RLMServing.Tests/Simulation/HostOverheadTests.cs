@@ -51,8 +51,7 @@ public class HostOverheadTests
         return path;
     }
 
-    private static PreparedRun Prepare(string path, params string[] sets) =>
-        ScenarioRunner.Prepare(ScenarioLoader.Load(path, sets), CatalogLoader.LoadDefault()).Single();
+    private static PreparedRun Prepare(string path, params string[] sets) => TestScenarios.PrepareFile(path, sets);
 
     private static Metrics.RequestRecord One(string path, params string[] sets) =>
         Assert.Single(ScenarioRunner.Simulate(Prepare(path, sets), null).Requests);

@@ -58,6 +58,10 @@ public static class TestScenarios
         return Simulator.Run(s, Tiny, gpu, cost, checkInvariants: check);
     }
 
+    /// <summary>The one run of a scenario file, with <c>--set</c> overrides, bound as the CLI binds it.</summary>
+    public static RLMServing.IO.Runs.PreparedRun PrepareFile(string path, params string[] sets) =>
+        RLMServing.IO.Runs.ScenarioRunner.Prepare(RLMServing.IO.Scenarios.ScenarioLoader.Load(path, sets), CatalogLoader.LoadDefault()).Single();
+
     /// <summary>Two runs gave the same requests, the same summary.json bytes and the same time series.</summary>
     public static void AssertIdentical(SimulationResult expected, SimulationResult actual)
     {
