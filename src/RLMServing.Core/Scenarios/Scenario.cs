@@ -2,7 +2,19 @@ using RLMServing.Workloads;
 
 namespace RLMServing.Scenarios;
 
-public enum BatchingPolicy { Static, Continuous, ChunkedPrefill }
+/// <summary>
+/// A batching policy by its scenario name (<c>scheduler.batching</c>); the planner behind each name is in the batch
+/// planner registry (Simulation/Batching/BatchPlanners.cs), so a new policy is one class and one registry line.
+/// <see cref="ToString"/> gives the label summary.json carries.
+/// </summary>
+public readonly record struct BatchingPolicy(string Name, string Label)
+{
+    public static readonly BatchingPolicy Static = new("static", "Static");
+    public static readonly BatchingPolicy Continuous = new("continuous", "Continuous");
+    public static readonly BatchingPolicy ChunkedPrefill = new("chunked_prefill", "ChunkedPrefill");
+
+    public override string ToString() => Label;
+}
 
 public enum QueueOrder { Fcfs, Sjf, Priority }
 

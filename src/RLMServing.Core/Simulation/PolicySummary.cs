@@ -1,6 +1,7 @@
 using RLMServing.Memory;
 using RLMServing.Metrics;
 using RLMServing.Policies;
+using PolicyStats = RLMServing.Simulation.Policies.PolicyStats;
 
 namespace RLMServing.Simulation;
 

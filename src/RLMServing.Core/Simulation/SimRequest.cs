@@ -72,22 +72,10 @@ internal sealed class SimRequest(RequestSpec spec, double arrivalTimeS)
     public string? RejectReason { get; set; }
     public int ClientId { get; set; } = -1;
 
-    // Serving policies (ReplicaEngine.Policies.cs).
-    /// <summary>Thinking budget of this request (adaptive: the one in force when its thinking ended); null when uncapped.</summary>
-    public int? ThinkingBudgetTokens { get; set; }
-    /// <summary>Adaptive budgets: the spec under the ceiling alone, which a restored budget gives back.</summary>
-    public RequestSpec? CappedSpec { get; set; }
-    /// <summary>Decode counter of the next compression check before capping at the request's end (re-capped when its length moves).</summary>
-    public long CompressCheckDc { get; set; } = long.MaxValue;
-    /// <summary>Output tokens evicted by KV compression and not rebuilt since (a recompute rebuilds them).</summary>
-    public long EvictedLive { get; set; }
-    public long EvictedTotal { get; set; }
-    /// <summary>Output tokens evicted by compression before a swap-out: the swapped KV comes back without them.</summary>
-    public long SwappedEvicted { get; set; }
-    /// <summary>Decode counter of the next compression check; long.MaxValue when none.</summary>
-    public long NextCompressDc { get; set; } = long.MaxValue;
-    /// <summary>Speculative steps taken so far: the counter of its acceptance draws.</summary>
-    public long SpecSteps { get; set; }
+    // Serving policies' per-request state (Policies/): null while the policy has not touched the request.
+    public Policies.ThinkingBudgetState? Thinking { get; set; }
+    public Policies.KvCompressionState? Compression { get; set; }
+    public Policies.SpeculativeState? Speculation { get; set; }
 
     public int GeneratedAt(long dc) => State == RequestState.Decoding ? GenAtJoin + (int)(dc - JoinDc) : Generated;
     public long KvAt(long dc) => KvAtJoin + (dc - JoinDc);

@@ -97,8 +97,8 @@ public static partial class ScenarioLoader
                     }
                     groupScheduler = BindScheduler(new MapReader(merged, file, $"{path}.scheduler")) with { Router = scheduler.Router };
                 }
-                if (groupScheduler.Batching == BatchingPolicy.ChunkedPrefill && groupScheduler.MaxNumBatchedTokens < groupScheduler.MaxNumSeqs)
-                    throw g.Error("scheduler", $"max_num_batched_tokens must be at least max_num_seqs ({groupScheduler.MaxNumSeqs}) with chunked_prefill");
+                if (RLMServing.Simulation.Batching.BatchPlanners.Get(groupScheduler.Batching).DecodesShareTokenBudget && groupScheduler.MaxNumBatchedTokens < groupScheduler.MaxNumSeqs)
+                    throw g.Error("scheduler", $"max_num_batched_tokens must be at least max_num_seqs ({groupScheduler.MaxNumSeqs}) with {groupScheduler.Batching.Name}");
                 if (cost.Calibration is { } cal && (!string.Equals(cal.Gpu, gpu.Name, StringComparison.OrdinalIgnoreCase) || cal.TensorParallel != tp))
                     throw g.Error("gpu", $"the calibrated cost model ({cost.File}) was fitted on {cal.TensorParallel} x {cal.Gpu}; this group runs {tp} x {gpu.Name}");
                 try { KvCachePlan.For(model, gpu, tp, kv, groupScheduler, draftMemory); }

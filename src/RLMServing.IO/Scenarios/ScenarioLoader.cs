@@ -2,6 +2,7 @@ using RLMServing.Catalog;
 using RLMServing.Costs;
 using RLMServing.Memory;
 using RLMServing.Scenarios;
+using RLMServing.Simulation.Batching;
 using RLMServing.Workloads;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -148,8 +149,8 @@ public static partial class ScenarioLoader
         if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt };
         if (model.Heads % hardware.TensorParallel != 0)
             throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
-        if (scheduler.Batching == BatchingPolicy.ChunkedPrefill && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
-            throw new UserInputException($"{file}: scheduler.max_num_batched_tokens: must be at least max_num_seqs ({scheduler.MaxNumSeqs}) with chunked_prefill, so every running decode fits an iteration");
+        if (BatchPlanners.Get(scheduler.Batching).DecodesShareTokenBudget && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
+            throw new UserInputException($"{file}: scheduler.max_num_batched_tokens: must be at least max_num_seqs ({scheduler.MaxNumSeqs}) with {scheduler.Batching.Name}, so every running decode fits an iteration");
         try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler, policies.Speculative?.Memory); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
@@ -225,7 +226,7 @@ public static partial class ScenarioLoader
     {
         if (s is null) return new SchedulerConfig(BatchingPolicy.Continuous, 256, 8192, QueueOrder.Fcfs, PreemptionMode.Recompute, 0, RouterKind.RoundRobin);
         var cfg = new SchedulerConfig(
-            s.Enum("batching", BatchingPolicy.Continuous, ("static", BatchingPolicy.Static), ("continuous", BatchingPolicy.Continuous), ("chunked_prefill", BatchingPolicy.ChunkedPrefill)),
+            s.Enum("batching", BatchingPolicy.Continuous, BatchPlanners.All.Select(e => (e.Policy.Name, e.Policy)).ToArray()),
             s.PositiveInt("max_num_seqs", 256),
             s.PositiveInt("max_num_batched_tokens", 8192),
             s.Enum("queue", QueueOrder.Fcfs, ("fcfs", QueueOrder.Fcfs), ("sjf", QueueOrder.Sjf), ("priority", QueueOrder.Priority)),

@@ -29,12 +29,14 @@ public class SimulatorBehaviourTests
         Assert.Equal(1, result.Summary.Failed);
     }
 
+    /// <summary>Every registered batching policy (the registry, never a hard-coded list).</summary>
+    public static TheoryData<string> Policies() => new(RLMServing.Simulation.Batching.BatchPlanners.All.Select(e => e.Policy.Name));
+
     [Theory]
-    [InlineData(BatchingPolicy.Static)]
-    [InlineData(BatchingPolicy.Continuous)]
-    [InlineData(BatchingPolicy.ChunkedPrefill)]
-    public void OverloadFinishesAndIsFlaggedUnstable(BatchingPolicy batching)
+    [MemberData(nameof(Policies))]
+    public void OverloadFinishesAndIsFlaggedUnstable(string policy)
     {
+        var batching = RLMServing.Simulation.Batching.BatchPlanners.Find(policy)!.Policy;
         // Ten times more requests per second than the replica can serve: every request still ends.
         var s = Base(batching, new PoissonArrivals(2000), 3000, new ConstantTokens(200));
         var result = TestScenarios.Run(s, TestScenarios.SmallGpu(64), check: false);

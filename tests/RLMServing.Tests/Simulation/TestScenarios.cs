@@ -21,7 +21,9 @@ public static class TestScenarios
     public static Scenario Random(int seed)
     {
         var rng = new Random(seed);
-        var batching = (BatchingPolicy)rng.Next(3);
+        // Every registered policy, a new one included, is drawn (never a hard-coded count).
+        var policies = RLMServing.Simulation.Batching.BatchPlanners.All;
+        var batching = policies[rng.Next(policies.Count)].Policy;
         var queue = (QueueOrder)rng.Next(3);
         int maxSeqs = rng.Next(1, 24);
         int budget = Math.Max(maxSeqs, rng.Next(8, 400));

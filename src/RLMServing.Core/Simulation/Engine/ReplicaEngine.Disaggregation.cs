@@ -13,7 +13,7 @@ internal sealed partial class ReplicaEngine
     private bool HandOffAfterPrefill(SimRequest r)
     {
         if (OnPrefilled is null) return false;
-        ReleaseKv(r, r.BlocksHeld, r.PrefillTarget);
+        _ledger.Release(r, r.BlocksHeld, r.PrefillTarget);
         r.BlocksHeld = 0;
         r.State = RequestState.Done;
         OnPrefilled(r, _clock);
