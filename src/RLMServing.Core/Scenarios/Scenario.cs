@@ -12,6 +12,8 @@ public readonly record struct BatchingPolicy(string Name, string Label)
     public static readonly BatchingPolicy Static = new("static", "Static");
     public static readonly BatchingPolicy Continuous = new("continuous", "Continuous");
     public static readonly BatchingPolicy ChunkedPrefill = new("chunked_prefill", "ChunkedPrefill");
+    public static readonly BatchingPolicy VllmV1 = new("vllm_v1", "VllmV1");
+    public static readonly BatchingPolicy VllmV0 = new("vllm_v0", "VllmV0");
 
     public override string ToString() => Label;
 }
@@ -65,7 +67,11 @@ public sealed record SchedulerConfig(
     QueueOrder Queue,
     PreemptionMode Preemption,
     double BatchTimeoutMs,
-    RouterKind Router);
+    RouterKind Router)
+{
+    /// <summary>The most prefill tokens one request takes in one step (vLLM's long_prefill_token_threshold); 0: no cap.</summary>
+    public int LongPrefillTokenThreshold { get; init; }
+}
 
 public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, double? ActivationReserveGib)
 {
@@ -111,6 +117,12 @@ public sealed record Scenario(
 
     /// <summary>Shared system prompts prepended to every request (synthetic workloads and dataset presets).</summary>
     public SystemPromptConfig? SystemPrompt { get; init; }
+
+    /// <summary>
+    /// The serving engine modelled (<c>engine</c>; scenario files default to vLLM V1). Scenarios built in code model
+    /// no engine-specific execution rules (eager, host work in series) unless they say so.
+    /// </summary>
+    public EngineConfig Engine { get; init; } = EngineConfig.OrtEngine;
 
     /// <summary>The requests the simulator runs: replayed or generated from the seed, with shared system prompts applied.</summary>
     public IReadOnlyList<RequestSpec> Requests()

@@ -28,7 +28,7 @@ public static class ScenarioRunner
             var scenario = ScenarioLoader.Bind(run.Tree, file.Path, catalog);
             var model = catalog.Model(scenario.Model);
             var gpu = catalog.Gpu(scenario.Hardware.Gpu);
-            var cost = WithHostOverhead(WithSpeculation(BuildCostModel(scenario, model, gpu), scenario, gpu, scenario.Hardware.TensorParallel, catalog), scenario);
+            var cost = CostModelFactory.Build(scenario, model, gpu, scenario.Hardware.TensorParallel, catalog);
             var prepared = new PreparedRun(run.Name, scenario, model, gpu, cost);
             if (scenario.Cluster is { Groups.Count: > 0 } cluster)
                 prepared = prepared with
@@ -37,44 +37,11 @@ public static class ScenarioRunner
                     {
                         var groupGpu = catalog.Gpu(g.Gpu);
                         return new ReplicaGroup(g.Name, g.Replicas, groupGpu, g.TensorParallel, g.Scheduler,
-                            WithHostOverhead(WithSpeculation(BuildCostModel(scenario, model, groupGpu, g.TensorParallel), scenario, groupGpu, g.TensorParallel, catalog), scenario), g.Role);
+                            CostModelFactory.Build(scenario, model, groupGpu, g.TensorParallel, catalog), g.Role);
                     }).ToList(),
                 };
             return prepared;
         }).ToList();
-
-    /// <summary>
-    /// Under speculative decoding the iteration cost adds verification and drafting; a draft model is priced by the
-    /// roofline from its catalog entry on the same GPUs (a calibration is for one model).
-    /// </summary>
-    public static ICostModel WithSpeculation(ICostModel cost, Scenario s, GpuSpec gpu, int tensorParallel, HardwareCatalog catalog)
-    {
-        if (s.PoliciesOrNone.Speculative is not { } spec) return cost;
-        ICostModel? draft = spec.DraftModel is { } name
-            ? new RooflineCostModel(catalog.Model(name), gpu, tensorParallel, s.CostModel.ComputeEfficiency,
-                s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs)
-            : null;
-        return new SpeculativeCostModel(cost, draft, spec);
-    }
-
-    /// <summary>The engine's host work per iteration (cost_model.host_overhead_us), outermost: once per scheduler iteration.</summary>
-    public static ICostModel WithHostOverhead(ICostModel cost, Scenario s) =>
-        s.CostModel.HostOverheadUs > 0 ? new HostOverheadCostModel(cost, s.CostModel.HostOverheadUs / 1e6) : cost;
-
-    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu) => BuildCostModel(s, model, gpu, s.Hardware.TensorParallel);
-
-    public static ICostModel BuildCostModel(Scenario s, ModelArchitecture model, GpuSpec gpu, int tensorParallel)
-    {
-        var roofline = new RooflineCostModel(model, gpu, tensorParallel, s.CostModel.ComputeEfficiency,
-            s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs);
-        ICostModel cost = s.CostModel.Kind switch
-        {
-            "roofline" => roofline,
-            "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToModel(), roofline),
-            var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
-        };
-        return s.CostModel.Calls == IterationCalls.PerPrefillChunk ? new PerCallCostModel(cost) : cost;
-    }
 
     /// <summary>
     /// Warnings when a calibrated run used shapes far outside the measured grid (more than twice the largest

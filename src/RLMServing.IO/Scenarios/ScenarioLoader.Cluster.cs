@@ -29,9 +29,9 @@ public static partial class ScenarioLoader
         return cfg;
     }
 
-    private static MemoryPolicyConfig BindMemoryPolicies(MapReader k)
+    private static MemoryPolicyConfig BindMemoryPolicies(MapReader k, EngineDefaults defaults)
     {
-        var d = MemoryPolicyConfig.Default;
+        var d = MemoryPolicyConfig.Default with { PrefixCaching = defaults.PrefixCaching, Watermark = defaults.Watermark };
         return new MemoryPolicyConfig(
             k.Bool("prefix_caching") ?? d.PrefixCaching,
             k.NonNegativeDouble("swap_space_gib", d.SwapSpaceGib),
@@ -57,7 +57,7 @@ public static partial class ScenarioLoader
     /// </summary>
     private static (ClusterConfig, SchedulerConfig) BindCluster(MapReader c, ConfigMap? schedulerTree, SchedulerConfig scheduler,
         string file, HardwareCatalog catalog, ModelArchitecture model, KvCacheConfig kv, CostModelConfig cost, bool arrivalIsClosedLoop,
-        DraftMemory? draftMemory)
+        DraftMemory? draftMemory, EngineDefaults defaults)
     {
         if (c.Has("router"))
         {
@@ -95,7 +95,7 @@ public static partial class ScenarioLoader
                         if (key == "router") throw sr.Error("router", "the router is cluster-wide: set cluster.router");
                         merged.SetPath(key, value.Clone(), $"{file}: {path}.scheduler.{key}");
                     }
-                    groupScheduler = BindScheduler(new MapReader(merged, file, $"{path}.scheduler")) with { Router = scheduler.Router };
+                    groupScheduler = BindScheduler(new MapReader(merged, file, $"{path}.scheduler"), defaults) with { Router = scheduler.Router };
                 }
                 if (RLMServing.Simulation.Batching.BatchPlanners.Get(groupScheduler.Batching).DecodesShareTokenBudget && groupScheduler.MaxNumBatchedTokens < groupScheduler.MaxNumSeqs)
                     throw g.Error("scheduler", $"max_num_batched_tokens must be at least max_num_seqs ({groupScheduler.MaxNumSeqs}) with {groupScheduler.Batching.Name}");

@@ -118,9 +118,11 @@ public static partial class ScenarioLoader
         catch (CatalogException e) { throw r.Error("model", e.Message); }
 
         var cost = BindCostModel(r.Map("cost_model"), file, model, gpu, hardware.TensorParallel);
+        var engineRead = ReadEngine(r);
+        var defaults = DefaultsFor(engineRead.Name, model, gpu);
         var schedulerTree = tree.Get("scheduler") as ConfigMap;
-        var scheduler = BindScheduler(r.Map("scheduler"));
-        var kv = BindKvCache(r.Map("kv_cache"));
+        var scheduler = BindScheduler(r.Map("scheduler"), defaults);
+        var kv = BindKvCache(r.Map("kv_cache"), defaults);
         var slo = BindSlo(r.Map("slo"));
         var metricsR = r.Map("metrics");
         var metrics = new MetricsConfig(metricsR?.PositiveDouble("timeseries_interval_s", 1.0) ?? 1.0);
@@ -140,13 +142,14 @@ public static partial class ScenarioLoader
         if (clusterR is not null)
         {
             (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals,
-                policies.Speculative?.Memory);
+                policies.Speculative?.Memory, defaults);
             if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
             if (cluster.Disaggregated && (workload is { Samples: > 1 } || replay is not null && ParallelSampling.Sampled(replay)))
                 throw new UserInputException($"{file}: workload.n: parallel sampling is not supported with disaggregated prefill/decode pools");
         }
         // Serving policies apply to clusters of replica groups too (each replica runs them).
-        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt };
+        var engine = CompleteEngine(engineRead, scheduler);
+        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine };
         if (model.Heads % hardware.TensorParallel != 0)
             throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
         if (BatchPlanners.Get(scheduler.Batching).DecodesShareTokenBudget && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
@@ -154,7 +157,7 @@ public static partial class ScenarioLoader
         try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler, policies.Speculative?.Memory); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
-        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt };
+        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine };
     }
 
     private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp)
@@ -222,28 +225,42 @@ public static partial class ScenarioLoader
     private static IterationCalls IterationCallsOf(MapReader c) =>
         c.Enum("iteration_calls", IterationCalls.One, ("one", IterationCalls.One), ("per_prefill_chunk", IterationCalls.PerPrefillChunk));
 
-    private static SchedulerConfig BindScheduler(MapReader? s)
+    private static SchedulerConfig BindScheduler(MapReader? s, EngineDefaults defaults)
     {
-        if (s is null) return new SchedulerConfig(BatchingPolicy.Continuous, 256, 8192, QueueOrder.Fcfs, PreemptionMode.Recompute, 0, RouterKind.RoundRobin);
+        if (s is null) return new SchedulerConfig(defaults.Batching, defaults.MaxNumSeqs, defaults.MaxNumBatchedTokens, QueueOrder.Fcfs, PreemptionMode.Recompute, 0, RouterKind.RoundRobin);
         var cfg = new SchedulerConfig(
-            s.Enum("batching", BatchingPolicy.Continuous, BatchPlanners.All.Select(e => (e.Policy.Name, e.Policy)).ToArray()),
-            s.PositiveInt("max_num_seqs", 256),
-            s.PositiveInt("max_num_batched_tokens", 8192),
+            s.Enum("batching", defaults.Batching, BatchPlanners.All.Select(e => (e.Policy.Name, e.Policy)).ToArray()),
+            s.PositiveInt("max_num_seqs", defaults.MaxNumSeqs),
+            s.PositiveInt("max_num_batched_tokens", defaults.MaxNumBatchedTokens),
             s.Enum("queue", QueueOrder.Fcfs, ("fcfs", QueueOrder.Fcfs), ("sjf", QueueOrder.Sjf), ("priority", QueueOrder.Priority)),
-            s.Enum("preemption", PreemptionMode.Recompute, ("recompute", PreemptionMode.Recompute), ("swap", PreemptionMode.Swap)),
+            BindPreemption(s, defaults),
             s.NonNegativeDouble("batch_timeout_ms", 0),
-            BindRouter(s, "router"));
+            BindRouter(s, "router"))
+        {
+            LongPrefillTokenThreshold = s.Int("long_prefill_token_threshold") is { } t
+                ? (t >= 0 ? t : throw s.Error("long_prefill_token_threshold", $"must be 0 (no cap) or positive, got {t}"))
+                : 0,
+        };
         s.Done();
         return cfg;
     }
 
-    private static KvCacheConfig BindKvCache(MapReader? k)
+    /// <summary>vLLM V1 preempts by recompute only (no swap space; vllm/v1/core/sched/scheduler.py, issue #18115).</summary>
+    private static PreemptionMode BindPreemption(MapReader s, EngineDefaults defaults)
     {
-        if (k is null) return new KvCacheConfig(16, 0.9, null);
+        var mode = s.Enum("preemption", PreemptionMode.Recompute, ("recompute", PreemptionMode.Recompute), ("swap", PreemptionMode.Swap));
+        if (mode == PreemptionMode.Swap && defaults.Engine == EngineConfig.VllmV1)
+            throw s.Error("preemption", "vLLM V1 preempts by recompute only; swap preemption needs engine: vllm-v0 or ort");
+        return mode;
+    }
+
+    private static KvCacheConfig BindKvCache(MapReader? k, EngineDefaults defaults)
+    {
+        if (k is null) return new KvCacheConfig(16, 0.9, null) { Memory = MemoryPolicyConfig.Default with { PrefixCaching = defaults.PrefixCaching, Watermark = defaults.Watermark } };
         var cfg = new KvCacheConfig(k.PositiveInt("block_size", 16), k.Fraction("gpu_memory_utilization", 0.9, allowZero: false),
             k.Has("activation_reserve_gib") ? k.NonNegativeDouble("activation_reserve_gib", 0) : null)
         {
-            Memory = BindMemoryPolicies(k),
+            Memory = BindMemoryPolicies(k, defaults),
         };
         k.Raw("compression");   // bound with the other serving policies (ScenarioLoader.Policies.cs)
         k.Done();

@@ -37,7 +37,7 @@ public class ClusterScenarioTests
         Assert.Null(s.Cluster);
         Assert.Equal(RouterKind.Random, s.Scheduler.Router);
         Assert.Equal(3, s.Hardware.Replicas);
-        Assert.False(s.KvCache.Memory.PrefixCaching);
+        Assert.True(s.KvCache.Memory.PrefixCaching);   // vLLM V1's default
         Assert.Equal(PreemptionMode.Recompute, s.Scheduler.Preemption);
     }
 
@@ -88,7 +88,7 @@ public class ClusterScenarioTests
     [Fact]
     public void MemoryPoliciesBind()
     {
-        var s = Bind("hardware: { gpu: H100-SXM-80G }\nscheduler: { preemption: swap }\nkv_cache: { prefix_caching: true, swap_space_gib: 8, swap_bandwidth_gbps: 50, watermark: 0.01 }\n" + Workload);
+        var s = Bind("hardware: { gpu: H100-SXM-80G }\nengine: vllm-v0\nscheduler: { preemption: swap }\nkv_cache: { prefix_caching: true, swap_space_gib: 8, swap_bandwidth_gbps: 50, watermark: 0.01 }\n" + Workload);
         Assert.Equal(PreemptionMode.Swap, s.Scheduler.Preemption);
         Assert.Equal(new MemoryPolicyConfig(true, 8, 50, 0.01), s.KvCache.Memory);
     }

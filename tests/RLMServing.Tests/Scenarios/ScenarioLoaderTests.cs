@@ -33,7 +33,10 @@ public class ScenarioLoaderTests
         var s = ScenarioLoader.Bind(file.Runs[0].Tree, file.Path, TestScenarios.Catalog);
         Assert.Equal("s", s.Name);
         Assert.Equal(1, s.Hardware.Replicas);
-        Assert.Equal(BatchingPolicy.Continuous, s.Scheduler.Batching);
+        // The engine is vLLM V1 unless the scenario says otherwise: its scheduler and its defaults.
+        Assert.Equal(EngineConfig.VllmV1, s.Engine.Name);
+        Assert.Equal(BatchingPolicy.VllmV1, s.Scheduler.Batching);
+        Assert.True(s.KvCache.Memory.PrefixCaching);
         Assert.Equal(16, s.KvCache.BlockSize);
         Assert.Equal(0.9, s.Workload!.ThinkingFraction);   // a reasoning model thinks by default
         Assert.IsType<GammaArrivals>(s.Workload.Arrival);
@@ -58,7 +61,7 @@ public class ScenarioLoaderTests
         Assert.True(file.HasVariants);
         var a = ScenarioLoader.Bind(file.Runs[0].Tree, file.Path, TestScenarios.Catalog);
         var b = ScenarioLoader.Bind(file.Runs[1].Tree, file.Path, TestScenarios.Catalog);
-        Assert.Equal(256, a.Scheduler.MaxNumSeqs);
+        Assert.Equal(1024, a.Scheduler.MaxNumSeqs);   // vLLM V1's default on an 80 GB H100
         Assert.Equal(8, b.Scheduler.MaxNumSeqs);
         Assert.Equal("Qwen2.5-7B-Instruct", b.Model);
         Assert.Equal(0.0, b.Workload!.ThinkingFraction);   // the instruct model does not think

@@ -39,6 +39,7 @@ public class HostOverheadTests
             seed: 4
             hardware: { gpu: CPU, replicas: 1, tensor_parallel: 1 }
             model: tiny
+            engine: ort
             cost_model: {{costModel}}
             kv_cache: { block_size: 16, gpu_memory_utilization: 0.9, activation_reserve_gib: 0.01 }
             workload:

@@ -49,6 +49,7 @@ public class PerCallCostModelTests
         File.WriteAllText(path, """
             hardware: { gpu: CPU }
             model: tiny
+            engine: ort
             cost_model: { kind: roofline, iteration_calls: per_prefill_chunk }
             workload: { requests: 3, arrival: { process: poisson, rate: 1 }, prompt_tokens: { dist: constant, value: 10 }, output_tokens: { dist: constant, value: 10 } }
             kv_cache: { activation_reserve_gib: 0.01 }

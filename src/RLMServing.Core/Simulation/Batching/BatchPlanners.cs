@@ -27,6 +27,8 @@ public static class BatchPlanners
         Register(BatchingPolicy.Static, "request-level batches: formed from the queue, run to their last member's end", false, () => new StaticBatchPlanner());
         Register(BatchingPolicy.Continuous, "iteration-level batching; prefills (whole prompts) first, never mixed with decodes", false, () => new ContinuousBatchPlanner());
         Register(BatchingPolicy.ChunkedPrefill, "every decode each iteration plus prefill chunks up to max_num_batched_tokens", true, () => new ChunkedPrefillPlanner());
+        Register(VllmV1Planner.Policy, "vLLM V1's scheduler: running requests first, then waiting ones, in one token budget; chunks capped by long_prefill_token_threshold", true, () => new VllmV1Planner());
+        Register(VllmV0Planner.Policy, "vLLM V0's default scheduler: prefill-first continuous batching, prefills never mixed with decodes", false, () => new VllmV0Planner());
     }
 
     /// <summary>Every registered policy, in registration order.</summary>

@@ -4,10 +4,14 @@ namespace RLMServing.Simulation.Batching;
 /// Chunked prefill (Sarathi-Serve): every iteration carries one step of every running decode, then prefill chunks
 /// of the admitted and the waiting requests up to max_num_batched_tokens, so long prompts never stall decodes.
 /// </summary>
-internal sealed class ChunkedPrefillPlanner : BatchPlanner
+internal class ChunkedPrefillPlanner : BatchPlanner
 {
+    /// <summary>The most prefill tokens one request may take in one iteration (no cap here).</summary>
+    protected virtual int MaxChunkTokens(IReplicaScheduler replica) => int.MaxValue;
+
     public override bool Step(IReplicaScheduler replica)
     {
+        int cap = MaxChunkTokens(replica);
         // Running decodes are scheduled first (preempting if KV is full); prefill chunks get what is left.
         // As vLLM V1: a step that had to preempt admits nobody new (the victim would come straight back).
         bool preempted = replica.EnsureDecodeBlocks();
@@ -18,7 +22,7 @@ internal sealed class ChunkedPrefillPlanner : BatchPlanner
         {
             var r = prefilling[i];
             if (budget <= 0) break;
-            int chunk = Math.Min(r.PrefillTarget - r.Prefilled, budget);
+            int chunk = Math.Min(Math.Min(r.PrefillTarget - r.Prefilled, budget), cap);
             if (!replica.TryPlanChunk(r, chunk, reserved)) break;
             budget -= chunk;
         }
@@ -26,7 +30,7 @@ internal sealed class ChunkedPrefillPlanner : BatchPlanner
                && replica.PlannedChunks == replica.Prefilling.Count)
         {
             var r = replica.PeekWaiting();
-            int chunk = Math.Min(r.PrefillLeft, budget);
+            int chunk = Math.Min(Math.Min(r.PrefillLeft, budget), cap);
             if (!replica.TryAdmit(r, chunk, reserved)) break;
             if (r.State == RequestState.Decoding)
             {

@@ -5,7 +5,7 @@ namespace RLMServing.Simulation.Batching;
 /// prefills that fit (whole prompts, within max_num_batched_tokens and max_num_seqs), and only when none does, one
 /// decode step of every running request. Prefills and decodes never share an iteration.
 /// </summary>
-internal sealed class ContinuousBatchPlanner : BatchPlanner
+internal class ContinuousBatchPlanner : BatchPlanner
 {
     public override bool Step(IReplicaScheduler replica)
     {

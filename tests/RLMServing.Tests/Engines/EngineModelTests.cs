@@ -1,0 +1,138 @@
+using RLMServing.Costs;
+using RLMServing.Scenarios;
+using RLMServing.Tests.Simulation;
+using Xunit;
+
+namespace RLMServing.Tests.Engines;
+
+/// <summary>The engine a scenario names: its defaults, its scheduling rules and its execution rules on the cost model.</summary>
+public class EngineModelTests
+{
+    private const string Workload = "workload: { requests: 40, arrival: { process: poisson, rate: 20 }, prompt_tokens: { dist: constant, value: 900 }, output_tokens: { dist: constant, value: 20 } }\n";
+
+    private static RLMServing.IO.Runs.PreparedRun Prepare(string yaml, params string[] sets)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"rlms-engine-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, yaml);
+        try { return TestScenarios.PrepareFile(path, sets); }
+        finally { File.Delete(path); }
+    }
+
+    private static string Scenario(string gpu, string extra = "") =>
+        $"name: engine\nmodel: DeepSeek-R1-Distill-Qwen-7B\nhardware: {{ gpu: {gpu} }}\n{Workload}{extra}";
+
+    [Fact]
+    public void ScenarioFilesDefaultToVllmV1AsVllmServeSetsIt()
+    {
+        var s = Prepare(Scenario("H100-SXM-80G")).Scenario;
+        Assert.Equal(EngineConfig.VllmV1, s.Engine.Name);
+        Assert.Equal(BatchingPolicy.VllmV1, s.Scheduler.Batching);
+        Assert.Equal(1024, s.Scheduler.MaxNumSeqs);
+        Assert.Equal(8192, s.Scheduler.MaxNumBatchedTokens);
+        Assert.True(s.KvCache.Memory.PrefixCaching);
+        Assert.Equal(0, s.KvCache.Memory.Watermark);
+        Assert.True(s.Engine.AsyncScheduling);
+        Assert.Equal([1, 2, 4, 8], s.Engine.CudaGraphSizes!.Take(4));
+        Assert.Equal(512, s.Engine.CudaGraphSizes!.Max());
+    }
+
+    [Fact]
+    public void VllmV1KeepsSmallerBudgetsOnA100AndSmallGpus()
+    {
+        var s = Prepare(Scenario("A100-SXM-80G")).Scenario;
+        Assert.Equal(256, s.Scheduler.MaxNumSeqs);
+        Assert.Equal(2048, s.Scheduler.MaxNumBatchedTokens);
+        Assert.Equal(512, s.Engine.CudaGraphSizes!.Max());   // min(2 x 256, 512)
+        var small = Prepare(Scenario("H100-SXM-80G", "scheduler: { max_num_seqs: 16 }\n")).Scenario;
+        Assert.Equal(32, small.Engine.CudaGraphSizes!.Max());
+    }
+
+    [Fact]
+    public void VllmV0DefaultsArePrefillFirstWithItsWatermarkAndBudget()
+    {
+        var run = Prepare(Scenario("H100-SXM-80G", "engine: vllm-v0\n"));
+        Assert.Equal(BatchingPolicy.VllmV0, run.Scenario.Scheduler.Batching);
+        Assert.Equal(Math.Max(run.Model.MaxContext, 2048), run.Scenario.Scheduler.MaxNumBatchedTokens);
+        Assert.Equal(0.01, run.Scenario.KvCache.Memory.Watermark);
+        Assert.False(run.Scenario.KvCache.Memory.PrefixCaching);
+    }
+
+    [Fact]
+    public void ExplicitKeysWinOverTheEngineDefaults()
+    {
+        var s = Prepare(Scenario("H100-SXM-80G", "engine: { name: vllm-v1, enforce_eager: true, async_scheduling: false }\nscheduler: { batching: continuous, max_num_seqs: 64, max_num_batched_tokens: 2048 }\nkv_cache: { prefix_caching: false }\n")).Scenario;
+        Assert.Equal(BatchingPolicy.Continuous, s.Scheduler.Batching);
+        Assert.Equal(64, s.Scheduler.MaxNumSeqs);
+        Assert.False(s.KvCache.Memory.PrefixCaching);
+        Assert.Null(s.Engine.CudaGraphSizes);
+        Assert.False(s.Engine.AsyncScheduling);
+    }
+
+    [Theory]
+    [InlineData("engine: vllm-v3\n", "engine: unknown engine 'vllm-v3'; expected one of vllm-v1, vllm-v0, ort")]
+    [InlineData("scheduler: { preemption: swap }\n", "scheduler.preemption: vLLM V1 preempts by recompute only")]
+    [InlineData("engine: { name: vllm-v1, cuda_graph_sizes: [8, 0] }\n", "engine.cuda_graph_sizes: item 1: expected a positive whole number")]
+    [InlineData("engine: { name: ort, async_scheduling: true }\n", "engine.async_scheduling: the ort engine runs eagerly")]
+    [InlineData("scheduler: { long_prefill_token_threshold: -5 }\n", "scheduler.long_prefill_token_threshold: must be 0 (no cap) or positive")]
+    public void BadEngineSettingsAreOneLineNamingTheKey(string extra, string expected)
+    {
+        var e = Assert.Throws<UserInputException>(() => Prepare(Scenario("H100-SXM-80G", extra)));
+        Assert.Contains(expected, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void CudaGraphsPadABatchToTheNextCaptureSizeAndLeaveLargerOnesAlone()
+    {
+        var inner = new CountingCostModel();
+        var graphs = new CudaGraphCostModel(inner, EngineConfig.DefaultCudaGraphSizes(256));
+        graphs.Decode(3, 300);
+        Assert.Equal((4, 300L), inner.LastDecode);
+        graphs.Decode(130, 1000);
+        Assert.Equal((136, 1000L), inner.LastDecode);
+        graphs.Decode(600, 1000);
+        Assert.Equal((600, 1000L), inner.LastDecode);
+        // A mixed batch of 100 prefill tokens and 30 decodes (130 tokens) runs as 136: six padding tokens without KV.
+        graphs.Iteration(new BatchShape(new[] { new PrefillChunk(100, 0, true) }, 30, 3000));
+        Assert.Equal((36, 3000L), (inner.LastShape.DecodeCount, inner.LastShape.DecodeKvSum));
+        Assert.Equal(136, inner.LastShape.TotalTokens);
+    }
+
+    [Fact]
+    public void AsyncSchedulingOverlapsHostWorkWithTheGpuStep()
+    {
+        var gpu = new CountingCostModel { TimeS = 0.010 };
+        Assert.Equal(0.013, new HostOverheadCostModel(gpu, 0.003).Decode(8, 100).TimeS, 12);
+        Assert.Equal(0.010, new HostOverheadCostModel(gpu, 0.003, overlapped: true).Decode(8, 100).TimeS, 12);
+        Assert.Equal(0.020, new HostOverheadCostModel(gpu, 0.020, overlapped: true).Decode(8, 100).TimeS, 12);
+    }
+
+    [Fact]
+    public void LongPrefillThresholdSplitsAPromptIntoCappedChunks()
+    {
+        // One 900-token prompt alone: uncapped it prefills in one step; capped at 256 it takes four (256 x 3 + 132).
+        string one = "workload: { requests: 1, arrival: { process: poisson, rate: 1 }, prompt_tokens: { dist: constant, value: 900 }, output_tokens: { dist: constant, value: 2 } }\n";
+        string yaml = $"name: one\nmodel: DeepSeek-R1-Distill-Qwen-7B\nhardware: {{ gpu: H100-SXM-80G }}\n{one}";
+        var free = RLMServing.Simulation.Simulator.Run(Prepare(yaml).Scenario, Prepare(yaml).Model, Prepare(yaml).Gpu, Prepare(yaml).Cost);
+        var capped = Prepare(yaml + "scheduler: { long_prefill_token_threshold: 256 }\n");
+        var result = RLMServing.Simulation.Simulator.Run(capped.Scenario, capped.Model, capped.Gpu, capped.Cost);
+        // Iterations: prefill steps + one decode step for the second token.
+        Assert.Equal(2, free.Summary.Iterations);
+        Assert.Equal(5, result.Summary.Iterations);
+    }
+
+    /// <summary>Records what it was asked to price; every iteration costs <see cref="TimeS"/>.</summary>
+    private sealed class CountingCostModel : ICostModel
+    {
+        public double TimeS { get; init; } = 0.001;
+        public (int, long) LastDecode { get; private set; }
+        public BatchShape LastShape { get; private set; }
+        public double PeakFlops => 1;
+        public double PeakBandwidth => 1;
+        public double FixedStepS => 0;
+
+        public IterationCost Iteration(in BatchShape shape) { LastShape = shape; return new IterationCost(TimeS, 0, 0); }
+
+        public IterationCost Decode(int decodeCount, long kvSum) { LastDecode = (decodeCount, kvSum); return new IterationCost(TimeS, 0, 0); }
+    }
+}
