@@ -56,7 +56,7 @@ public sealed class ReplayCommand : ICommand
     {
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var file = ScenarioLoader.Load(File, Set);
-        var runs = ScenarioRunner.Prepare(file, catalog);
+        var runs = ScenarioRunner.Prepare(file, new ScenarioInputs(catalog, Catalog));
         var only = Variants.ToList();
         var unknown = only.Where(v => runs.All(r => r.Name != v)).ToList();
         if (unknown.Count > 0)

@@ -60,7 +60,7 @@ public sealed class SimulateCommand : ICommand
         ReportOption.Check(Report);
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var file = ScenarioLoader.Load(File, Set, Seed);
-        var runs = ScenarioRunner.Prepare(file, catalog);   // every variant is validated before anything runs
+        var runs = ScenarioRunner.Prepare(file, new ScenarioInputs(catalog, Catalog));   // every variant is validated before anything runs
         var outDir = Out ?? Path.Combine("results", file.Name);
         var command = "rlms simulate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
         var summaries = new List<RunSummary>();

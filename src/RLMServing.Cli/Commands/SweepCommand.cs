@@ -60,7 +60,7 @@ public sealed class SweepCommand : ICommand
         CheckReportPath();
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var sweep = SweepLoader.Load(File);
-        var runner = new SweepRunner(sweep, catalog);
+        var runner = new SweepRunner(sweep, new RLMServing.IO.Scenarios.ScenarioInputs(catalog, Catalog));
         runner.Validate();   // every configuration binds before anything runs or is written
         var outDir = Out ?? Path.Combine("results", sweep.Name);
         var store = SweepStore.Create(outDir, runner);

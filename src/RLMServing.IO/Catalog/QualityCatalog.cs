@@ -46,12 +46,14 @@ public sealed class QualityCatalog
 
     public static string BundledDirectory => Path.Combine(AppContext.BaseDirectory, "catalog", "quality");
 
-    public static QualityCatalog LoadDefault()
+    /// <summary>The bundled quality data, plus quality/ beside each catalog folder of RLMS_CATALOG and <paramref name="catalogPaths"/> (--catalog).</summary>
+    public static QualityCatalog LoadDefault(IEnumerable<string>? catalogPaths = null)
     {
         var dirs = new List<string> { BundledDirectory };
         var env = Environment.GetEnvironmentVariable(CatalogLoader.EnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(env))
             dirs.AddRange(env.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries).Select(d => Path.Combine(d, "quality")));
+        if (catalogPaths is not null) dirs.AddRange(catalogPaths.Where(Directory.Exists).Select(d => Path.Combine(d, "quality")));
         return Load(dirs.Where(Directory.Exists).SelectMany(d => Directory.EnumerateFiles(d, "*.yaml").Order(StringComparer.Ordinal)));
     }
 

@@ -22,10 +22,14 @@ public sealed record PreparedRun(string Name, Scenario Scenario, ModelArchitectu
 /// </summary>
 public static class ScenarioRunner
 {
-    public static IReadOnlyList<PreparedRun> Prepare(ScenarioFile file, HardwareCatalog catalog) =>
+    public static IReadOnlyList<PreparedRun> Prepare(ScenarioFile file, HardwareCatalog catalog) => Prepare(file, new ScenarioInputs(catalog));
+
+    /// <summary>Binds every run, reading calibrations, slowdown series and quality data through <paramref name="inputs"/>.</summary>
+    public static IReadOnlyList<PreparedRun> Prepare(ScenarioFile file, ScenarioInputs inputs) =>
         file.Runs.Select(run =>
         {
-            var scenario = ScenarioLoader.Bind(run.Tree, file.Path, catalog);
+            var catalog = inputs.Catalog;
+            var scenario = ScenarioLoader.Bind(run.Tree, file.Path, inputs);
             var model = catalog.Model(scenario.Model);
             var gpu = catalog.Gpu(scenario.Hardware.Gpu);
             var cost = CostModelFactory.Build(scenario, model, gpu, scenario.Hardware.TensorParallel, catalog);

@@ -11,7 +11,7 @@ namespace RLMServing.IO.Scenarios;
 /// </summary>
 public static partial class ScenarioLoader
 {
-    private static PolicyConfig BindPolicies(ConfigMap tree, MapReader root, string file, ModelArchitecture model, HardwareCatalog catalog)
+    private static PolicyConfig BindPolicies(ConfigMap tree, MapReader root, string file, ModelArchitecture model, ScenarioInputs inputs)
     {
         var specR = root.Map("speculative");
         var budgetR = root.Map("thinking_budget");
@@ -23,7 +23,8 @@ public static partial class ScenarioLoader
         if (specR is null && budgetR is null && compressionR is null) return PolicyConfig.None;
         // The workload's dataset preset, when there is one, picks the quality curves unless a policy names its own.
         string? workloadDataset = ((tree.Get("workload") as ConfigMap)?.Get("dataset") as ConfigScalar)?.Value;
-        var quality = QualityCatalog.LoadDefault();
+        var quality = inputs.Quality;
+        var catalog = inputs.Catalog;
         var compression = compressionR is null ? CompressionConfig.Off : BindCompression(compressionR, model, quality, workloadDataset);
         var speculative = specR is null ? null : BindSpeculative(specR, model, catalog, quality, workloadDataset);
         var thinking = budgetR is null ? null : BindThinkingBudget(budgetR, model, quality, workloadDataset);

@@ -89,8 +89,12 @@ public static partial class ScenarioLoader
     }
 
     /// <summary>Binds one run's tree into a scenario, checking names against the catalog and that the model fits.</summary>
-    public static Scenario Bind(ConfigMap tree, string file, HardwareCatalog catalog)
+    public static Scenario Bind(ConfigMap tree, string file, HardwareCatalog catalog) => Bind(tree, file, new ScenarioInputs(catalog));
+
+    /// <summary>Binds one run's tree with files read through <paramref name="inputs"/> (each read once per instance).</summary>
+    public static Scenario Bind(ConfigMap tree, string file, ScenarioInputs inputs)
     {
+        var catalog = inputs.Catalog;
         var r = new MapReader(tree, file, "");
         var name = r.String("name") ?? System.IO.Path.GetFileNameWithoutExtension(file);
         r.String("description");
@@ -117,7 +121,7 @@ public static partial class ScenarioLoader
         try { model = catalog.Model(modelName); }
         catch (CatalogException e) { throw r.Error("model", e.Message); }
 
-        var cost = BindCostModel(r.Map("cost_model"), file, model, gpu, hardware.TensorParallel);
+        var cost = BindCostModel(r.Map("cost_model"), file, model, gpu, hardware.TensorParallel, inputs);
         var engineRead = ReadEngine(r);
         var defaults = DefaultsFor(engineRead.Name, model, gpu);
         var schedulerTree = tree.Get("scheduler") as ConfigMap;
@@ -135,7 +139,7 @@ public static partial class ScenarioLoader
         // workload.trace replays a request trace and workload.dataset samples a reasoning preset (ScenarioLoader.Workloads.cs).
         var replay = BindTraceOrDataset(workloadR, model, file, seed);
         var workload = replay is null ? BindWorkload(workloadR, model) : null;
-        var policies = BindPolicies(tree, r, file, model, catalog);
+        var policies = BindPolicies(tree, r, file, model, inputs);
         r.Done();
 
         ClusterConfig? cluster = null;
@@ -160,7 +164,7 @@ public static partial class ScenarioLoader
         return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine };
     }
 
-    private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp)
+    private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp, ScenarioInputs inputs)
     {
         if (c is null) return new CostModelConfig("roofline", null, 0.6, 0.85, 1.0, 10);
         var kind = c.String("kind") ?? "roofline";
@@ -169,7 +173,7 @@ public static partial class ScenarioLoader
             var relative = c.RequiredString("file");
             var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scenarioFile)) ?? ".", relative));
             RLMServing.Calibration.CalibrationFile cal;
-            try { cal = RLMServing.IO.Calibration.CalibrationStore.Read(path); }
+            try { cal = inputs.Calibration(path); }
             catch (UserInputException e) { throw c.Error("file", e.Message); }
             if (!string.Equals(cal.Model, model.Name, StringComparison.OrdinalIgnoreCase))
                 throw c.Error("file", $"{path} is calibrated for model '{cal.Model}', the scenario runs '{model.Name}'");
@@ -179,7 +183,7 @@ public static partial class ScenarioLoader
                 throw c.Error("file", $"{path} is calibrated on '{cal.Gpu}', the scenario's GPU is '{gpu.Name}'");
             var calls = IterationCallsOf(c);
             double host = c.Has("host_overhead_us") ? c.NonNegativeDouble("host_overhead_us", 0) : cal.HostOverhead?.PerIterationUs ?? 0;
-            var (curve, curveFile, curveRead) = BindSlowdown(c, scenarioFile, cal);
+            var (curve, curveFile, curveRead) = BindSlowdown(c, scenarioFile, cal, inputs);
             c.Done();
             return new CostModelConfig(kind, path, 0.6, 0.85, 1.0, 10, cal, calls) { HostOverheadUs = host, Slowdown = curve, SlowdownFile = curveFile, SlowdownRead = curveRead };
         }
@@ -190,7 +194,7 @@ public static partial class ScenarioLoader
             c.Fraction("bandwidth_efficiency", 0.85, allowZero: false),
             c.NonNegativeDouble("step_overhead_ms", 1.0),
             c.NonNegativeDouble("allreduce_latency_us", 10)) { Calls = IterationCallsOf(c), HostOverheadUs = c.NonNegativeDouble("host_overhead_us", 0) };
-        var (slowdown, slowdownFile, slowdownRead) = BindSlowdown(c, scenarioFile, null);
+        var (slowdown, slowdownFile, slowdownRead) = BindSlowdown(c, scenarioFile, null, inputs);
         c.Done();
         return cfg with { Slowdown = slowdown, SlowdownFile = slowdownFile, SlowdownRead = slowdownRead };
     }
@@ -202,7 +206,7 @@ public static partial class ScenarioLoader
     /// file takes the file's slowdown column; calibration prices an interleaved profile's visits against the scenario's
     /// calibration (<paramref name="calibration"/>; kind: calibrated only).
     /// </summary>
-    private static (Slowdown? Curve, string? File, (double WindowS, string Reference)? Read) BindSlowdown(MapReader c, string scenarioFile, RLMServing.Calibration.CalibrationFile? calibration)
+    private static (Slowdown? Curve, string? File, (double WindowS, string Reference)? Read) BindSlowdown(MapReader c, string scenarioFile, RLMServing.Calibration.CalibrationFile? calibration, ScenarioInputs inputs)
     {
         const string key = "slowdown";
         var node = c.Raw(key);
@@ -217,7 +221,7 @@ public static partial class ScenarioLoader
             throw r.Error("reference", "calibration needs cost_model.kind: calibrated (the visits are priced against its calibration)");
         r.Done();
         IReadOnlyList<(double TimeS, double Factor)> samples;
-        try { samples = againstCalibration ? SlowdownFile.AgainstCalibration(path, calibration!.ToModel()) : SlowdownFile.Read(path); }
+        try { samples = inputs.SlowdownSamples(path, againstCalibration ? calibration : null); }
         catch (UserInputException e) { throw r.Error("file", e.Message); }
         return (Slowdown.FromSamples(samples, window), path, (window, againstCalibration ? "calibration" : "file"));
     }

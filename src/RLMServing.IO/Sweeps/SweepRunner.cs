@@ -22,12 +22,15 @@ public sealed record SweepConfiguration(int Id, AxisValue[] Point, int VariantIn
 /// </summary>
 public sealed class SweepRunner
 {
-    private readonly HardwareCatalog _catalog;
+    // One set of inputs for the whole sweep: every configuration, seed and capacity probe reads each file once.
+    private readonly ScenarioInputs _inputs;
 
-    public SweepRunner(SweepFile sweep, HardwareCatalog catalog)
+    public SweepRunner(SweepFile sweep, HardwareCatalog catalog) : this(sweep, new ScenarioInputs(catalog)) { }
+
+    public SweepRunner(SweepFile sweep, ScenarioInputs inputs)
     {
         Sweep = sweep;
-        _catalog = catalog;
+        _inputs = inputs;
         Columns = SweepColumns.For(sweep);
         var variants = ScenarioLoader.Expand(sweep.BasePath, (ConfigMap)sweep.BaseTree.Clone(), [], null);
         var points = DesignSampler.Expand(sweep.Axes, sweep.Sampling);
@@ -200,7 +203,7 @@ public sealed class SweepRunner
         {
             var file = ScenarioLoader.Expand(Sweep.BasePath, (ConfigMap)Sweep.BaseTree.Clone(), overrides, seed);
             var one = new ScenarioFile(file.Path, file.Name, [file.Runs[c.VariantIndex]], file.HasVariants);
-            return ScenarioRunner.Prepare(one, _catalog)[0];
+            return ScenarioRunner.Prepare(one, _inputs)[0];
         }
         catch (Exception e) when (validate && e is UserInputException or CatalogException)
         {

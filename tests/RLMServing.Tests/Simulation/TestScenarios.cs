@@ -51,14 +51,8 @@ public static class TestScenarios
     /// <summary>Memory for roughly 1,500 to 6,000 KV tokens of the tiny model (512 bytes per token).</summary>
     public static GpuSpec GpuFor(int seed) => SmallGpu(1 + new Random(seed ^ 0x5eed).Next(0, 3));
 
-    public static SimulationResult Run(Scenario s, GpuSpec gpu, bool check = true)
-    {
-        ICostModel cost = new RooflineCostModel(Tiny, gpu, 1, s.CostModel.ComputeEfficiency, s.CostModel.BandwidthEfficiency,
-            s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs);
-        if (s.PoliciesOrNone.Speculative is { } spec)
-            cost = new SpeculativeCostModel(cost, spec.Method == SpeculativeMethod.Draft ? cost : null, spec);
-        return Simulator.Run(s, Tiny, gpu, cost, checkInvariants: check);
-    }
+    public static SimulationResult Run(Scenario s, GpuSpec gpu, bool check = true) =>
+        Simulator.Run(s, Tiny, gpu, CostModelFactory.Build(s, Tiny, gpu, s.Hardware.TensorParallel, Catalog), checkInvariants: check);
 
     /// <summary>The one run of a scenario file, with <c>--set</c> overrides, bound as the CLI binds it.</summary>
     public static RLMServing.IO.Runs.PreparedRun PrepareFile(string path, params string[] sets) =>
