@@ -85,7 +85,9 @@ public static class TestScenarios
         SpeculativeConfig? spec = null;
         if ((combination & 2) != 0)
         {
-            spec = new SpeculativeConfig((SpeculativeMethod)rng.Next(3), null, rng.Next(1, 8), 0.05 + 0.9 * rng.NextDouble(), 0.1, "test");
+            var method = (SpeculativeMethod)rng.Next(3);
+            // A draft model is a catalog model, as the loader requires: the tiny model drafts for itself.
+            spec = new SpeculativeConfig(method, method == SpeculativeMethod.Draft ? "tiny" : null, rng.Next(1, 8), 0.05 + 0.9 * rng.NextDouble(), 0.1, "test");
             // Draft memory and step overhead from their own stream, so the draws above stay what they were. The
             // reservation is small beside the test GPUs' 1-3 MiB: up to 64 KiB fixed and half the tiny model's KV per token.
             var draft = new Random(seed ^ 0xd4af7);

@@ -153,8 +153,13 @@ internal sealed partial class ReplicaEngine : IReplicaScheduler, IPolicyHost, Ro
             if (RunningCount == 0 && _waiting.Count == 0 && !_planner.HoldsBatch)
             {
                 if (_arrivals.Count == 0) break;
-                // Idle until the next arrival, stopping at sample points so the time series shows the idle spell.
-                AdvanceIdle(Math.Min(_arrivals.Peek().ArrivalTimeS, _nextSampleS));
+                // Idle until the next arrival. Nothing changes while idle, so the time series shows the spell by its
+                // first grid point (sampled already) and its last one before the arrival, never every point between:
+                // a run's memory follows its work, not its simulated seconds (an arrival a year later costs one point).
+                double arrivalS = _arrivals.Peek().ArrivalTimeS;
+                double lastGridS = (Math.Ceiling(arrivalS / _sampleIntervalS) - 1) * _sampleIntervalS;
+                bool skip = _executor is null && lastGridS > _nextSampleS && lastGridS < arrivalS;
+                AdvanceIdle(skip ? lastGridS : Math.Min(arrivalS, _nextSampleS));
                 continue;
             }
             _chunkBuffer.Clear();
