@@ -4,7 +4,7 @@ using RLMServing.Profiling.Traces;
 
 namespace RLMServing.Profiling.Importers;
 
-/// <summary>The GPU-profile importers, registered with <see cref="TraceImporters"/> by the CLI at startup.</summary>
+/// <summary>The GPU-profile importers, which the CLI adds to its <see cref="TraceImporterRegistry"/>.</summary>
 public static class GpuProfileImporters
 {
     public static IReadOnlyList<ITraceImporter> All { get; } =
