@@ -70,6 +70,7 @@ public static class ScenarioRunner
         ICostModel cost = s.CostModel.Kind switch
         {
             "roofline" => roofline,
+            "calibrated" when s.CostModel.Calibration!.OperatorTables is { } tables => new OperatorTableCostModel(tables, roofline, model.ExpertShards),
             "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToModel(), roofline),
             var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
         };

@@ -11,6 +11,7 @@ public static class GpuProfileImporters
     [
         new VidurProfileImporter(),
         new LlmServingSimProfileImporter(),
+        new LlmServingSimV0ProfileImporter(),
         new SplitwisePerfImporter(),
         new DistServeProfileImporter(),
     ];

@@ -275,7 +275,7 @@ public class CalibrationTests
             var o = RlmsProcess.Run("calibrate", trace, "--gpu", "CPU", "--statistic", statistic, "--out", cal);
             Assert.True(o.ExitCode == 0, o.Stderr);
             var file = CalibrationStore.Read(cal);
-            Assert.Equal(rows.Count - loops * global::RLMServing.Cli.Commands.CalibrateCommand.ServingWarmUpSteps, file.Fit.Samples);
+            Assert.Equal(rows.Count - loops * global::RLMServing.Profiling.Calibration.CalibrationBuilder.ServingWarmUpSteps, file.Fit.Samples);
             Assert.Equal(expected, file.ToModel().PredictDecodeUs(1, point.Context), expected * 1e-6);
         }
         var bad = RlmsProcess.Run("calibrate", trace, "--gpu", "CPU", "--statistic", "p90", "--out", Path.Combine(dir, "bad.json"));
