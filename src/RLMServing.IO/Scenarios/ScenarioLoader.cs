@@ -104,7 +104,8 @@ public static partial class ScenarioLoader
         if (hwR is null && !groupsGiven) throw r.Error("hardware", "is required (or cluster.groups)");
         if (hwR is not null)
         {
-            hardware = new HardwareConfig(hwR.RequiredString("gpu"), hwR.PositiveInt("replicas", 1), hwR.PositiveInt("tensor_parallel", 1));
+            hardware = new HardwareConfig(hwR.RequiredString("gpu"), hwR.PositiveInt("replicas", 1), hwR.PositiveInt("tensor_parallel", 1),
+                hwR.Bool("expert_parallel") ?? false);
             hwR.Done();
         }
         GpuSpec gpu;
@@ -116,6 +117,12 @@ public static partial class ScenarioLoader
         try { model = catalog.Model(modelName); }
         catch (CatalogException e) { throw r.Error("model", e.Message); }
 
+        if (hardware.ExpertParallel)
+        {
+            if (!model.IsMoe) throw hwR!.Error("expert_parallel", $"{model.Name} is not a mixture of experts (no experts in its catalog entry)");
+            if (hardware.Replicas < 2) throw hwR!.Error("expert_parallel", "needs replicas >= 2: experts are spread over the data-parallel replicas");
+            if (model.Experts % hardware.Replicas != 0) throw hwR!.Error("expert_parallel", $"{model.Experts} experts do not split evenly over {hardware.Replicas} replicas");
+        }
         var cost = BindCostModel(r.Map("cost_model"), file, model, gpu, hardware.TensorParallel);
         var schedulerTree = tree.Get("scheduler") as ConfigMap;
         var scheduler = BindScheduler(r.Map("scheduler"));
