@@ -43,7 +43,9 @@ public sealed record OperatorTables
 /// <summary>Measured points of one operator: sizes in increasing order and their times (µs).</summary>
 public sealed record MeasuredSeries
 {
+    [JsonConverter(typeof(CompactArrayConverter<double>))]
     [JsonPropertyName("x")] public double[] X { get; init; } = [];
+    [JsonConverter(typeof(CompactArrayConverter<double>))]
     [JsonPropertyName("us")] public double[] Us { get; init; } = [];
 
     public string? Problem()
@@ -57,10 +59,15 @@ public sealed record MeasuredSeries
 /// <summary>attention.csv as columns: one row per measured (prefill_chunk, kv_prefill, n_decode, kv_decode) point.</summary>
 public sealed record AttentionTable
 {
+    [JsonConverter(typeof(CompactArrayConverter<int>))]
     [JsonPropertyName("prefill_chunk")] public int[] PrefillChunk { get; init; } = [];
+    [JsonConverter(typeof(CompactArrayConverter<int>))]
     [JsonPropertyName("kv_prefill")] public int[] KvPrefill { get; init; } = [];
+    [JsonConverter(typeof(CompactArrayConverter<int>))]
     [JsonPropertyName("n_decode")] public int[] NDecode { get; init; } = [];
+    [JsonConverter(typeof(CompactArrayConverter<int>))]
     [JsonPropertyName("kv_decode")] public int[] KvDecode { get; init; } = [];
+    [JsonConverter(typeof(CompactArrayConverter<double>))]
     [JsonPropertyName("us")] public double[] Us { get; init; } = [];
 
     public string? Problem()
@@ -80,8 +87,11 @@ public sealed record MoeTable
 {
     [JsonPropertyName("experts")] public int Experts { get; init; }
     [JsonPropertyName("experts_per_token")] public int ExpertsPerToken { get; init; }
+    [JsonConverter(typeof(CompactArrayConverter<int>))]
     [JsonPropertyName("tokens")] public int[] Tokens { get; init; } = [];
+    [JsonConverter(typeof(CompactArrayConverter<int>))]
     [JsonPropertyName("activated_experts")] public int[] ActivatedExperts { get; init; } = [];
+    [JsonConverter(typeof(CompactArrayConverter<double>))]
     [JsonPropertyName("us")] public double[] Us { get; init; } = [];
 
     public string? Problem()

@@ -10,7 +10,9 @@ namespace RLMServing.Costs;
 /// the MoE block at the tokens and distinct experts routed to this GPU, and a ring all-reduce of the activations
 /// after o_proj and down_proj under tensor parallelism; the LM head and sampler once per sequence in the batch.
 /// Lookups interpolate linearly between measured points on every axis, clamp below the grid and extrapolate
-/// linearly above it, as the simulator does. Not modelled: LLMServingSim's skew correction (it needs the batch's
+/// linearly above it, as the simulator does — except that above the grid a falling last segment (measurement noise
+/// between the two largest points) is held flat instead of extrapolated downwards, so more work never costs less.
+/// Not modelled: LLMServingSim's skew correction (it needs the batch's
 /// longest and shortest decode KV, which a <see cref="BatchShape"/> does not carry).
 /// </summary>
 public sealed class OperatorTableCostModel : ICostModel
@@ -78,8 +80,11 @@ public sealed class OperatorTableCostModel : ICostModel
     {
         if (xs.Length == 1 || q <= xs[0]) return ys[0];
         var (lo, hi, t) = Bracket(xs, q);
-        return ys[lo] + t * (ys[hi] - ys[lo]);
+        return Blend(ys[lo], ys[hi], t);
     }
+
+    /// <summary>v0 + t (v1 − v0); beyond the last point (t &gt; 1) a falling segment stays at v1.</summary>
+    public static double Blend(double v0, double v1, double t) => t > 1 && v1 < v0 ? v1 : v0 + t * (v1 - v0);
 
     /// <summary>The pair of measured points around <paramref name="q"/> and its fraction between them (trace_generator._axis_bracket).</summary>
     public static (int Lo, int Hi, double T) Bracket<T>(T[] values, double q) where T : System.Numerics.INumber<T>
@@ -134,8 +139,8 @@ public sealed class OperatorTableCostModel : ICostModel
             var (lnd, hnd, tnd) = Bracket(_nd, Math.Max(nd, 0));
             double c00 = Corner(_pc[lpc], _nd[lnd], kp, kd), c01 = Corner(_pc[lpc], _nd[hnd], kp, kd);
             double c10 = Corner(_pc[hpc], _nd[lnd], kp, kd), c11 = Corner(_pc[hpc], _nd[hnd], kp, kd);
-            double v0 = c00 + tnd * (c01 - c00), v1 = c10 + tnd * (c11 - c10);
-            return Math.Max(0.001, v0 + tpc * (v1 - v0));
+            double v0 = Blend(c00, c01, tnd), v1 = Blend(c10, c11, tnd);
+            return Math.Max(0.001, Blend(v0, v1, tpc));
         }
 
         /// <summary>A slice's value, or the nearest measured (chunk, decodes) slice's when that corner was not measured.</summary>
@@ -149,13 +154,13 @@ public sealed class OperatorTableCostModel : ICostModel
             var (lkp, hkp, tkp) = Bracket(s.Kp, Math.Max(kp, 0));
             double Row(int i) => s.Rows[i].Kd.Length == 1 ? s.Rows[i].Us[0] : Interp(s.Rows[i].Kd, s.Rows[i].Us, Math.Max(kd, 0));
             double vlo = Row(lkp);
-            return lkp == hkp ? vlo : vlo + tkp * (Row(hkp) - vlo);
+            return lkp == hkp ? vlo : Blend(vlo, Row(hkp), tkp);
         }
 
         private static double Interp(int[] xs, double[] ys, double q)
         {
             var (lo, hi, t) = Bracket(xs, q);
-            return ys[lo] + t * (ys[hi] - ys[lo]);
+            return Blend(ys[lo], ys[hi], t);
         }
     }
 
@@ -197,7 +202,7 @@ public sealed class OperatorTableCostModel : ICostModel
             double vlo = Lookup1D(_rows[lo].X, _rows[lo].Y, local);
             if (lo == hi) return vlo;
             double vhi = Lookup1D(_rows[hi].X, _rows[hi].Y, local);
-            return vlo + (activated - _activated[lo]) / (_activated[hi] - _activated[lo]) * (vhi - vlo);
+            return Blend(vlo, vhi, (activated - _activated[lo]) / (_activated[hi] - _activated[lo]));
         }
     }
 }

@@ -28,16 +28,9 @@ public static class MeasuredRunScenario
             new("format", new ConfigScalar("parquet")),
         ], (root.Get("workload") as ConfigNode)?.Line ?? 0);
         root.Set("workload", workload);
-        var overrides = new List<(string, ConfigNode, string)>();
-        foreach (var set in sets ?? [])
-        {
-            int eq = set.IndexOf('=');
-            if (eq <= 0) throw new UserInputException($"--set {set}: expected dotted.key=value");
-            var key = set[..eq].Trim();
-            if (key == "workload" || key.StartsWith("workload.", StringComparison.Ordinal))
-                throw new UserInputException($"--set {set}: the workload is the measured run's trace");
-            overrides.Add((key, ConfigNode.ParseValue(set[(eq + 1)..]), $"--set {set}"));
-        }
+        var overrides = ScenarioLoader.Overrides(sets);
+        if (overrides.FirstOrDefault(o => o.Key == "workload" || o.Key.StartsWith("workload.", StringComparison.Ordinal)) is { Source: not null } bad)
+            throw new UserInputException($"{bad.Source}: the workload is the measured run's trace");
         return ScenarioLoader.Expand(scenarioPath, root, overrides, null);
     }
 }

@@ -17,9 +17,12 @@ public sealed record ScenarioFile(string Path, string Name, IReadOnlyList<(strin
 /// </summary>
 public static partial class ScenarioLoader
 {
-    public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null)
+    public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null) =>
+        Expand(path, ReadTree(path), Overrides(sets), seedOverride);
+
+    /// <summary>--set dotted.key=value arguments as overrides, each naming its argument in errors (variants cannot be set).</summary>
+    public static List<(string Key, ConfigNode Value, string Source)> Overrides(IEnumerable<string>? sets)
     {
-        var root = ReadTree(path);
         var overrides = new List<(string, ConfigNode, string)>();
         foreach (var set in sets ?? [])
         {
@@ -30,7 +33,7 @@ public static partial class ScenarioLoader
                 throw new UserInputException($"--set {set}: variants cannot be overridden from the command line");
             overrides.Add((key, ConfigNode.ParseValue(set[(eq + 1)..]), $"--set {set}"));
         }
-        return Expand(path, root, overrides, seedOverride);
+        return overrides;
     }
 
     /// <summary>Parses a scenario file into its tree, before any override (sweeps parse once and expand many times).</summary>

@@ -109,7 +109,9 @@ public class CalibrationTests
             Assert.All(cal.Coefficients.Values, v => Assert.True(v >= 0));
             Assert.Contains(Simulation.TestScenarios.Catalog.Models, m => m.Name == cal.Model);
             Assert.Equal(Simulation.TestScenarios.Catalog.Gpu(cal.Gpu).Name, cal.Gpu);
-            Assert.Matches($"-tp{cal.TensorParallel}(-vidur)?\\.json$", f);
+            Assert.Matches($"-tp{cal.TensorParallel}(-vidur|-vllm)?\\.json$", f);
+            // Every calibration says which serving stack measured it.
+            Assert.False(string.IsNullOrEmpty(cal.Engine) || string.IsNullOrEmpty(cal.EngineVersion), f);
         }
     }
 

@@ -79,6 +79,45 @@ public sealed class OperatorTableCompositionTests : IDisposable
     }
 
     [SharedDataFact]
+    public void V0LayerProfile_NanosecondsBecomeMicroseconds_AttentionIsAPrefillAndLmHeadPerSequence()
+    {
+        var parquet = Path.Combine(_dir.Path, "v0.parquet");
+        var input = Path.Combine(SharedData.GpuProfiles, "llmservingsim", "v0", "H100", "meta-llama", "Llama-3.1-8B");
+        var result = TestImporters.Registry.Get("llmservingsim-v0-profile").Import(input, parquet, new RLMServing.IO.Traces.ImportOptions());
+        Assert.Equal(2 * 15 * 2048, result.Rows);   // tp1 and tp2, 15 operators at 1..2048 tokens
+        var rows = TraceReader.Read<OperatorRow>(parquet).ToList();
+        Assert.All(rows, r => Assert.Equal(("H100", "meta-llama/Llama-3.1-8B", "llmservingsim-v0"), (r.Device, r.Model, r.Source)));
+        var lmHead = rows.Single(r => r.Tp == 1 && r.SourceOp == "lm_head" && r.Tokens == 1);
+        Assert.Equal((366.336, 1), (lmHead.TimeUsMedian, lmHead.Batch));   // tp1/layers.csv: lm_head,1,0,1,366336
+        var attention = rows.Single(r => r.Tp == 1 && r.SourceOp == "attention" && r.Tokens == 98);
+        Assert.Equal((98L, 0L, 0, 12.307), (attention.PrefillTokens!.Value, attention.PrefillContext!.Value, attention.DecodeSeqs!.Value, attention.TimeUsMedian));
+    }
+
+    /// <summary>Every shipped calibration with operator tables prices decodes positively, and longer contexts never cost less, up to 128k tokens.</summary>
+    [Fact]
+    public void ShippedOperatorTables_PriceDecodesPositively_AndMonotoneInContext()
+    {
+        var files = Directory.GetFiles(Path.Combine(RLMServing.Tests.Cli.RlmsProcess.RepoRoot(), "calibration"), "*.json")
+            .Select(f => (File: f, Cal: RLMServing.IO.Calibration.CalibrationStore.Read(f))).Where(x => x.Cal.OperatorTables is not null).ToList();
+        Assert.Equal(7, files.Count);
+        foreach (var (f, cal) in files)
+        {
+            var cost = new OperatorTableCostModel(cal.OperatorTables!, null!);
+            foreach (int batch in new[] { 1, 3, 16, 64, 256 })
+            {
+                double previous = 0;
+                foreach (long context in new[] { 16L, 100, 1_000, 4_096, 16_384, 32_768, 65_536, 131_072 })
+                {
+                    double t = cost.PredictUs(batch, 0, 0, batch, context, batch);
+                    Assert.True(t > 0 && double.IsFinite(t), $"{f}: decode {batch} x {context}");
+                    Assert.True(t >= previous * (1 - 1e-9), $"{f}: decode {batch} x {context}: {t} < {previous}");
+                    previous = t;
+                }
+            }
+        }
+    }
+
+    [SharedDataFact]
     public void BetweenMeasuredTokenCounts_DenseOpsInterpolateLinearly_AndAboveTheGridExtrapolate()
     {
         var s = new MeasuredSeries { X = [1, 2, 4], Us = [10, 12, 20] };
