@@ -30,14 +30,28 @@ for dev in a100 h100; do
   run $dev-bloom-176b-tp8 $sw --trace-model bloom-176b --trace-device $dev-80gb --tp 8 --model BLOOM-176B
 done
 
-# LLMServingSim operator bundle: RTX PRO 6000 Blackwell, Llama-3.1-8B bf16, vLLM 0.19 (TP2 = per-GPU shards).
+# LLMServingSim operator bundles (vLLM 0.19 eager kernels; TP2 = per-GPU shards): the per-layer tables are kept in
+# the calibration and composed per iteration as LLMServingSim's simulator does.
+ls=traces/public/llmservingsim
 for tp in 1 2; do
-  run rtxpro6000-llama-3.1-8b-tp$tp traces/public/llmservingsim/rtxpro6000-llama-3.1-8b-bf16.parquet --tp $tp --model Llama-3.1-8B
+  run rtxpro6000-llama-3.1-8b-tp$tp $ls/rtxpro6000-llama-3.1-8b-bf16.parquet --tp $tp --model Llama-3.1-8B
+  run rtxpro6000-qwen3-32b-tp$tp $ls/rtxpro6000-qwen3-32b-bf16.parquet --tp $tp --model Qwen3-32B
+  run rtxpro6000-qwen3-30b-a3b-instruct-2507-tp$tp $ls/rtxpro6000-qwen3-30b-a3b-instruct-2507-bf16.parquet --tp $tp --model Qwen3-30B-A3B-Instruct-2507
+done
+run rtx4090-llama-3.1-8b-tp1 $ls/rtx4090-llama-3.1-8b-bf16.parquet --tp 1 --model Llama-3.1-8B --gpu RTX4090
+# LLMServingSim's older v0 layer profiles on H100 (vLLM V0, PyTorch profiler; prefill attention only: decode
+# attention from the roofline).
+for tp in 1 2; do
+  run h100-llama-3.1-8b-tp$tp $ls/h100-llama-3.1-8b-v0.parquet --tp $tp --model Llama-3.1-8B --gpu H100-SXM-80G
+done
+for tp in 1 2 4; do
+  run h100-mixtral-8x7b-v0.1-tp$tp $ls/h100-mixtral-8x7b-v0.1-v0.parquet --tp $tp --model Mixtral-8x7B-v0.1 --gpu H100-SXM-80G
 done
 
-# DistServe's fitted coefficients (A100-80GB, DistServe engine).
+# DistServe's fitted coefficients (A100-80GB): its own engine, and the vLLM it measured beside it (-vllm).
 for tp in 1 2 4; do
   run a100-opt-13b-tp$tp traces/public/distserve/distserve-coefficients.parquet --trace-model facebook/opt-13b --tp $tp --engine distserve
+  run a100-opt-13b-tp$tp-vllm traces/public/distserve/distserve-coefficients.parquet --trace-model facebook/opt-13b --tp $tp --engine vllm
 done
 
 # Vidur operator profiles (sarathi-serve profiler): per-layer linear ops measured, NCCL all-reduce measured on

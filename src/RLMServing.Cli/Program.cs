@@ -16,9 +16,6 @@ Type[] verbs =
     typeof(ReportCommand),
 ];
 
-// GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.
-RLMServing.IO.Traces.TraceImporters.Register(RLMServing.Profiling.Importers.GpuProfileImporters.All);
-
 return RLMServing.Cli.CliHost.Run(SimulateCommand.NormalizeReportOption(args), verbs);
 
 namespace RLMServing.Cli

@@ -64,6 +64,7 @@ public sealed class SimulateCommand : ICommand
         var outDir = Out ?? Path.Combine("results", file.Name);
         var command = "rlms simulate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
         var summaries = new List<RunSummary>();
+        var printed = new HashSet<string>();   // a warning every variant shares is said once
         foreach (var run in runs)
         {
             string? variant = file.HasVariants ? run.Name : null;
@@ -74,7 +75,7 @@ public sealed class SimulateCommand : ICommand
             ResultWriter.WriteRunAsync(dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
             summaries.Add(result.Summary);
             foreach (var w in warnings)
-                Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
+                if (printed.Add(w)) Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
             if (result.Summary.Unstable)
                 Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
         }

@@ -12,13 +12,13 @@ public sealed class TraceCommand : ICommand
     [Value(0, MetaName = "ACTION", Required = true, HelpText = "import | stats")]
     public string Action { get; set; } = "";
 
-    [Value(1, MetaName = "FILE", Required = true, HelpText = "Trace file (or ServeGen folder / chunk file).")]
+    [Value(1, MetaName = "FILE", Required = true, HelpText = "Trace file (or ServeGen folder / chunk file; a measured run's file or folder for llmservingsim-run, distserve-run, vllm-bench).")]
     public string File { get; set; } = "";
 
-    [Option("format", HelpText = "Input format: azure, burstgpt, mooncake, servegen, vidur, csv, parquet (stats: detected when omitted).")]
+    [Option("format", HelpText = "Input format: azure, burstgpt, mooncake, servegen, vidur, csv, parquet; measured runs: llmservingsim-run, distserve-run, vllm-bench (--out is then a folder: trace.parquet, requests.parquet); GPU profiles (stats: detected when omitted).")]
     public string? Format { get; set; }
 
-    [Option("out", HelpText = "import: output Parquet file.")]
+    [Option("out", HelpText = "import: output Parquet file (a folder for measured runs).")]
     public string? Out { get; set; }
 
     [Option("skip-bad-rows", HelpText = "Skip invalid rows (reporting how many and which lines) instead of stopping at the first.")]
@@ -42,6 +42,9 @@ public sealed class TraceCommand : ICommand
     [Option("json", HelpText = "stats: print JSON instead of a table.")]
     public bool Json { get; set; }
 
+    /// <summary>The formats <c>import</c> knows: request traces, measured runs and GPU profiles (<see cref="CliImporters"/>).</summary>
+    public TraceImporterRegistry Importers { get; set; } = CliImporters.Create();
+
     public int Run()
     {
         bool? grow = SessionContext switch
@@ -64,7 +67,7 @@ public sealed class TraceCommand : ICommand
     {
         if (string.IsNullOrEmpty(Format)) throw new UserInputException("trace import: --format is required");
         if (string.IsNullOrEmpty(Out)) throw new UserInputException("trace import: --out is required");
-        var importer = TraceImporters.Get(Format);
+        var importer = Importers.Get(Format);
         var options = new ImportOptions(SkipBadRows, Limit, new SynchronousProgress(rows => Console.Error.WriteLine($"  {rows.ToString("N0", CultureInfo.InvariantCulture)} rows ...")),
             Seed, Duration, Start, grow);
         var started = System.Diagnostics.Stopwatch.StartNew();

@@ -1,14 +1,16 @@
 using System.Globalization;
 using System.Text.Json;
 using CommandLine;
+using RLMServing.IO.Catalog;
 using RLMServing.IO.Results;
+using RLMServing.IO.Runs;
 using RLMServing.Metrics;
 using RLMServing.Validation;
 using Spectre.Console;
 
 namespace RLMServing.Cli.Commands;
 
-[Verb("validate", HelpText = "Compare a predicted run with a measured one (requests.parquet against requests.parquet).")]
+[Verb("validate", HelpText = "Compare a predicted run with a measured one: --measured A/requests.parquet --predicted B/requests.parquet, or --measured RUN --scenario S.yaml (simulates the run's own requests under S).")]
 public sealed class ValidateCommand : ICommand
 {
     /// <summary>Exit code when the comparison ran but a metric is outside the tolerance.</summary>
@@ -18,9 +20,22 @@ public sealed class ValidateCommand : ICommand
         HelpText = "requests.parquet of the measured run (ground truth); several files are pooled: repeats of one scenario against one --predicted (their run-to-run range is reported), or runs paired with as many --predicted files.")]
     public IEnumerable<string> Measured { get; set; } = [];
 
-    [Option("predicted", Required = true, Min = 1,
+    [Option("predicted",
         HelpText = "requests.parquet of the predicted (simulated) run: one, or one per --measured file (run i against run i, e.g. one seed each).")]
     public IEnumerable<string> Predicted { get; set; } = [];
+
+    [Option("scenario",
+        HelpText = "Scenario to predict the measured run with (instead of --predicted): its engine, hardware and cost model, its workload replaced by the run's trace. --measured is then one folder from 'rlms trace import RUN --format llmservingsim-run|distserve-run|vllm-bench --out DIR'.")]
+    public string? Scenario { get; set; }
+
+    [Option("set", HelpText = "With --scenario: override a scenario key, dotted.key=value (repeatable; not the workload).")]
+    public IEnumerable<string> Set { get; set; } = [];
+
+    [Option("catalog", HelpText = "With --scenario: extra catalog folders or files.")]
+    public IEnumerable<string> Catalog { get; set; } = [];
+
+    [Option("out", HelpText = "With --scenario: also write the prediction (summary.json, requests.parquet, timeseries.parquet) to this folder.")]
+    public string? Out { get; set; }
 
     [Option("tolerance", Default = 0.10, HelpText = "Largest |mean relative error| per metric that passes (0.10 = 10%).")]
     public double Tolerance { get; set; } = 0.10;
@@ -33,6 +48,8 @@ public sealed class ValidateCommand : ICommand
         if (!(Tolerance > 0) || double.IsInfinity(Tolerance)) throw new UserInputException($"--tolerance: must be a positive number, got {Tolerance.ToString(CultureInfo.InvariantCulture)}");
         var files = Measured.ToList();
         var predictedFiles = Predicted.ToList();
+        if (Scenario is not null) return AgainstScenario(files, predictedFiles);
+        if (predictedFiles.Count == 0) throw new UserInputException("validate: give --predicted FILE (a simulated requests.parquet) or --scenario S.yaml");
         if (predictedFiles.Count != 1 && predictedFiles.Count != files.Count)
             throw new UserInputException($"--predicted: {predictedFiles.Count} files for {files.Count} --measured files: give one, or one per measured file");
         var measured = files.Select(Completed).ToList();
@@ -55,11 +72,62 @@ public sealed class ValidateCommand : ICommand
         var report = Validator.Compare(measured, predicted, Tolerance,
             measuredSummaries.All(x => x is not null) ? measuredSummaries.Select(x => x!).ToList() : null,
             predictedSummaries.All(x => x is not null) ? predictedSummaries.Select(x => x!).ToList() : null);
+        return Print(report, null);
+    }
+
+    /// <summary>
+    /// Simulates the measured run's own requests (its trace, arrival times kept) under each run of the scenario
+    /// file and compares each prediction with the measurement.
+    /// </summary>
+    private int AgainstScenario(List<string> files, List<string> predictedFiles)
+    {
+        if (predictedFiles.Count > 0) throw new UserInputException("--scenario: give either --predicted or --scenario, not both");
+        if (files.Count != 1) throw new UserInputException($"--scenario: give one --measured run folder, got {files.Count}");
+        var runDir = MeasuredRunScenario.RunFolder(files[0]);
+        var measured = Completed(Path.Combine(runDir, MeasuredRun.RequestsFile));
+        var catalog = CatalogLoader.LoadDefault(Catalog);
+        var file = MeasuredRunScenario.Load(Scenario!, runDir, Set);
+        var runs = ScenarioRunner.Prepare(file, catalog);
+        var runEngine = RequestMetadata(Path.Combine(runDir, MeasuredRun.RequestsFile));
+        int code = 0;
+        foreach (var run in runs)
+        {
+            string? variant = file.HasVariants ? run.Name : null;
+            var result = ScenarioRunner.Simulate(run, variant);
+            var warnings = ScenarioRunner.CalibrationWarnings(run, result);
+            foreach (var w in warnings) Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
+            if (Out is not null)
+            {
+                var summary = warnings.Count > 0 ? result.Summary with { CalibrationWarnings = [.. warnings] } : result.Summary;
+                var command = "rlms validate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+                ResultWriter.WriteRunAsync(variant is null ? Out : Path.Combine(Out, variant), result with { Summary = summary },
+                    ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
+            }
+            if (Validator.FirstIdMismatch([measured, result.Requests]) is { } bad)
+                throw new UserInputException($"--scenario: the simulation {(bad.Missing ? "lacks" : "has")} request_id {bad.RequestId}, which the measured run {(bad.Missing ? "has" : "lacks")}");
+            var report = Validator.Compare(measured, result.Requests, Tolerance);
+            string title = $"{runEngine} measured vs {variant ?? file.Name}";
+            code = Math.Max(code, Print(report, title));
+        }
+        return code;
+    }
+
+    /// <summary>Which engine measured the run, from the metadata the importer wrote (rlms.run.engine, engine_version).</summary>
+    private static string RequestMetadata(string path)
+    {
+        var meta = Profiling.Traces.TraceReader.Metadata(path);
+        return string.Join(' ', new[] { meta.GetValueOrDefault("rlms.run.engine"), meta.GetValueOrDefault("rlms.run.engine_version") }
+            .Where(s => !string.IsNullOrEmpty(s))) is { Length: > 0 } e ? e : "the run";
+    }
+
+    private int Print(ValidationReport report, string? title)
+    {
         if (Json) Console.WriteLine(JsonSerializer.Serialize(report, ResultWriter.Json));
         else
         {
             // Piped into a log (scripts/fidelity-cpu.sh), the default 80 columns wrap every cell of the pooled table.
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
+            if (title is not null) AnsiConsole.MarkupLine(Markup.Escape(title));
             AnsiConsole.Write(Table(report));
             foreach (var (name, c) in report.Metrics())
                 if (c.MeasuredRepeatRange > report.Tolerance)

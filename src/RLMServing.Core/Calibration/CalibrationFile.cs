@@ -14,7 +14,12 @@ public sealed record CalibrationFile
     [JsonPropertyName("gpu")] public string Gpu { get; init; } = "";
     [JsonPropertyName("tensor_parallel")] public int TensorParallel { get; init; } = 1;
     [JsonPropertyName("dtype")] public string Dtype { get; init; } = "";
+    /// <summary>The serving stack whose kernels were measured: vllm, sarathi-serve, distserve, ort, splitwise.</summary>
     [JsonPropertyName("engine")] public string Engine { get; init; } = "";
+    /// <summary>Its version as the source records it (vLLM 0.19.0, ONNX Runtime 1.31, ...).</summary>
+    [JsonPropertyName("engine_version")] public string EngineVersion { get; init; } = "";
+    /// <summary>What the measurements are: rlms-profile, splitwise, vidur operators, llmservingsim operators, distserve vllm, ...</summary>
+    [JsonPropertyName("source")] public string Source { get; init; } = "";
     [JsonPropertyName("coefficients")] public Dictionary<string, double> Coefficients { get; init; } = new();
     [JsonPropertyName("unidentified")] public List<string> Unidentified { get; init; } = [];
     /// <summary>Terms not fitted to measurements but taken from the roofline, each with why (operator profiles without that operator).</summary>
@@ -26,6 +31,13 @@ public sealed record CalibrationFile
     [JsonPropertyName("residuals")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public Dictionary<string, ResidualTable>? Residuals { get; init; }
+    /// <summary>
+    /// The per-layer operator measurements themselves (LLMServingSim profiles), composed per iteration at simulation
+    /// time as LLMServingSim composes them; when present they price iterations instead of the regression.
+    /// </summary>
+    [JsonPropertyName("operator_tables")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public OperatorTables? OperatorTables { get; init; }
     [JsonPropertyName("fit")] public CalibrationFitQuality Fit { get; init; } = new();
     /// <summary>
     /// Host work per iteration outside the measured steps (the serving engine's scheduler and bookkeeping between

@@ -5,7 +5,8 @@ namespace RLMServing.Costs;
 
 /// <summary>
 /// Builds the cost model of one replica group from a bound scenario, the one way the runner, replay, sweeps and
-/// tests all use: the base model (roofline, or a calibration with the roofline outside its grid), then the
+/// tests all use: the base model (roofline; a calibration's fitted model, or its per-layer operator tables, with the
+/// roofline outside its grid), then the
 /// decorators in the order an iteration meets them — one call per prefill chunk (engines that run chunks
 /// separately), CUDA-graph padding of decode batches (the engine's), speculative drafting and verification, and
 /// the engine's host work per iteration outermost (once per scheduler turn; overlapped under async scheduling).
@@ -32,6 +33,7 @@ public static class CostModelFactory
         return s.CostModel.Kind switch
         {
             "roofline" => roofline,
+            "calibrated" when s.CostModel.Calibration!.OperatorTables is { } tables => new OperatorTableCostModel(tables, roofline, model.ExpertShards),
             "calibrated" => new CalibratedCostModel(s.CostModel.Calibration!.ToModel(), roofline),
             var k => throw new UserInputException($"cost_model.kind: unknown cost model '{k}'"),
         };

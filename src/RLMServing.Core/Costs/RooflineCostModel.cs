@@ -18,6 +18,7 @@ public sealed class RooflineCostModel : ICostModel
     private readonly double _lmHeadFlopsPerToken;
     private readonly double _layerWeightBytes;
     private readonly double _lmHeadWeightBytes;
+    private readonly double _expertWeightBytes;   // one expert in every layer
     private readonly double _kvBytesPerToken;
     private readonly double _attnFlopsPerPair;
     private readonly double _allReduceBytesPerToken;
@@ -35,10 +36,12 @@ public sealed class RooflineCostModel : ICostModel
         _bandwidth = PeakBandwidth * bandwidthEfficiency;
         _overheadS = stepOverheadMs / 1000.0;
         int bytes = model.BytesPerParam;
-        double linearParamsPerLayer = model.ParamsPerLayer - 2.0 * model.Hidden;
+        // A token runs through the attention projections and its top-k experts only.
+        double linearParamsPerLayer = model.ActiveParamsPerLayer - 2.0 * model.Hidden;
         _layerFlopsPerToken = 2.0 * model.Layers * linearParamsPerLayer;
         _lmHeadFlopsPerToken = 2.0 * model.Vocab * model.Hidden;
-        _layerWeightBytes = (double)model.Layers * model.ParamsPerLayer * bytes;
+        _layerWeightBytes = (double)model.Layers * (model.IsMoe ? model.NonExpertParamsPerLayer : model.ParamsPerLayer) * bytes;
+        _expertWeightBytes = (double)model.Layers * model.ParamsPerExpert * bytes;
         _lmHeadWeightBytes = (double)model.Vocab * model.Hidden * bytes;
         _kvBytesPerToken = model.KvBytesPerToken;
         _attnFlopsPerPair = 4.0 * model.Layers * model.Heads * model.HeadDim;
@@ -92,7 +95,8 @@ public sealed class RooflineCostModel : ICostModel
     {
         if (tokens == 0) return new IterationCost(0, 0, 0);
         double linearFlops = tokens * _layerFlopsPerToken + sampled * _lmHeadFlopsPerToken;
-        double linearBytes = _layerWeightBytes + (sampled > 0 ? _lmHeadWeightBytes : 0);
+        // A mixture-of-experts step reads only the experts its tokens were routed to (on this expert-parallel rank).
+        double linearBytes = _layerWeightBytes + _m.ExpertsTouched(tokens) * _expertWeightBytes + (sampled > 0 ? _lmHeadWeightBytes : 0);
         double attnFlops = attnPairs * _attnFlopsPerPair;
         double attnBytes = (kvReadTokens + tokens) * _kvBytesPerToken; // read the cached context, write the new KV
         double linear = Math.Max(linearFlops / _flops, linearBytes / _bandwidth);

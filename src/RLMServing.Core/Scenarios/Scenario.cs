@@ -28,7 +28,8 @@ public enum RouterKind { RoundRobin, Random, LeastOutstanding, LeastKv, PowerOfT
 public enum IterationCalls { One, PerPrefillChunk }
 
 /// <summary>GPU type and how many replicas of what tensor-parallel degree serve the model.</summary>
-public sealed record HardwareConfig(string Gpu, int Replicas, int TensorParallel);
+/// <param name="ExpertParallel">A mixture-of-experts model's experts spread over the data-parallel replicas (each holds experts / replicas).</param>
+public sealed record HardwareConfig(string Gpu, int Replicas, int TensorParallel, bool ExpertParallel = false);
 
 /// <summary>Which cost model prices each iteration, with the roofline model's efficiency knobs.</summary>
 public sealed record CostModelConfig(

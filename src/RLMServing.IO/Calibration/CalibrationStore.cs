@@ -21,6 +21,7 @@ public static class CalibrationStore
         foreach (var (phase, table) in file.Residuals ?? [])
             if (phase is not ("prefill" or "decode")) throw new UserInputException($"{path}: residuals.{phase}: unknown phase (prefill, decode)");
             else if (table.Problem() is { } problem) throw new UserInputException($"{path}: residuals.{phase}: {problem}");
+        if (file.OperatorTables?.Problem() is { } bad) throw new UserInputException($"{path}: operator_tables.{bad}");
         return file;
     }
 

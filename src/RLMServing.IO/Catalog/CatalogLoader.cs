@@ -119,6 +119,9 @@ public static class CatalogLoader
         public bool QkvBias { get; set; }
         public bool TieEmbeddings { get; set; }
         public int MaxContext { get; set; }
+        public int Experts { get; set; }
+        public int ExpertsPerToken { get; set; }
+        public int ExpertFfn { get; set; }
 
         public ModelArchitecture ToArchitecture(string file, int index)
         {
@@ -137,8 +140,11 @@ public static class CatalogLoader
             catch (ArgumentException e) { throw new UserInputException($"{where}: dtype: {e.Message}"); }
             var mlp = Mlp ?? "gated";
             if (mlp is not ("gated" or "plain")) throw new UserInputException($"{where}: mlp must be gated or plain, not '{mlp}'");
+            if (Experts < 0 || (Experts > 0 && (ExpertsPerToken <= 0 || ExpertsPerToken > Experts || ExpertFfn <= 0)))
+                throw new UserInputException($"{where}: experts: a mixture of experts needs experts > 0, 0 < experts_per_token <= experts and expert_ffn > 0");
             return new ModelArchitecture(Name, HfId ?? "none", Layers, Hidden, Heads, kv, HeadDim > 0 ? HeadDim : Hidden / Heads,
-                Ffn, Vocab, dtype, Reasoning, mlp, QkvBias, TieEmbeddings, MaxContext > 0 ? MaxContext : 131072);
+                Ffn, Vocab, dtype, Reasoning, mlp, QkvBias, TieEmbeddings, MaxContext > 0 ? MaxContext : 131072)
+            { Experts = Experts, ExpertsPerToken = ExpertsPerToken, ExpertFfn = ExpertFfn };
         }
     }
 

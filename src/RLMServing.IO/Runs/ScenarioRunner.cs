@@ -1,4 +1,5 @@
 using System.Text.Json;
+using RLMServing.Calibration;
 using RLMServing.Catalog;
 using RLMServing.Costs;
 using RLMServing.IO.Results;
@@ -31,6 +32,8 @@ public static class ScenarioRunner
             var catalog = inputs.Catalog;
             var scenario = ScenarioLoader.Bind(run.Tree, file.Path, inputs);
             var model = catalog.Model(scenario.Model);
+            // Expert parallelism across data-parallel replicas: each replica holds and reads its share of the experts.
+            if (scenario.Hardware.ExpertParallel) model = model with { ExpertShards = scenario.Hardware.Replicas };
             var gpu = catalog.Gpu(scenario.Hardware.Gpu);
             var cost = CostModelFactory.Build(scenario, model, gpu, scenario.Hardware.TensorParallel, catalog);
             var prepared = new PreparedRun(run.Name, scenario, model, gpu, cost);
@@ -52,11 +55,15 @@ public static class ScenarioRunner
     /// measured context or batch): the fit's physically shaped terms extrapolate, but nobody measured there. Each
     /// names the shape reached and the grid's bounds.
     /// </summary>
+    /// <remarks>Also one line when the calibration was measured on another stack than the scenario's engine (<see cref="EngineMismatch"/>).</remarks>
     public static IReadOnlyList<string> CalibrationWarnings(PreparedRun run, SimulationResult result)
     {
+        string scenarioEngine = run.Scenario.Engine.Name;
         var cal = run.Scenario.CostModel.Calibration;
-        if (cal is null || result.Requests.Count == 0) return [];
+        if (cal is null) return [];
         var warnings = new List<string>();
+        if (EngineMismatch(cal, scenarioEngine, Path.GetFileName(run.Scenario.CostModel.File)) is { } mismatch) warnings.Add(mismatch);
+        if (result.Requests.Count == 0) return warnings;
         var g = cal.Grid;
         string bounds = $"measured grid: batch {g.MinBatch}–{g.MaxBatch} sequences, context {g.MinContext}–{g.MaxContext} tokens ({Path.GetFileName(run.Scenario.CostModel.File)})";
         long maxContext = result.Requests.Max(r => (long)r.PromptTokens + r.OutputTokens);
@@ -65,6 +72,21 @@ public static class ScenarioRunner
         if (g.MaxBatch > 0 && result.Summary.MeanBatchSize > 2 * g.MaxBatch)
             warnings.Add($"batches average {result.Summary.MeanBatchSize:F0} sequences, beyond twice the calibration's largest; {bounds}");
         return warnings;
+    }
+
+    /// <summary>
+    /// One line when the calibration's kernels were measured on another serving stack than the one the scenario
+    /// models (vllm-v1 and vllm-v0 are both vLLM; ort is rlms replay's ONNX Runtime engine); null when they agree or
+    /// the calibration does not say.
+    /// </summary>
+    public static string? EngineMismatch(CalibrationFile cal, string scenarioEngine, string? file = null)
+    {
+        if (string.IsNullOrEmpty(cal.Engine)) return null;
+        string family = scenarioEngine.StartsWith("vllm", StringComparison.OrdinalIgnoreCase) ? "vllm" : scenarioEngine.ToLowerInvariant();
+        if (string.Equals(cal.Engine, family, StringComparison.OrdinalIgnoreCase)) return null;
+        string measured = string.IsNullOrEmpty(cal.EngineVersion) ? cal.Engine : $"{cal.Engine} ({cal.EngineVersion})";
+        return $"calibration {file ?? cal.Model}: measured on {measured}, used to predict engine {scenarioEngine}; kernels, fusion and per-step " +
+               "host work differ between serving stacks, so its iteration times carry the measuring stack's speed";
     }
 
     public static SimulationResult Simulate(PreparedRun run, string? variant, IProgress<double>? progress = null)
@@ -99,6 +121,7 @@ public static class ScenarioRunner
         ["rlms.model"] = run.Model.Name,
         ["rlms.gpu"] = run.Gpu.Name,
         ["rlms.replicas"] = run.Scenario.Hardware.Replicas.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["rlms.engine"] = $"{run.Scenario.Engine.Name} {run.Scenario.Engine.Version}",
         ["rlms.tensor_parallel"] = run.Scenario.Hardware.TensorParallel.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["rlms.cost_model"] = run.Scenario.CostModel.Kind,
         ["rlms.command"] = command,

@@ -18,9 +18,12 @@ public sealed record ScenarioFile(string Path, string Name, IReadOnlyList<(strin
 /// </summary>
 public static partial class ScenarioLoader
 {
-    public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null)
+    public static ScenarioFile Load(string path, IEnumerable<string>? sets = null, int? seedOverride = null) =>
+        Expand(path, ReadTree(path), Overrides(sets), seedOverride);
+
+    /// <summary>--set dotted.key=value arguments as overrides, each naming its argument in errors (variants cannot be set).</summary>
+    public static List<(string Key, ConfigNode Value, string Source)> Overrides(IEnumerable<string>? sets)
     {
-        var root = ReadTree(path);
         var overrides = new List<(string, ConfigNode, string)>();
         foreach (var set in sets ?? [])
         {
@@ -31,7 +34,7 @@ public static partial class ScenarioLoader
                 throw new UserInputException($"--set {set}: variants cannot be overridden from the command line");
             overrides.Add((key, ConfigNode.ParseValue(set[(eq + 1)..]), $"--set {set}"));
         }
-        return Expand(path, root, overrides, seedOverride);
+        return overrides;
     }
 
     /// <summary>Parses a scenario file into its tree, before any override (sweeps parse once and expand many times).</summary>
@@ -109,7 +112,8 @@ public static partial class ScenarioLoader
         if (hwR is null && !groupsGiven) throw r.Error("hardware", "is required (or cluster.groups)");
         if (hwR is not null)
         {
-            hardware = new HardwareConfig(hwR.RequiredString("gpu"), hwR.PositiveInt("replicas", 1), hwR.PositiveInt("tensor_parallel", 1));
+            hardware = new HardwareConfig(hwR.RequiredString("gpu"), hwR.PositiveInt("replicas", 1), hwR.PositiveInt("tensor_parallel", 1),
+                hwR.Bool("expert_parallel") ?? false);
             hwR.Done();
         }
         GpuSpec gpu;
@@ -121,6 +125,12 @@ public static partial class ScenarioLoader
         try { model = catalog.Model(modelName); }
         catch (CatalogException e) { throw r.Error("model", e.Message); }
 
+        if (hardware.ExpertParallel)
+        {
+            if (!model.IsMoe) throw hwR!.Error("expert_parallel", $"{model.Name} is not a mixture of experts (no experts in its catalog entry)");
+            if (hardware.Replicas < 2) throw hwR!.Error("expert_parallel", "needs replicas >= 2: experts are spread over the data-parallel replicas");
+            if (model.Experts % hardware.Replicas != 0) throw hwR!.Error("expert_parallel", $"{model.Experts} experts do not split evenly over {hardware.Replicas} replicas");
+        }
         var cost = BindCostModel(r.Map("cost_model"), file, model, gpu, hardware.TensorParallel, inputs);
         var engineRead = ReadEngine(r);
         var defaults = DefaultsFor(engineRead.Name, model, gpu);

@@ -18,7 +18,7 @@ public sealed record ImportResult(long Rows, long SkippedRows, IReadOnlyList<lon
 
 /// <summary>
 /// Turns one public or user file format into one of the project's Parquet trace schemas
-/// (request traces, operator traces, iteration traces). Registered by name in <see cref="TraceImporters"/>.
+/// (request traces, operator traces, iteration traces). Registered by name in a <see cref="TraceImporterRegistry"/>.
 /// Implementations write to a temporary file and move it into place only on success.
 /// </summary>
 public interface ITraceImporter
@@ -29,37 +29,4 @@ public interface ITraceImporter
     string Description { get; }
 
     ImportResult Import(string inputPath, string outputPath, ImportOptions options);
-}
-
-/// <summary>The registry behind <c>rlms trace import --format F</c>.</summary>
-public static class TraceImporters
-{
-    // Request-trace importers (issue 3) and GPU-profile importers (issue 4) each add their entries here.
-    public static IReadOnlyList<ITraceImporter> All { get; } =
-    [
-        .. RequestTraceFormats.Importers,
-    ];
-
-    // Importers from projects this one cannot reference (the GPU-profile importers live in RLMServing.Profiling,
-    // which references IO); the CLI registers them at startup.
-    private static readonly List<ITraceImporter> Registered = [];
-
-    /// <summary>Adds importers to the registry (formats already known are kept, not replaced).</summary>
-    public static void Register(IEnumerable<ITraceImporter> importers)
-    {
-        lock (Registered)
-            foreach (var i in importers)
-                if (!Everything.Any(e => string.Equals(e.Format, i.Format, StringComparison.OrdinalIgnoreCase))) Registered.Add(i);
-    }
-
-    /// <summary><see cref="All"/> plus the registered importers.</summary>
-    public static IReadOnlyList<ITraceImporter> Everything
-    {
-        get { lock (Registered) return [.. All, .. Registered]; }
-    }
-
-    public static ITraceImporter Get(string format) =>
-        Everything.FirstOrDefault(i => string.Equals(i.Format, format, StringComparison.OrdinalIgnoreCase))
-        ?? throw new UserInputException(
-            $"--format: unknown format '{format}'; known formats: {string.Join(", ", Everything.Select(i => i.Format))}");
 }

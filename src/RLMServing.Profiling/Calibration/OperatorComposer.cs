@@ -34,7 +34,10 @@ public static class OperatorComposer
     /// post-attention norms, same shape). Vidur lists both norms as separate columns, so they count once each.
     /// </summary>
     private static readonly Dictionary<string, int> TimesPerLayer = new() { ["layernorm"] = 2 };
-    private static readonly HashSet<string> NotTokenOps = ["attention", "skew", "lm_head", "sampler", "all_reduce", "send_recv"];
+    private static readonly HashSet<string> NotTokenOps = ["attention", "skew", "lm_head", "sampler", "all_reduce", "send_recv", "moe"];
+
+    /// <summary>LLMServingSim v0 profiles measure each expert's matrices alone (expert.w1, w2, w3), at the tokens one expert receives.</summary>
+    private static bool IsExpertOp(string op) => op.StartsWith("expert.", StringComparison.Ordinal);
 
     public static ComposedCalibration Compose(IReadOnlyList<OperatorRow> compute, IReadOnlyList<OperatorRow> network,
         ModelArchitecture model, GpuSpec gpu, int tp)
@@ -93,7 +96,20 @@ public static class OperatorComposer
             }
         }
 
-        double Layer(double tokens) => tokenOps.Where(o => !OncePerIteration.Contains(o.Key)).Sum(o => TimesPerLayer.GetValueOrDefault(o.Key, 1) * o.Value.At(tokens));
+        // Experts measured one at a time run one after another over the experts a step activates, each on an even
+        // share of the routed tokens (LLMServingSim's BALANCED gate: min(tokens × k, experts) experts touched).
+        double Experts(double tokens)
+        {
+            var experts = tokenOps.Where(o => IsExpertOp(o.Key)).ToList();
+            if (experts.Count == 0) return 0;
+            if (!model.IsMoe) throw new UserInputException($"the profile has expert operators ({experts[0].Key}) but {model.Name} has no experts in the catalog");
+            double touched = Math.Max(1, model.ExpertsTouched(tokens));
+            double each = tokens * model.ExpertsPerToken / touched;
+            return touched * experts.Sum(o => o.Value.At(each));
+        }
+        if (tokenOps.Keys.Any(IsExpertOp))
+            derived["experts"] = "expert matrices measured for one expert: the activated experts (min(tokens × k, experts)) run one after another, tokens spread evenly";
+        double Layer(double tokens) => tokenOps.Where(o => !OncePerIteration.Contains(o.Key) && !IsExpertOp(o.Key)).Sum(o => TimesPerLayer.GetValueOrDefault(o.Key, 1) * o.Value.At(tokens)) + Experts(tokens);
         double Once(double tokens) => tokenOps.Where(o => OncePerIteration.Contains(o.Key)).Sum(o => o.Value.At(tokens));
         double Comm(double tokens) => 2 * allReduce(tokens * model.Hidden * bytes);
         double Iteration(double tokens, double sampled, double attn) =>
@@ -101,26 +117,93 @@ public static class OperatorComposer
 
         var samples = new List<CalibrationSample>();
         // Prefill: batch prompts of L tokens from scratch.
-        var prefillLengths = attention.Count > 0
-            ? attention.Keys.Where(k => k.Item1 >= 16 && k.Item2 == 0 && k.Item3 == 0).Select(k => (double)k.Item1)
-            : LogSpaced(16, maxTokens, 24);
+        var measuredPrefills = attention.Keys.Where(k => k.Item1 >= 16 && k.Item2 == 0 && k.Item3 == 0).Select(k => (double)k.Item1).Distinct().Order().ToList();
+        // A profile measured at every length (LLMServingSim v0: 1..2048) is thinned to a log grid of measured lengths.
+        var prefillLengths = measuredPrefills.Count > 48
+            ? LogSpaced(16, measuredPrefills[^1], 24).Select(l => measuredPrefills.MinBy(m => Math.Abs(Math.Log(m / l))))
+            : measuredPrefills.Count > 0 ? measuredPrefills : LogSpaced(16, maxTokens, 24);
         foreach (var len in prefillLengths.Distinct().Order())
             foreach (int b in new[] { 1, 2, 4, 8 })
             {
                 if (b * len > maxTokens) continue;
-                double attn = attention.Count > 0 ? b * attention[((long)len, 0, 0, 0)] : b * len * (len + 1) / 2 * pairFlopsLayer / flops;
+                double attn = measuredPrefills.Count > 0 ? b * attention[((long)len, 0, 0, 0)] : b * len * (len + 1) / 2 * pairFlopsLayer / flops;
                 samples.Add(CalibrationSample.Prefill(b, (long)len, Iteration(b * len, b, attn)));
             }
         // Decode: batch sequences at KV length c each.
-        var decodeShapes = attention.Count > 0
+        bool decodeMeasured = attention.Keys.Any(k => k.Item1 == 0 && k.Item3 > 0 && k.Item4 > 0);
+        if (attention.Count > 0 && !decodeMeasured)
+            derived["decode_attention"] = "the profile measures attention only for prefills from scratch: decode attention from the roofline (2 × kv_heads × head_dim × bytes per KV entry per layer, per GPU)";
+        var decodeShapes = decodeMeasured
             ? attention.Keys.Where(k => k.Item1 == 0 && k.Item3 > 0 && k.Item4 > 0).Select(k => ((double)k.Item3, (double)k.Item4))
             : from b in LogSpaced(1, Math.Min(256, maxTokens), 9) from c in LogSpaced(128, model.MaxContext, 6) select (b, c);
         foreach (var (b, c) in decodeShapes.Distinct().Where(s => s.Item1 <= maxTokens).OrderBy(s => s.Item1).ThenBy(s => s.Item2))
         {
-            double attn = attention.Count > 0 ? attention[(0, 0, (int)b, (long)c)] : b * c * kvBytesPerTokenLayer / bw;
+            double attn = decodeMeasured ? attention[(0, 0, (int)b, (long)c)] : b * c * kvBytesPerTokenLayer / bw;
             samples.Add(CalibrationSample.Decode((int)b, c, Iteration(b, b, attn)));
         }
         return new ComposedCalibration(samples, quality, derived);
+    }
+
+    /// <summary>
+    /// LLMServingSim's layer sequence for the model (llmservingsim/profiler/models/{llama,qwen3,qwen3_moe}.yaml at
+    /// 4a23e9f): embedding, then per layer layernorm, qkv_proj, [qk_norm,] rotary_emb, attention, o_proj, layernorm and
+    /// the MLP (gate_up_proj, act_fn, down_proj) or the MoE block, then final_layernorm, lm_head and sampler. Every
+    /// operator the bundle measured is kept as its own table; the cost model composes them per iteration.
+    /// </summary>
+    public static OperatorTables LlmServingSimTables(IReadOnlyList<OperatorRow> compute, IReadOnlyList<OperatorRow> moe,
+        ModelArchitecture model, GpuSpec gpu, int tp)
+    {
+        static MeasuredSeries Series(IEnumerable<(double X, double Y)> points)
+        {
+            // The simulator keeps the last row of a repeated key; the bundles have none (trace_generator._build_1d_table).
+            var byX = new SortedDictionary<double, double>();
+            foreach (var (x, y) in points) byX[x] = y;
+            return new MeasuredSeries { X = [.. byX.Keys], Us = [.. byX.Values] };
+        }
+        var dense = compute.Where(r => !NotTokenOps.Contains(r.SourceOp)).GroupBy(r => r.SourceOp)
+            .ToDictionary(g => g.Key, g => Series(g.Select(r => ((double)r.Tokens, r.TimeUsMedian))));
+        if (dense.Count == 0) throw new UserInputException("the operator rows hold no token-parallel operators (linear layers, norms)");
+        var perSequence = compute.Where(r => r.SourceOp is "lm_head" or "sampler").GroupBy(r => r.SourceOp)
+            .ToDictionary(g => g.Key, g => Series(g.Select(r => ((double)r.Batch, r.TimeUsMedian))));
+        var att = compute.Where(r => r.SourceOp == "attention").ToList();
+        if (att.Count == 0) throw new UserInputException("an LLMServingSim bundle without attention.csv rows cannot be composed per iteration");
+        int bytes = model.BytesPerParam;
+        if (moe.Count > 0 && !model.IsMoe) throw new UserInputException($"the profile has moe.csv rows but {model.Name} has no experts in the catalog (experts, experts_per_token)");
+        if (model.IsMoe && moe.Count == 0) throw new UserInputException($"{model.Name} is a mixture of experts but the profile has no moe.csv rows");
+        return new OperatorTables
+        {
+            Layers = model.Layers,
+            PerLayer = dense.Keys.Where(k => !OncePerIteration.Contains(k)).ToDictionary(k => k, k => TimesPerLayer.GetValueOrDefault(k, 1)),
+            PerIteration = [.. dense.Keys.Where(OncePerIteration.Contains).Order(StringComparer.Ordinal)],
+            TokenOps = dense,
+            SequenceOps = perSequence,
+            Attention = new AttentionTable
+            {
+                PrefillChunk = [.. att.Select(r => (int)(r.PrefillTokens ?? 0))],
+                KvPrefill = [.. att.Select(r => (int)(r.PrefillContext ?? 0))],
+                NDecode = [.. att.Select(r => r.DecodeSeqs ?? 0)],
+                KvDecode = [.. att.Select(r => (int)(r.DecodeContextMax ?? 0))],
+                Us = [.. att.Select(r => r.TimeUsMedian)],
+            },
+            Moe = moe.Count == 0 ? null : new MoeTable
+            {
+                Experts = model.Experts, ExpertsPerToken = model.ExpertsPerToken,
+                Tokens = [.. moe.Select(r => (int)r.Tokens)], ActivatedExperts = [.. moe.Select(r => r.Batch)], Us = [.. moe.Select(r => r.TimeUsMedian)],
+            },
+            // The profile is of one GPU's shard; the simulator adds the TP all-reduce after o_proj and down_proj.
+            AllReduce = tp > 1 ? new AllReduceLink { LatencyUs = AllReduceLatencyUs, BytesPerUs = gpu.InterconnectBytesPerS / 1e6, Ranks = tp } : null,
+            HiddenBytesPerToken = (double)model.Hidden * bytes,
+        };
+    }
+
+    /// <summary>The grid the regression and residuals are fitted on, priced by the operator tables themselves.</summary>
+    public static List<CalibrationSample> SamplesFrom(OperatorTables tables, IReadOnlyList<CalibrationSample> grid)
+    {
+        var cost = new Costs.OperatorTableCostModel(tables, null!);
+        return grid.Select(g => g.Phase == "prefill"
+            ? CalibrationSample.Prefill((int)g.Batch, (long)g.Length,
+                cost.PredictUs((long)(g.Batch * g.Length), (long)(g.Batch * g.Length), 0, 0, 0, (int)g.Batch))
+            : CalibrationSample.Decode((int)g.Batch, g.Length, cost.PredictUs((long)g.Batch, 0, 0, (int)g.Batch, (long)g.Length, (int)g.Batch))).ToList();
     }
 
     /// <summary>Powers-of-two-like points from lo to hi (inclusive), rounded to integers.</summary>

@@ -4,13 +4,14 @@ using RLMServing.Profiling.Traces;
 
 namespace RLMServing.Profiling.Importers;
 
-/// <summary>The GPU-profile importers, registered with <see cref="TraceImporters"/> by the CLI at startup.</summary>
+/// <summary>The GPU-profile importers, which the CLI adds to its <see cref="TraceImporterRegistry"/>.</summary>
 public static class GpuProfileImporters
 {
     public static IReadOnlyList<ITraceImporter> All { get; } =
     [
         new VidurProfileImporter(),
         new LlmServingSimProfileImporter(),
+        new LlmServingSimV0ProfileImporter(),
         new SplitwisePerfImporter(),
         new DistServeProfileImporter(),
     ];

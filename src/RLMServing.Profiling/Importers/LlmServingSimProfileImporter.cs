@@ -8,6 +8,7 @@ namespace RLMServing.Profiling.Importers;
 /// An LLMServingSim profile bundle (profiler/perf/&lt;hw&gt;/&lt;model&gt;/&lt;variant&gt;/ with meta.yaml and tpN/):
 /// dense.csv (per-layer token-parallel ops), per_sequence.csv (lm_head, sampler), attention.csv (mixed prefill+decode
 /// batches) and skew.csv (decode attention with unequal KV lengths). Times are already µs per single layer.
+/// Mixture-of-experts bundles add moe.csv (the sparse block against tokens and activated experts, in <c>batch</c>).
 /// skew_fit.csv holds fitted factors derived from skew.csv and is not imported.
 /// </summary>
 internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
@@ -15,7 +16,7 @@ internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
     public const string Commit = "5daddb21a545658d5150b535712d0494584b5278";
 
     public override string Format => "llmservingsim-profile";
-    public override string Description => "LLMServingSim bundle (meta.yaml + tpN/{dense,per_sequence,attention,skew}.csv) -> operator rows (µs)";
+    public override string Description => "LLMServingSim bundle (meta.yaml + tpN/{dense,per_sequence,attention,skew[,moe]}.csv) -> operator rows (µs)";
 
     public static readonly IReadOnlyDictionary<string, string> OpNames = new Dictionary<string, string>
     {
@@ -67,12 +68,22 @@ internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
                 files.Add($"{name}/{file}");
                 lines.AddRange(reader(new CsvTable(path)));
             }
+            // Mixture-of-experts bundles add the sparse block, profiled at TP1 only (the simulator's _lookup_moe reads tp1).
+            var moePath = Path.Combine(dir, "moe.csv");
+            if (File.Exists(moePath))
+            {
+                files.Add($"{name}/moe.csv");
+                lines.AddRange(Moe(new CsvTable(moePath), Base));
+            }
         }
         var skipped = new List<long>();
         var rows = Collect(lines, options, skipped);
-        WriteAtomically(outputPath, rows, Metadata(CommandFor(inputPath, outputPath), "operator", "llmservingsim", Commit,
+        var metadata = Metadata(CommandFor(inputPath, outputPath), "operator", "llmservingsim", Commit,
             "MIT (c) 2024 CASYS Lab at KAIST; https://github.com/casys-kaist/LLMServingSim", files, "none (source is µs per layer)",
-            gpu, dtype, model));
+            gpu, dtype, model);
+        // The stack whose kernels were timed (meta.yaml: vllm_version, enforce_eager), recorded by calibrations.
+        if (meta.GetValueOrDefault("vllm_version") is { Length: > 0 } vllm) metadata["rlms.engine_version"] = $"vLLM {vllm} (eager kernels)";
+        WriteAtomically(outputPath, rows, metadata);
         return new ImportResult(rows.Count, skipped.Count, skipped, "operator");
     }
 
@@ -99,6 +110,21 @@ internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
                 var r = make(OpNames.GetValueOrDefault(src, src), src);
                 r.Tokens = (long)Num(t, cells, "tokens", line);
                 r.TimeUsMedian = Num(t, cells, "time_us", line);
+                return [r];
+            };
+    }
+
+    /// <summary>moe.csv: the whole sparse-MoE block of one layer against tokens and distinct activated experts.</summary>
+    private static IEnumerable<Func<IEnumerable<OperatorRow>>> Moe(CsvTable t, Func<string, string, OperatorRow> make)
+    {
+        foreach (var (line, cells) in t.Rows())
+            yield return () =>
+            {
+                var r = make("moe", "moe");
+                r.Tokens = (long)Num(t, cells, "tokens", line);
+                r.Batch = (int)Num(t, cells, "activated_experts", line);
+                r.TimeUsMedian = Num(t, cells, "time_us", line);
+                r.Extra = "batch=activated_experts";
                 return [r];
             };
     }

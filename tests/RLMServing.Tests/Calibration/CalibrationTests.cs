@@ -109,7 +109,9 @@ public class CalibrationTests
             Assert.All(cal.Coefficients.Values, v => Assert.True(v >= 0));
             Assert.Contains(Simulation.TestScenarios.Catalog.Models, m => m.Name == cal.Model);
             Assert.Equal(Simulation.TestScenarios.Catalog.Gpu(cal.Gpu).Name, cal.Gpu);
-            Assert.Matches($"-tp{cal.TensorParallel}(-vidur)?\\.json$", f);
+            Assert.Matches($"-tp{cal.TensorParallel}(-vidur|-vllm)?\\.json$", f);
+            // Every calibration says which serving stack measured it.
+            Assert.False(string.IsNullOrEmpty(cal.Engine) || string.IsNullOrEmpty(cal.EngineVersion), f);
         }
     }
 
@@ -275,7 +277,7 @@ public class CalibrationTests
             var o = RlmsProcess.Run("calibrate", trace, "--gpu", "CPU", "--statistic", statistic, "--out", cal);
             Assert.True(o.ExitCode == 0, o.Stderr);
             var file = CalibrationStore.Read(cal);
-            Assert.Equal(rows.Count - loops * global::RLMServing.Cli.Commands.CalibrateCommand.ServingWarmUpSteps, file.Fit.Samples);
+            Assert.Equal(rows.Count - loops * global::RLMServing.Profiling.Calibration.CalibrationBuilder.ServingWarmUpSteps, file.Fit.Samples);
             Assert.Equal(expected, file.ToModel().PredictDecodeUs(1, point.Context), expected * 1e-6);
         }
         var bad = RlmsProcess.Run("calibrate", trace, "--gpu", "CPU", "--statistic", "p90", "--out", Path.Combine(dir, "bad.json"));

@@ -1,6 +1,7 @@
 using RLMServing.IO.Traces;
 using RLMServing.Profiling.Importers;
 using RLMServing.Profiling.Traces;
+using RLMServing.Tests.Traces;
 using Xunit;
 
 namespace RLMServing.Tests.Profiling;
@@ -40,8 +41,7 @@ public sealed class GpuProfileImporterTests : IDisposable
 
     private static ITraceImporter Importer(string format)
     {
-        TraceImporters.Register(GpuProfileImporters.All);
-        return TraceImporters.Get(format);
+        return TestImporters.Registry.Get(format);
     }
 
     [SharedDataFact]

@@ -17,7 +17,7 @@ public class BadRowTests
         using var temp = new TempDir();
         string input = temp.File("in.csv", CsvWithBadLine4);
         string output = temp.File("out.parquet");
-        var e = Assert.Throws<UserInputException>(() => TraceImporters.Get("csv").Import(input, output, new ImportOptions()));
+        var e = Assert.Throws<UserInputException>(() => TestImporters.Registry.Get("csv").Import(input, output, new ImportOptions()));
         Assert.StartsWith($"{input}:4:5: prompt_tokens: 'abc'", e.Message);
         Assert.Equal([input], Directory.GetFiles(temp.Path)); // neither the output nor a temporary file
     }
@@ -28,7 +28,7 @@ public class BadRowTests
         using var temp = new TempDir();
         string input = temp.File("in.csv", CsvWithBadLine4);
         string output = temp.File("out.parquet");
-        var result = TraceImporters.Get("csv").Import(input, output, new ImportOptions(SkipBadRows: true));
+        var result = TestImporters.Registry.Get("csv").Import(input, output, new ImportOptions(SkipBadRows: true));
         Assert.Equal(3, result.Rows);
         Assert.Equal(2, result.SkippedRows);
         Assert.Equal([4L, 6L], result.SkippedLines);

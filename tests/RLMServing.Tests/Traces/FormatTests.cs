@@ -10,7 +10,7 @@ public class FormatTests
     {
         string input = temp.File("in-" + Guid.NewGuid().ToString("N") + ".csv", content);
         string output = temp.File("out-" + Guid.NewGuid().ToString("N") + ".parquet");
-        TraceImporters.Get(format).Import(input, output, options ?? new ImportOptions());
+        TestImporters.Registry.Get(format).Import(input, output, options ?? new ImportOptions());
         return RequestTraceReader.Read(output, new BadRows(output, false)).ToList();
     }
 
@@ -141,8 +141,8 @@ public class ParquetInputTests
         using var temp = new TempDir();
         string a = temp.File("a.parquet"), b = temp.File("b.parquet");
         var options = new ImportOptions(Seed: 11, DurationS: 30, StartS: 45000);
-        TraceImporters.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), a, options);
-        TraceImporters.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), b, options);
+        TestImporters.Registry.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), a, options);
+        TestImporters.Registry.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), b, options);
         Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
     }
 

@@ -74,7 +74,7 @@ public class RealTraceTests
         using var temp = new TempDir();
         string path = SharedData.Path_("mooncake", "conversation_trace.jsonl");
         string output = temp.File("mooncake.parquet");
-        var result = TraceImporters.Get("mooncake").Import(path, output, new ImportOptions());
+        var result = TestImporters.Registry.Get("mooncake").Import(path, output, new ImportOptions());
         Assert.Equal(12031, result.Rows);
         var first = JsonDocument.Parse(File.ReadLines(path).First()).RootElement;
         var expected = string.Join(' ', first.GetProperty("hash_ids").EnumerateArray().Select(e => e.GetInt64()));
@@ -103,7 +103,7 @@ public class RealTraceTests
         using var temp = new TempDir();
         string path = Path.Combine(SharedData.Traces, relative);
         string output = temp.File("out.parquet");
-        var result = TraceImporters.Get(format).Import(path, output, new ImportOptions());
+        var result = TestImporters.Registry.Get(format).Import(path, output, new ImportOptions());
         var (fromSource, _) = RequestTraceStats.Compute(path, format);
         var (fromParquet, _) = RequestTraceStats.Compute(output);
         Assert.Equal(fromSource, fromParquet);

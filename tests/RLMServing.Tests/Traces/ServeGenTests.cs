@@ -77,7 +77,7 @@ public class ServeGenTests
     {
         using var temp = new TempDir();
         string output = Path.Combine(temp.Path, "sg.parquet");
-        var result = TraceImporters.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), output,
+        var result = TestImporters.Registry.Get("servegen").Import(SharedData.Path_("servegen-deepseek-r1"), output,
             new ImportOptions(Seed: 5, DurationS: 60, StartS: 50000));
         Assert.True(result.Rows > 100);
         var metadata = RequestTraceReader.ReadMetadata(output);
