@@ -127,10 +127,14 @@ public static class BenchDatasets
         return prompts;
     }
 
-    /// <summary>Any file <c>rlms trace import</c> reads: its arrival times, prompt and output lengths (prompts synthesised).</summary>
+    /// <summary>
+    /// Any file <c>rlms trace import</c> reads: its arrival times (rebased to 0; rescaled to --request-rate's mean when
+    /// that is given), prompt and output lengths, prompts synthesised.
+    /// </summary>
     private static List<BenchPrompt> Trace(BenchOptions o)
     {
-        var requests = RequestTraceWorkload.Load(o.DatasetPath!, null, limit: o.NumPrompts, seed: o.Seed);
+        var requests = RequestTraceWorkload.Load(o.DatasetPath!, null, limit: o.NumPrompts, seed: o.Seed,
+            rateOverride: double.IsPositiveInfinity(o.RequestRate) ? null : o.RequestRate);
         var random = new Random(o.Seed);
         return requests.Select(r => new BenchPrompt(r.Id, SyntheticPrompt(r.Id, Math.Max(1, r.PromptTokens), random), Math.Max(1, r.PromptTokens),
             Math.Max(1, r.ThinkingTokens + r.AnswerTokens), r.ArrivalTimeS)).ToList();

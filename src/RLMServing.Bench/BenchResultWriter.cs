@@ -206,12 +206,21 @@ public static class BenchResultWriter
         return json;
     }
 
-    /// <summary>comparison.json of a token-budget sweep: one entry per budget with its folder and headline metrics.</summary>
-    public static async Task WriteComparisonAsync(string dir, IReadOnlyList<BenchResult> results)
+    /// <summary>
+    /// comparison.json of a token-budget sweep in the simulator's variant layout (scenario, variants = the budget
+    /// folders, summaries), so <c>rlms report</c> shows the budgets side by side, plus a token_budgets table.
+    /// </summary>
+    public static async Task WriteComparisonAsync(string dir, string scenario, IReadOnlyList<BenchResult> results)
     {
         Directory.CreateDirectory(dir);
-        var rows = new JsonArray(results.Select(r => (JsonNode?)ComparisonRow(r)).ToArray());
-        var (tmp, final) = await Stage(dir, "comparison.json", p => File.WriteAllTextAsync(p, new JsonObject { ["token_budgets"] = rows }.ToJsonString(Json) + "\n"));
+        var doc = new JsonObject
+        {
+            ["scenario"] = scenario,
+            ["variants"] = new JsonArray(results.Select(r => (JsonNode?)Path.GetFileName(r.Directory)).ToArray()),
+            ["summaries"] = new JsonArray(results.Select(r => (JsonNode?)r.Summary.Json.DeepClone()).ToArray()),
+            ["token_budgets"] = new JsonArray(results.Select(r => (JsonNode?)ComparisonRow(r)).ToArray()),
+        };
+        var (tmp, final) = await Stage(dir, "comparison.json", p => File.WriteAllTextAsync(p, doc.ToJsonString(Json) + "\n"));
         File.Move(tmp, final, overwrite: true);
     }
 

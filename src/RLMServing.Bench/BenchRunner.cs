@@ -102,7 +102,7 @@ public sealed class BenchRunner : IDisposable
             await BenchResultWriter.WriteAsync(dir, run, summary, _options).ConfigureAwait(false);
             results.Add(new BenchResult(dir, budget, run, summary));
         }
-        if (budgets.Length > 1 && results.Count > 0) await BenchResultWriter.WriteComparisonAsync(_options.ResultDir, results).ConfigureAwait(false);
+        if (budgets.Length > 1 && results.Count > 0) await BenchResultWriter.WriteComparisonAsync(_options.ResultDir, _options.Label ?? "bench", results).ConfigureAwait(false);
         return results;
     }
 
@@ -201,8 +201,7 @@ public sealed class BenchRunner : IDisposable
                     : ArrivalSchedule.Compute(prompts.Count, _options, new Random(_options.Seed));
                 for (int i = 0; i < prompts.Count && !stop.IsCancellationRequested; i++)
                 {
-                    double wait = deadlines[i] - client.NowS;
-                    if (wait > 0) await Task.Delay(TimeSpan.FromSeconds(wait), stop).ConfigureAwait(false);
+                    await UntilAsync(client, deadlines[i], stop).ConfigureAwait(false);
                     if (gate is not null) await gate.WaitAsync(stop).ConfigureAwait(false);
                     var outcome = new RequestOutcome(prompts[i], Max(prompts[i]), deadlines[i]);
                     outcomes.Add(outcome);
@@ -219,6 +218,24 @@ public sealed class BenchRunner : IDisposable
         await finished.CancelAsync().ConfigureAwait(false);
         await sampler.ConfigureAwait(false);
         return new BenchRun(outcomes, samples, prompts.Count - outcomes.Count, stop.IsCancellationRequested, duration, started, tokenBudget);
+    }
+
+    /// <summary>
+    /// Waits until the absolute deadline: a timer for all but the last millisecond (timers round to whole
+    /// milliseconds and may fire early), then yields until it has passed, so no request goes out before its time.
+    /// </summary>
+    private static async Task UntilAsync(StreamingClient client, double deadlineS, CancellationToken stop)
+    {
+        double wait;
+        while ((wait = deadlineS - client.NowS) > 0)
+        {
+            if (wait > 0.002) await Task.Delay(TimeSpan.FromSeconds(wait - 0.001), stop).ConfigureAwait(false);
+            else
+            {
+                stop.ThrowIfCancellationRequested();
+                await Task.Yield();
+            }
+        }
     }
 
     /// <summary>Samples the client's counts, and with --scrape-metrics the server's /metrics, every interval until the run ends.</summary>
@@ -239,7 +256,7 @@ public sealed class BenchRunner : IDisposable
                     cts.CancelAfter(TimeSpan.FromSeconds(Math.Max(interval, 1)));
                     metrics = PrometheusText.Parse(await _http.GetStringAsync(metricsUri, cts.Token).ConfigureAwait(false));
                 }
-                catch (OperationCanceledException) when (finished.IsCancellationRequested) { }
+                catch (OperationCanceledException) when (finished.IsCancellationRequested) { return; }
                 catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException) { error = e.Message; }
             }
             int finishedCount = counters.Completed + counters.Failed;

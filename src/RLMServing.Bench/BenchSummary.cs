@@ -101,7 +101,9 @@ public sealed record BenchSummary(RunSummary Summary, JsonObject Json, IReadOnly
         json["max_concurrency"] = o.MaxConcurrency;
         if (o.ClosedBatches is { } n) json["closed_batches"] = n;
         if (o.Goodput.Count > 0) json["goodput_slo_ms"] = new JsonObject(o.Goodput.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
-        foreach (var (k, v) in o.Metadata) json.TryAdd(k, v);
+        // --metadata fills identity keys the client cannot know (gpu) but never overwrites a measured value.
+        foreach (var (k, v) in o.Metadata)
+            if (json[k] is null || (json[k] is JsonValue value && value.TryGetValue<string>(out var text) && text.Length == 0)) json[k] = v;
         return new BenchSummary(summary, json, records);
     }
 

@@ -78,7 +78,12 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
                     await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
                     self.Sent.Enqueue((Stopwatch.GetTimestamp(), index, i));
                 }
-                if (reply.Cut) ctx.Abort();
+                if (reply.Cut)
+                {
+                    // Let the client read what was flushed: a reset discards data still unread in its socket buffer.
+                    await Task.Delay(100);
+                    ctx.Abort();
+                }
             }
             catch (OperationCanceledException) { }
             finally
