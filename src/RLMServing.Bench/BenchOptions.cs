@@ -87,6 +87,9 @@ public sealed record BenchOptions
     /// <summary>Also write vLLM's own result file.</summary>
     public bool VllmJson { get; init; }
 
+    /// <summary>The command line that started the run, recorded in the files' metadata.</summary>
+    public string? Command { get; init; }
+
     public string RequestModel => ServedModelName ?? Model;
 
     public string ResolvedEndpoint => Endpoint ?? BenchBackends.Get(Backend).DefaultEndpoint;

@@ -64,7 +64,12 @@ public static class BenchResultWriter
     {
         var meta = new Dictionary<string, string>(StringComparer.Ordinal)
         {
+            ["rlms.schema"] = "requests/v1",
             ["rlms.source"] = "bench",
+            ["rlms.scenario"] = o.Label ?? "bench",
+            ["rlms.variant"] = run.TokenBudget is { } budget ? $"budget-{budget}" : "",
+            ["rlms.model"] = o.RequestModel,
+            ["rlms.command"] = o.Command ?? "",
             ["rlms.bench.backend"] = o.Backend,
             ["rlms.bench.url"] = o.RequestUri.ToString(),
             ["rlms.bench.model"] = o.RequestModel,

@@ -188,9 +188,11 @@ public sealed class BenchRunner : IDisposable
                         if (gate is not null) await gate.WaitAsync(stop).ConfigureAwait(false);
                         var outcome = new RequestOutcome(prompts[j], Max(prompts[j]), at);
                         outcomes.Add(outcome);
-                        wave.Add(Send(outcome));
+                        var sent = Send(outcome);
+                        wave.Add(sent);
+                        // Tracked at once, so an interruption mid-batch still waits for every request it sent.
+                        tasks.Add(sent);
                     }
-                    tasks.AddRange(wave);
                     await Task.WhenAll(wave).ConfigureAwait(false);
                 }
             }

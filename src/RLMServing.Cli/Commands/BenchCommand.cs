@@ -202,6 +202,7 @@ public sealed class BenchCommand : ICommand
             ClosedBatches = ClosedBatches,
             ScrapeMetricsIntervalS = ScrapeMetrics is null ? null : Interval(ScrapeMetrics),
             VllmJson = VllmJson,
+            Command = "rlms bench " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
         };
         options.Validate();
         return options;

@@ -28,6 +28,35 @@ public class BenchCommandTests
         Assert.True(File.Exists(html));
     }
 
+    [Fact]
+    public async Task InterruptingStopsSendingAndWritesWhatWasMeasured()
+    {
+        // Requests 0-2 finish at once; the rest stream for 30 s. SIGTERM (as Ctrl-C) arrives while they stream.
+        await using var server = await StartAsync((i, _) => i < 3 ? Chat(1, 1) : new FakeReply([new(0, Role()), new(0, Content("a")), new(30_000, Content("b")), new(0, Done)]));
+        var dir = Path.Combine(RlmsProcess.TempDir(), "bench");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "rlms.dll"), "bench", "--base-url", server.BaseUrl, "--model", "m",
+                     "--num-prompts", "200", "--request-rate", "20", "--input-len", "4", "--output-len", "2", "--result-dir", dir,
+                     "--ready-check-timeout-sec", "0", "--quiet" })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (server.Count < 6 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.True(server.Count >= 6, "the benchmark never got going");
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(60_000), "rlms bench did not stop after SIGTERM");
+        Assert.Equal(130, p.ExitCode);
+        var rows = await RLMServing.IO.Results.ResultWriter.ReadRequestsAsync(Path.Combine(dir, "requests.parquet"));
+        Assert.InRange(rows.Count, 6, 199);
+        Assert.Equal(3, rows.Count(r => r.Status == RLMServing.Metrics.RequestStatus.Completed));
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
+        Assert.True((bool)summary["interrupted"]!);
+        Assert.Equal(200 - rows.Count, (int)summary["not_sent"]!);
+        Assert.Equal(rows.Count - 3, (int)summary["cancelled"]!);
+        Assert.Contains("interrupted", await stderr);
+    }
+
     [Theory]
     [InlineData("--request-rate", "fast", "--request-rate")]
     [InlineData("--goodput", "latency:5", "--goodput")]
