@@ -63,13 +63,7 @@ public static class ClientOverhead
     {
         var options = Options(baseUrl, n) with { MaxConcurrency = 64 };
         using var runner = new BenchRunner(options);
-        var prompts = BenchDatasets.Load(options);
-        GC.Collect();
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        var sw = Stopwatch.StartNew();
-        var run = runner.RunAsync(prompts).GetAwaiter().GetResult();
-        double wall = sw.Elapsed.TotalSeconds;
-        double cpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        var (run, wall, cpuS) = Measure(runner, options);
         int ok = run.Outcomes.Count(o => o.IsCompleted);
         if (!report) return;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -82,12 +76,8 @@ public static class ClientOverhead
         // The server paces each stream at 50 ms per chunk; every stream is open at once.
         var options = Options(baseUrl, streams) with { OutputLen = chunks };
         using var runner = new BenchRunner(options);
-        var prompts = BenchDatasets.Load(options);
-        GC.Collect();
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        var sw = Stopwatch.StartNew();
-        var run = runner.RunAsync(prompts).GetAwaiter().GetResult();
-        double busy = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / sw.Elapsed.TotalSeconds;
+        var (run, wall, cpuS) = Measure(runner, options);
+        double busy = cpuS / wall;
         long t0 = runner.Counters.StartTimestamp;
         var first = new List<double>();
         var all = new List<double>();
@@ -108,6 +98,17 @@ public static class ClientOverhead
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"added delay at {streams} concurrent streams ({run.Outcomes.Count(o => o.IsCompleted)} completed): first chunk (TTFT) median {Q(first, 0.5):F3} ms, " +
             $"p99 {Q(first, 0.99):F3} ms; all {all.Count} chunks median {Q(all, 0.5):F3} ms, p99 {Q(all, 0.99):F3} ms; client core busy {busy:P0}"));
+    }
+
+    /// <summary>One run of the client: what it measured, its wall time and the process's CPU time over it.</summary>
+    private static (BenchRun Run, double WallS, double CpuS) Measure(BenchRunner runner, BenchOptions options)
+    {
+        var prompts = BenchDatasets.Load(options);
+        GC.Collect();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var sw = Stopwatch.StartNew();
+        var run = runner.RunAsync(prompts).GetAwaiter().GetResult();
+        return (run, sw.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
     }
 
     private static Process StartServer(bool pinned)

@@ -88,6 +88,22 @@ public static class BenchBackends
         return e with { PromptTokens = Int(usage, prompt), CompletionTokens = Int(usage, completion), ReasoningTokens = reasoning };
     }
 
+    /// <summary>
+    /// An OpenAI chunk: [DONE], an error object, or choices[0] (its text read by <paramref name="text"/>, its
+    /// finish_reason) with the usage that the last chunk carries under stream_options.include_usage.
+    /// </summary>
+    private static StreamEvent ReadChoices(ReadOnlySpan<byte> data, Func<JsonElement, StreamEvent> text)
+    {
+        if (IsDone(data)) return new StreamEvent(null, null, Done: true);
+        using var doc = Parse(data);
+        var root = doc.RootElement;
+        if (ErrorOf(root) is { } error) return new StreamEvent(null, null, Error: error);
+        var e = new StreamEvent(null, null);
+        if (root.TryGetProperty("choices", out var choices) && choices.ValueKind == JsonValueKind.Array && choices.GetArrayLength() > 0)
+            e = text(choices[0]) with { FinishReason = Text(choices[0], "finish_reason") };
+        return root.TryGetProperty("usage", out var usage) ? WithUsage(e, usage) : e;
+    }
+
     /// <summary>POST /v1/chat/completions: deltas on reasoning (vLLM), reasoning_content (SGLang, older vLLM) and content.</summary>
     private sealed class ChatBackend : IBenchBackend
     {
@@ -103,23 +119,10 @@ public static class BenchBackends
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
         }, o);
 
-        public StreamEvent Read(string eventType, ReadOnlySpan<byte> data)
-        {
-            if (IsDone(data)) return new StreamEvent(null, null, Done: true);
-            using var doc = Parse(data);
-            var root = doc.RootElement;
-            if (ErrorOf(root) is { } error) return new StreamEvent(null, null, Error: error);
-            var e = new StreamEvent(null, null);
-            if (root.TryGetProperty("choices", out var choices) && choices.ValueKind == JsonValueKind.Array && choices.GetArrayLength() > 0)
-            {
-                var choice = choices[0];
-                if (choice.TryGetProperty("delta", out var delta))
-                    e = e with { Reasoning = NonEmpty(Text(delta, "reasoning")) ?? NonEmpty(Text(delta, "reasoning_content")), Answer = NonEmpty(Text(delta, "content")) };
-                e = e with { FinishReason = Text(choice, "finish_reason") };
-            }
-            if (root.TryGetProperty("usage", out var usage)) e = WithUsage(e, usage);
-            return e;
-        }
+        public StreamEvent Read(string eventType, ReadOnlySpan<byte> data) => ReadChoices(data, choice =>
+            choice.TryGetProperty("delta", out var delta)
+                ? new StreamEvent(NonEmpty(Text(delta, "reasoning")) ?? NonEmpty(Text(delta, "reasoning_content")), NonEmpty(Text(delta, "content")))
+                : new StreamEvent(null, null));
     }
 
     /// <summary>POST /v1/completions: text on choices[0].text (no separate reasoning channel).</summary>
@@ -137,21 +140,8 @@ public static class BenchBackends
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
         }, o);
 
-        public StreamEvent Read(string eventType, ReadOnlySpan<byte> data)
-        {
-            if (IsDone(data)) return new StreamEvent(null, null, Done: true);
-            using var doc = Parse(data);
-            var root = doc.RootElement;
-            if (ErrorOf(root) is { } error) return new StreamEvent(null, null, Error: error);
-            var e = new StreamEvent(null, null);
-            if (root.TryGetProperty("choices", out var choices) && choices.ValueKind == JsonValueKind.Array && choices.GetArrayLength() > 0)
-            {
-                var choice = choices[0];
-                e = e with { Reasoning = NonEmpty(Text(choice, "reasoning")) ?? NonEmpty(Text(choice, "reasoning_content")), Answer = NonEmpty(Text(choice, "text")), FinishReason = Text(choice, "finish_reason") };
-            }
-            if (root.TryGetProperty("usage", out var usage)) e = WithUsage(e, usage);
-            return e;
-        }
+        public StreamEvent Read(string eventType, ReadOnlySpan<byte> data) => ReadChoices(data, choice =>
+            new StreamEvent(NonEmpty(Text(choice, "reasoning")) ?? NonEmpty(Text(choice, "reasoning_content")), NonEmpty(Text(choice, "text"))));
     }
 
     /// <summary>POST /v1/responses: typed events response.reasoning_text.delta / response.output_text.delta / response.completed.</summary>

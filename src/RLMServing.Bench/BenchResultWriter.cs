@@ -38,26 +38,18 @@ public static class BenchResultWriter
         new DataField<string>("scrape_error"),
     ]).ToArray());
 
-    public static async Task WriteAsync(string dir, BenchRun run, BenchSummary summary, BenchOptions options)
+    public static Task WriteAsync(string dir, BenchRun run, BenchSummary summary, BenchOptions options)
     {
-        Directory.CreateDirectory(dir);
         var metadata = Metadata(run, options);
-        var pending = new List<(string Tmp, string Final)>();
-        try
+        var files = new List<(string, Func<string, Task>)>
         {
-            pending.Add(await Stage(dir, "requests.parquet", p => WriteRequestsAsync(p, summary.Records, metadata, RequestColumns(run.Outcomes),
-                i => run.Outcomes[i].Status)));
-            pending.Add(await Stage(dir, "timeseries.parquet", p => WriteTimeseriesAsync(p, run.Timeseries, metadata)));
-            pending.Add(await Stage(dir, "chunks.parquet", p => WriteChunksAsync(p, run.Outcomes, metadata)));
-            if (options.VllmJson)
-                pending.Add(await Stage(dir, VllmResultFile, p => File.WriteAllTextAsync(p, VllmResult(run, summary, options).ToJsonString() + "\n")));
-            pending.Add(await Stage(dir, "summary.json", p => File.WriteAllTextAsync(p, summary.Json.ToJsonString(Json) + "\n")));
-            foreach (var (tmp, final) in pending) File.Move(tmp, final, overwrite: true);
-        }
-        finally
-        {
-            foreach (var (tmp, _) in pending) if (File.Exists(tmp)) File.Delete(tmp);
-        }
+            ("requests.parquet", p => WriteRequestsAsync(p, summary.Records, metadata, RequestColumns(run.Outcomes), i => run.Outcomes[i].Status)),
+            ("timeseries.parquet", p => WriteTimeseriesAsync(p, run.Timeseries, metadata)),
+            ("chunks.parquet", p => WriteChunksAsync(p, run.Outcomes, metadata)),
+        };
+        if (options.VllmJson) files.Add((VllmResultFile, p => File.WriteAllTextAsync(p, VllmResult(run, summary, options).ToJsonString() + "\n")));
+        files.Add(("summary.json", p => File.WriteAllTextAsync(p, summary.Json.ToJsonString(Json) + "\n")));
+        return WriteFilesAsync(dir, files);
     }
 
     private static Dictionary<string, string> Metadata(BenchRun run, BenchOptions o)
@@ -217,7 +209,6 @@ public static class BenchResultWriter
     /// </summary>
     public static async Task WriteComparisonAsync(string dir, string scenario, IReadOnlyList<BenchResult> results)
     {
-        Directory.CreateDirectory(dir);
         var doc = new JsonObject
         {
             ["scenario"] = scenario,
@@ -225,8 +216,7 @@ public static class BenchResultWriter
             ["summaries"] = new JsonArray(results.Select(r => (JsonNode?)r.Summary.Json.DeepClone()).ToArray()),
             ["token_budgets"] = new JsonArray(results.Select(r => (JsonNode?)ComparisonRow(r)).ToArray()),
         };
-        var (tmp, final) = await Stage(dir, "comparison.json", p => File.WriteAllTextAsync(p, doc.ToJsonString(Json) + "\n"));
-        File.Move(tmp, final, overwrite: true);
+        await WriteFilesAsync(dir, [("comparison.json", p => File.WriteAllTextAsync(p, doc.ToJsonString(Json) + "\n"))]);
     }
 
     public static JsonObject ComparisonRow(BenchResult r)

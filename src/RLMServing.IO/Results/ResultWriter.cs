@@ -62,14 +62,23 @@ public static class ResultWriter
     public static async Task WriteRunAsync(string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata,
         IReadOnlyList<(string Name, Func<string, Task> Write)>? extra = null)
     {
+        await WriteFilesAsync(dir,
+        [
+            ("requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata)),
+            ("timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata)),
+            .. extra ?? [],
+            ("summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n")),
+        ]);
+    }
+
+    /// <summary>Writes every file under a temporary name, then moves them all into place; on failure none is left.</summary>
+    public static async Task WriteFilesAsync(string dir, IReadOnlyList<(string Name, Func<string, Task> Write)> files)
+    {
         Directory.CreateDirectory(dir);
         var pending = new List<(string Tmp, string Final)>();
         try
         {
-            pending.Add(await Stage(dir, "requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata)));
-            pending.Add(await Stage(dir, "timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata)));
-            foreach (var (name, write) in extra ?? []) pending.Add(await Stage(dir, name, write));
-            pending.Add(await Stage(dir, "summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n")));
+            foreach (var (name, write) in files) pending.Add(await Stage(dir, name, write));
             foreach (var (tmp, final) in pending) File.Move(tmp, final, overwrite: true);
         }
         finally
