@@ -14,6 +14,7 @@ Type[] verbs =
     typeof(SweepCommand),
     typeof(ReplayCommand),
     typeof(ReportCommand),
+    typeof(BenchCommand),
 ];
 
 return RLMServing.Cli.CliHost.Run(SimulateCommand.NormalizeReportOption(args), verbs);
