@@ -14,6 +14,7 @@ Type[] verbs =
     typeof(SweepCommand),
     typeof(ReplayCommand),
     typeof(ReportCommand),
+    typeof(ServeCommand),
 ];
 
 // GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.
