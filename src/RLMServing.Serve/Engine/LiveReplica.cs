@@ -36,7 +36,7 @@ public sealed class LiveReplica : IDisposable
 {
     private readonly ReplicaEngine _engine;
     private readonly IIterationExecutor _executor;
-    private readonly IArrivalClock _arrivalClock;
+    private readonly ILiveClock _arrivalClock;
     private readonly ITokenIds? _tokenIds;
     private readonly ILiveObserver? _observer;
     private readonly Action? _onEngineThread;
@@ -57,6 +57,7 @@ public sealed class LiveReplica : IDisposable
     private readonly KvCachePlan _plan;
     private volatile bool _stopping;
     private long _iterations;
+    private double _newestArrivalS;
     private double _lastIterationEndS;
     private double _busyAtLastTurnS, _kvBlockSecondsAtLastTurn;
     private volatile int _pendingArrivals;
@@ -67,7 +68,7 @@ public sealed class LiveReplica : IDisposable
     /// <param name="cost">The cost model the engine prices iterations with (the twin's executor reads its last price).</param>
     /// <param name="keepRecords">Keep every finished request's row and the time series (--record-dir).</param>
     /// <param name="onEngineThread">Runs first on the engine thread (an engine whose clock belongs to its thread).</param>
-    public LiveReplica(PreparedRun run, ICostModel cost, IIterationExecutor executor, IArrivalClock arrivalClock, ITokenIds? tokenIds,
+    public LiveReplica(PreparedRun run, ICostModel cost, IIterationExecutor executor, ILiveClock arrivalClock, ITokenIds? tokenIds,
         ILiveObserver? observer, bool keepRecords, Action? onEngineThread = null)
     {
         _run = run;
@@ -189,7 +190,6 @@ public sealed class LiveReplica : IDisposable
             return;
         }
         _ready.Set();
-        int idleTurns = 0;
         try
         {
             while (true)
@@ -203,12 +203,17 @@ public sealed class LiveReplica : IDisposable
                 }
                 long before = _iterations;
                 // One scheduler turn: the horizon just past the clock stops the loop after the next iteration.
-                _engine.Advance(_executor.NowS + 1e-9);
+                // An arrival newer than the clock (an idle replica) moves the horizon to it, so the turn idles up to
+                // the arrival and runs the iteration that admits it.
+                _engine.Advance(Math.Max(_executor.NowS, _newestArrivalS) + 1e-9);
                 AfterTurn();
-                // Two turns with nothing to run (a static batch waiting for its timeout): wait a little for arrivals
-                // instead of spinning. One is normal: a turn that idles up to an arrival stops at the horizon.
-                idleTurns = _iterations == before ? idleTurns + 1 : 0;
-                if (idleTurns >= 2 && _arrivals.IsEmpty && _cancels.IsEmpty) _signal.Wait(1);
+                // A turn with nothing to run (a static batch waiting for its timeout): the clock follows the wall
+                // clock, and the thread waits a little for arrivals instead of spinning.
+                if (_iterations == before && _arrivals.IsEmpty && _cancels.IsEmpty)
+                {
+                    _arrivalClock.CatchUp();
+                    _signal.Wait(1);
+                }
             }
         }
         catch (Exception e)
@@ -232,6 +237,7 @@ public sealed class LiveReplica : IDisposable
                 continue;
             }
             r.InEngine = true;
+            _newestArrivalS = Math.Max(_newestArrivalS, r.ArrivalS);
             _engine.AddArrival(r.Sim);
             _active.Add(r);
         }

@@ -7,13 +7,15 @@ namespace RLMServing.Serve.Engine;
 /// The ONNX Runtime serving engine (rlms replay's) behind the live scheduler: real token generation on the
 /// synthesised model, on the engine's wall clock. Keeps each request's generated token ids for its stream.
 /// </summary>
-internal sealed class OnnxExecutor(OrtServingEngine engine) : IIterationExecutor, IArrivalClock, ITokenIds
+internal sealed class OnnxExecutor(OrtServingEngine engine) : IIterationExecutor, ILiveClock, ITokenIds
 {
     private readonly Dictionary<long, List<long>> _generated = new();
 
     public double NowS => engine.NowS;
 
     public double ArrivalS => engine.NowS;
+
+    public void CatchUp() { }   // the engine's clock is the wall clock already
 
     public void WaitUntil(double timeS) => engine.WaitUntil(timeS);
 

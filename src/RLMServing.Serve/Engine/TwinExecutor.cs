@@ -10,16 +10,13 @@ namespace RLMServing.Serve.Engine;
 /// scheduler runs in real time and its tokens come out when the simulator says they would.
 /// </summary>
 /// <remarks>
-/// Times are simulated seconds (wall seconds times the scale). The twin keeps its own clock: an iteration starts when
-/// the previous one ended, not when the host thread got round to it, so scheduling jitter of the host does not add
-/// up over a stream. Only when the host falls behind real time by more than <see cref="ToleranceWallS"/> (an overloaded
-/// machine) does the clock jump to the wall clock; that lag is counted in <see cref="LagS"/>.
+/// Times are simulated seconds (wall seconds times the scale). The twin's clock is the simulation's: an iteration
+/// starts when the previous one ended (or at the arrival that woke an idle replica), never when the host thread got
+/// round to it, so the twin's timings given the arrivals are the simulator's whatever the host's load. A host too
+/// slow for real time releases tokens late instead; <see cref="MaxLateS"/> says by how much at worst.
 /// </remarks>
-internal sealed class TwinExecutor : IIterationExecutor, IArrivalClock
+internal sealed class TwinExecutor : IIterationExecutor, ILiveClock
 {
-    /// <summary>How far the host may trail the twin's clock before the clock follows the wall clock, wall seconds.</summary>
-    public const double ToleranceWallS = 0.005;
-
     private readonly PricedCostModel _prices;
     private readonly double _timeScale;
     private readonly Slowdown? _slowdown;
@@ -37,14 +34,15 @@ internal sealed class TwinExecutor : IIterationExecutor, IArrivalClock
     /// <summary>Wall time since the start, in simulated seconds.</summary>
     public double WallS => Stopwatch.GetElapsedTime(_startTicks).TotalSeconds * _timeScale;
 
-    /// <summary>Simulated seconds the twin fell behind the wall clock, summed (host overload, not the model).</summary>
-    public double LagS { get; private set; }
+    /// <summary>The most an iteration's tokens came out after their simulated time (simulated seconds): host overload.</summary>
+    public double MaxLateS { get; private set; }
 
-    private double ToleranceS => ToleranceWallS * _timeScale;
-
-    public double NowS => Math.Max(_clockS, WallS - ToleranceS);
+    public double NowS => _clockS;
 
     public double ArrivalS => WallS;
+
+    /// <summary>An idle replica's clock follows the wall clock (a static batch waiting for its timeout).</summary>
+    public void CatchUp() => _clockS = Math.Max(_clockS, WallS);
 
     public void WaitUntil(double timeS)
     {
@@ -54,19 +52,21 @@ internal sealed class TwinExecutor : IIterationExecutor, IArrivalClock
 
     public double Execute(IReadOnlyList<ChunkWork> chunks, IReadOnlyList<DecodeWork> decodes)
     {
-        double behind = WallS - ToleranceS - _clockS;
-        if (behind > 0) LagS += behind;
-        double start = NowS;
+        double start = _clockS;
         double priced = _prices.Last.TimeS * (_slowdown?.At(start) ?? 1.0);
         double end = start + priced;
         SleepUntil(end);
+        MaxLateS = Math.Max(MaxLateS, WallS - end);
         _clockS = end;
         return end;
     }
 
     public void Release(long requestId, bool finished) { }
 
-    /// <summary>Sleeps to within a millisecond of the target, then yields until it (a sleep alone overshoots by up to a tick).</summary>
+    /// <summary>
+    /// Sleeps to within about a millisecond of the target, then spins: a sleep alone overshoots by up to a scheduler
+    /// tick, and yielding instead of spinning gives the core away for whole time slices on a loaded machine.
+    /// </summary>
     private void SleepUntil(double timeS)
     {
         double targetWallS = timeS / _timeScale;
@@ -75,13 +75,17 @@ internal sealed class TwinExecutor : IIterationExecutor, IArrivalClock
             double left = targetWallS - Stopwatch.GetElapsedTime(_startTicks).TotalSeconds;
             if (left <= 0) return;
             if (left > 0.0015) Thread.Sleep(TimeSpan.FromSeconds(left - 0.0012));
-            else Thread.Yield();
+            else Thread.SpinWait(64);
         }
     }
 }
 
-/// <summary>The clock a live request's arrival is stamped with, on the executor's time base; read from any thread.</summary>
-public interface IArrivalClock
+/// <summary>The live replica's view of its executor's clock; <see cref="ArrivalS"/> is read from any thread.</summary>
+public interface ILiveClock
 {
+    /// <summary>Now, on the executor's time base: the arrival time of a request received now.</summary>
     double ArrivalS { get; }
+
+    /// <summary>Called on the engine thread when the replica idles with nothing to run: the clock may move to now.</summary>
+    void CatchUp();
 }

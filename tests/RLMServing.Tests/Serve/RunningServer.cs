@@ -33,7 +33,8 @@ internal sealed class RunningServer : IAsyncDisposable
     {
         Host = host;
         Run = run;
-        Http = new HttpClient { BaseAddress = host.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        // No draining of a response disposed half-read: closing the connection is how a client walks away.
+        Http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = host.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
     }
 
     public ServeHost Host { get; }
