@@ -17,6 +17,9 @@ using RLMServing.Simulation;
 // `engine-drift [MODEL] [SECONDS]` (how much the same replay-engine work's time drifts on this machine) lives in EngineDrift.cs.
 // `replay-steps CALIBRATION.json ITERATIONS.parquet...` (a calibration priced on a replay's own iterations) lives in ReplaySteps.cs.
 // `replay-windows ITERATIONS.parquet... [--window SECONDS]` (whether large batches ran while the machine was slow) lives in ReplayWindows.cs.
+// `client-overhead [REQUESTS] [STREAMS]` (rlms bench: streamed requests/s per core, timestamp error at 1,000 streams) lives in ClientOverhead.cs.
+if (args is ["client-overhead", ..]) return RLMServing.Benchmarks.ClientOverhead.Run(args);
+if (args is ["client-overhead-server"]) return RLMServing.Benchmarks.ClientOverhead.Serve();
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
 if (args is ["harness-overhead", ..]) return RLMServing.Benchmarks.HarnessOverhead.Run(args);
 if (args is ["sweep", ..]) return RLMServing.Benchmarks.SweepBenchmark.Run(args[1..]);

@@ -15,6 +15,7 @@ Type[] verbs =
     typeof(ReplayCommand),
     typeof(ReportCommand),
     typeof(ServeCommand),
+    typeof(BenchCommand),
 ];
 
 // GPU-profile importers live in RLMServing.Profiling, which IO cannot reference; compose the registry here.

@@ -15,6 +15,9 @@ namespace RLMServing.IO.Results;
 /// </summary>
 public static class ResultWriter
 {
+    /// <summary>A column of requests.parquet beyond the shared schema, with the code that writes its values.</summary>
+    public sealed record ExtraColumn(DataField Field, Func<ParquetRowGroupWriter, DataField, Task> Write);
+
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
@@ -84,11 +87,15 @@ public static class ResultWriter
         return (tmp, final);
     }
 
-    public static async Task WriteRequestsAsync(string path, IReadOnlyList<RequestRecord> rows, IReadOnlyDictionary<string, string> metadata)
+    /// <param name="extra">Columns after the shared ones that only some runs have (a live benchmark's send times and errors); readers ignore them.</param>
+    /// <param name="status">The status column's text per row when a run tells more than completed/rejected (a live benchmark's failed, timeout, cancelled).</param>
+    public static async Task WriteRequestsAsync(string path, IReadOnlyList<RequestRecord> rows, IReadOnlyDictionary<string, string> metadata,
+        IReadOnlyList<ExtraColumn>? extra = null, Func<int, string>? status = null)
     {
         // Runs without parallel sampling keep the schema they always had.
         bool sampled = rows.Any(r => r.PromptId is not null);
         var schema = sampled ? SampledRequestSchema : RequestSchema;
+        if (extra is { Count: > 0 }) schema = new ParquetSchema(schema.Fields.Concat(extra.Select(c => c.Field)).ToArray());
         var f = schema.DataFields;
         await using var stream = File.Create(path);
         await using var writer = await ParquetWriter.CreateAsync(schema, stream);
@@ -99,7 +106,9 @@ public static class ResultWriter
         await g.Write(f[2], rows.Select(r => r.PromptTokens).ToArray());
         await g.Write(f[3], rows.Select(r => r.OutputTokens).ToArray());
         await g.Write(f[4], rows.Select(r => r.ThinkingTokens).ToArray());
-        await g.WriteStrings(f[5], rows.Select(r => r.Status == RequestStatus.Completed ? "completed" : "rejected").ToArray());
+        await g.WriteStrings(f[5], status is null
+            ? rows.Select(r => r.Status == RequestStatus.Completed ? "completed" : "rejected").ToArray()
+            : Enumerable.Range(0, rows.Count).Select(status).ToArray());
         await g.WriteNullable(f[6], rows.Select(r => r.FirstScheduledTimeS).ToArray());
         await g.WriteNullable(f[7], rows.Select(r => r.FirstTokenTimeS).ToArray());
         await g.WriteNullable(f[8], rows.Select(r => r.FirstAnswerTokenTimeS).ToArray());
@@ -113,9 +122,12 @@ public static class ResultWriter
         await g.Write(f[16], rows.Select(r => r.ThinkingTruncated).ToArray());
         await g.WriteStrings(f[17], rows.Select(r => r.RejectReason).ToArray());
         await g.Write(f[18], rows.Select(r => r.CachedPromptTokens).ToArray());
-        if (!sampled) return;
-        await g.Write(f[19], rows.Select(r => r.PromptId ?? r.RequestId).ToArray());
-        await g.Write(f[20], rows.Select(r => r.SampleIndex).ToArray());
+        if (sampled)
+        {
+            await g.Write(f[19], rows.Select(r => r.PromptId ?? r.RequestId).ToArray());
+            await g.Write(f[20], rows.Select(r => r.SampleIndex).ToArray());
+        }
+        foreach (var column in extra ?? []) await column.Write(g, column.Field);
     }
 
     public static async Task WriteTimeseriesAsync(string path, IReadOnlyList<TimeseriesPoint> rows, IReadOnlyDictionary<string, string> metadata)

@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using RLMServing.Bench;
+
+namespace RLMServing.Benchmarks;
+
+/// <summary>
+/// What <c>rlms bench</c> itself costs. A server that answers at once runs in a child process pinned to the second
+/// core; the client (the real BenchRunner path: HTTP, SSE parsing, per-chunk records) runs pinned to the first.
+/// (1) Throughput: streamed requests per second, and per second of the client's CPU time, at --max-concurrency 64.
+/// (2) Timestamp error: the server writes its monotonic clock (CLOCK_MONOTONIC, shared by processes) into every chunk
+/// just before writing it; the client's timestamp of that chunk minus the stamp is the delay the client adds, for the
+/// first chunk (TTFT) and all chunks, at 1 and at 1,000 concurrent streams.
+/// Usage: client-overhead [REQUESTS] [STREAMS]
+/// </summary>
+public static class ClientOverhead
+{
+    public static int Run(string[] args)
+    {
+        int requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20_000;
+        int streams = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1_000;
+        bool pinned = Environment.ProcessorCount >= 2 && OperatingSystem.IsLinux();
+        if (pinned && OperatingSystem.IsLinux()) Process.GetCurrentProcess().ProcessorAffinity = 1;
+        using var server = StartServer(pinned);
+        string baseUrl = server.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the server did not start");
+        try
+        {
+            Console.WriteLine($"client on core 0, instant server on core 1: {pinned}; server {baseUrl}");
+            Throughput(baseUrl, Math.Min(2_000, requests), report: false);   // JIT and connection warm-up
+            Throughput(baseUrl, requests, report: true);
+            Delay(baseUrl, 1, chunks: 20);
+            Delay(baseUrl, streams, chunks: 20);
+        }
+        finally
+        {
+            server.Kill();
+        }
+        return 0;
+    }
+
+    private static BenchOptions Options(string baseUrl, int prompts) => new()
+    {
+        BaseUrl = baseUrl,
+        Model = "instant",
+        NumPrompts = prompts,
+        InputLen = 4,
+        OutputLen = 4,
+        ReadyCheckTimeoutSec = 0,
+        ResultDir = Path.GetTempPath(),
+    };
+
+    private static void Throughput(string baseUrl, int n, bool report)
+    {
+        var options = Options(baseUrl, n) with { MaxConcurrency = 64 };
+        using var runner = new BenchRunner(options);
+        var prompts = BenchDatasets.Load(options);
+        GC.Collect();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var sw = Stopwatch.StartNew();
+        var run = runner.RunAsync(prompts).GetAwaiter().GetResult();
+        double wall = sw.Elapsed.TotalSeconds;
+        double cpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        int ok = run.Outcomes.Count(o => o.IsCompleted);
+        if (!report) return;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"throughput: {n} streamed requests (4 chunks each + usage), max-concurrency 64: {ok} completed in {wall:F2} s = {ok / wall:F0} req/s; " +
+            $"client CPU {cpuS:F2} s = {ok / cpuS:F0} req per CPU-second"));
+    }
+
+    private static void Delay(string baseUrl, int streams, int chunks)
+    {
+        // The server paces each stream at 50 ms per chunk; every stream is open at once.
+        var options = Options(baseUrl, streams) with { OutputLen = chunks };
+        using var runner = new BenchRunner(options);
+        var prompts = BenchDatasets.Load(options);
+        GC.Collect();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var sw = Stopwatch.StartNew();
+        var run = runner.RunAsync(prompts).GetAwaiter().GetResult();
+        double busy = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / sw.Elapsed.TotalSeconds;
+        long t0 = runner.Counters.StartTimestamp;
+        var first = new List<double>();
+        var all = new List<double>();
+        foreach (var o in run.Outcomes.Where(o => o.IsCompleted))
+        {
+            var stamps = o.OutputText.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            for (int i = 0; i < o.Chunks.Count && i < stamps.Length; i++)
+            {
+                double clientTicks = t0 + o.Chunks[i].TimeS * Stopwatch.Frequency;
+                double ms = (clientTicks - stamps[i]) * 1000.0 / Stopwatch.Frequency;
+                all.Add(ms);
+                if (i == 0) first.Add(ms);
+            }
+        }
+        first.Sort();
+        all.Sort();
+        double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[Math.Min(xs.Count - 1, (int)(q * xs.Count))];
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"added delay at {streams} concurrent streams ({run.Outcomes.Count(o => o.IsCompleted)} completed): first chunk (TTFT) median {Q(first, 0.5):F3} ms, " +
+            $"p99 {Q(first, 0.99):F3} ms; all {all.Count} chunks median {Q(all, 0.5):F3} ms, p99 {Q(all, 0.99):F3} ms; client core busy {busy:P0}"));
+    }
+
+    private static Process StartServer(bool pinned)
+    {
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+        psi.ArgumentList.Add("client-overhead-server");
+        var p = Process.Start(psi)!;
+        if (pinned && OperatingSystem.IsLinux()) p.ProcessorAffinity = 2;
+        return p;
+    }
+
+    /// <summary>The instant server: 4 answer chunks (or OutputLen chunks 50 ms apart when max_completion_tokens &gt; 4), each carrying its write time.</summary>
+    public static int Serve()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
+        var app = builder.Build();
+        app.MapPost("/v1/chat/completions", async (HttpContext ctx) =>
+        {
+            using var doc = await System.Text.Json.JsonDocument.ParseAsync(ctx.Request.Body);
+            int chunks = doc.RootElement.GetProperty("max_completion_tokens").GetInt32();
+            double gapMs = chunks > 4 ? 50 : 0;
+            // Streams are spread over the 50 ms period by request id (the prompt's first word), as independent
+            // requests are, rather than all writing in the same instant.
+            string prompt = doc.RootElement.GetProperty("messages")[0].GetProperty("content").GetString()!;
+            int id = int.Parse(prompt.AsSpan(0, prompt.IndexOf(' ') is var sp && sp > 0 ? sp : prompt.Length), CultureInfo.InvariantCulture);
+            long start = Stopwatch.GetTimestamp();
+            double offsetMs = gapMs > 0 ? id % 1000 * gapMs / 1000 : 0;
+            ctx.Response.ContentType = "text/event-stream";
+            await ctx.Response.StartAsync();
+            for (int i = 0; i < chunks; i++)
+            {
+                if (gapMs > 0)
+                {
+                    double dueMs = offsetMs + (i + 1) * gapMs - Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                    if (dueMs > 0) await Task.Delay(TimeSpan.FromMilliseconds(dueMs));
+                }
+                string stamp = Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
+                await ctx.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(
+                    $"data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{stamp};\"}},\"finish_reason\":null}}]}}\n\n"));
+                await ctx.Response.Body.FlushAsync();
+            }
+            await ctx.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(
+                $"data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{chunks}}}}}\n\ndata: [DONE]\n\n"));
+        });
+        app.StartAsync().GetAwaiter().GetResult();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Console.WriteLine(address.TrimEnd('/'));
+        Console.Out.Flush();
+        app.WaitForShutdownAsync().GetAwaiter().GetResult();
+        return 0;
+    }
+}
