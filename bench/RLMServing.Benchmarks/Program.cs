@@ -18,6 +18,9 @@ using RLMServing.Simulation;
 // `replay-steps CALIBRATION.json ITERATIONS.parquet...` (a calibration priced on a replay's own iterations) lives in ReplaySteps.cs.
 // `replay-windows ITERATIONS.parquet... [--window SECONDS]` (whether large batches ran while the machine was slow) lives in ReplayWindows.cs.
 // `client-overhead [REQUESTS] [STREAMS]` (rlms bench: streamed requests/s per core, timestamp error at 1,000 streams) lives in ClientOverhead.cs.
+// `serve-closed-loop [REQUESTS] [SCALE]` and `serve-soak [SECONDS] [STREAMS]` (rlms serve's twin under rlms bench) live in ServeBenchmarks.cs.
+if (args is ["serve-closed-loop", ..]) return RLMServing.Benchmarks.ServeBenchmarks.ClosedLoop(args);
+if (args is ["serve-soak", ..]) return RLMServing.Benchmarks.ServeBenchmarks.Soak(args);
 if (args is ["client-overhead", ..]) return RLMServing.Benchmarks.ClientOverhead.Run(args);
 if (args is ["client-overhead-server"]) return RLMServing.Benchmarks.ClientOverhead.Serve();
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);

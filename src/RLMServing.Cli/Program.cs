@@ -14,6 +14,7 @@ Type[] verbs =
     typeof(SweepCommand),
     typeof(ReplayCommand),
     typeof(ReportCommand),
+    typeof(ServeCommand),
     typeof(BenchCommand),
 ];
 

@@ -1,0 +1,140 @@
+using System.Net;
+using System.Text.Json;
+using RLMServing.Serve;
+using Xunit;
+
+namespace RLMServing.Tests.Serve;
+
+/// <summary>Bad requests get OpenAI-style JSON errors with the right status, never a stack trace.</summary>
+public class ServeErrorTests
+{
+    private static async Task<JsonElement> Error(HttpResponseMessage response, HttpStatusCode status)
+    {
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType!.MediaType);
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("   at ", text);
+        var error = JsonDocument.Parse(text).RootElement.GetProperty("error");
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("type").GetString()));
+        Assert.True(error.TryGetProperty("param", out _));
+        return error.Clone();
+    }
+
+    [Theory]
+    [InlineData("{not json", null)]
+    [InlineData("[1, 2]", null)]
+    [InlineData("""{"model": "DeepSeek-R1-Distill-Qwen-7B"}""", "messages")]
+    [InlineData("""{"messages": []}""", "messages")]
+    [InlineData("""{"messages": [{"role": "wizard", "content": "hi"}]}""", "messages[0].role")]
+    [InlineData("""{"messages": [{"role": "user", "content": 5}]}""", "messages[0].content")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}""", "max_tokens")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "max_tokens": "ten"}""", "max_tokens")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}""", "stream")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "stream_options": {"include_usage": true}}""", "stream_options")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "n": 3}""", "n")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "temperature": 9}""", "temperature")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "ignore_eos": true}""", "ignore_eos")]
+    [InlineData("""{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000000}""", "max_tokens")]
+    public async Task MalformedChatRequestsAre400WithTheParam(string body, string? param)
+    {
+        await using var s = await RunningServer.StartAsync();
+        var error = await Error(await s.PostAsync("/v1/chat/completions", body), HttpStatusCode.BadRequest);
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        if (param is null) Assert.Equal(JsonValueKind.Null, error.GetProperty("param").ValueKind);
+        else Assert.Equal(param, error.GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public async Task MalformedTextCompletionsAre400()
+    {
+        await using var s = await RunningServer.StartAsync();
+        Assert.Equal("prompt", (await Error(await s.PostAsync("/v1/completions", "{}"), HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+        Assert.Equal("prompt", (await Error(await s.PostAsync("/v1/completions", """{"prompt": ["a", "b"]}"""), HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+        Assert.Equal("prompt", (await Error(await s.PostAsync("/v1/completions", """{"prompt": [1, -2]}"""), HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public async Task WithAnApiKeyRequestsWithoutItAre401()
+    {
+        await using var s = await RunningServer.StartAsync(options: new ServeOptions { ApiKey = "sekrit" });
+        string body = RunningServer.Chat(3, maxTokens: 2);
+        var missing = await Error(await s.PostAsync("/v1/chat/completions", body), HttpStatusCode.Unauthorized);
+        Assert.Equal("invalid_api_key", missing.GetProperty("code").GetString());
+        await Error(await s.PostAsync("/v1/chat/completions", body, apiKey: "wrong"), HttpStatusCode.Unauthorized);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await s.Http.GetAsync("/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await s.PostAsync("/v1/chat/completions", body, apiKey: "sekrit")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/health")).StatusCode);   // probes need no key, as vLLM's
+    }
+
+    [Fact]
+    public async Task AnUnknownModelOrRouteIs404()
+    {
+        await using var s = await RunningServer.StartAsync();
+        var model = await Error(await s.PostAsync("/v1/chat/completions", RunningServer.Chat(3, model: "gpt-9")), HttpStatusCode.NotFound);
+        Assert.Equal("model_not_found", model.GetProperty("code").GetString());
+        Assert.Equal("model", model.GetProperty("param").GetString());
+        await Error(await s.Http.GetAsync("/v1/nothing-here"), HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task AFullWaitingQueueIs429()
+    {
+        // One sequence at a time and room for one waiting request: of five long requests sent at once, two are
+        // taken (one running, one waiting) and the rest are turned away.
+        await using var s = await RunningServer.StartAsync(options: new ServeOptions { MaxWaiting = 1 }, sets: ["scheduler.max_num_seqs=1"]);
+        using var cancel = new CancellationTokenSource();
+        var first = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
+            cancel: cancel.Token, completion: HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges.Running == 1));
+        var second = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
+            cancel: cancel.Token, completion: HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges.Waiting == 1));
+        var third = await Error(await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 10)), HttpStatusCode.TooManyRequests);
+        Assert.Equal("queue_full", third.GetProperty("code").GetString());
+        first.Dispose();
+        second.Dispose();
+        cancel.Cancel();
+    }
+
+    [Theory]
+    [InlineData(FailureType.ServerError, HttpStatusCode.InternalServerError)]
+    [InlineData(FailureType.RateLimit, HttpStatusCode.TooManyRequests)]
+    public async Task InjectedFailuresAnswerWithJsonErrors(FailureType type, HttpStatusCode status)
+    {
+        await using var s = await RunningServer.StartAsync(options: new ServeOptions { FailureInjectionRate = 1, FailureTypes = [type] });
+        var error = await Error(await s.PostAsync("/v1/chat/completions", RunningServer.Chat(3, maxTokens: 3)), status);
+        Assert.Contains("injected failure", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task AnInjectedAbortCutsTheStreamAndFreesTheRequest()
+    {
+        await using var s = await RunningServer.StartAsync(options: new ServeOptions { FailureInjectionRate = 1, FailureTypes = [FailureType.Abort] });
+        var response = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(3, maxTokens: 50, stream: true, ignoreEos: true),
+            completion: HttpCompletionOption.ResponseHeadersRead);
+        List<string>? lines = null;
+        try { lines = await RunningServer.DataLines(response); }
+        catch (Exception e) when (e is IOException or HttpRequestException) { }
+        Assert.NotEqual("[DONE]", lines?.LastOrDefault());   // a cut stream never says it is done
+        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges is { Running: 0, Waiting: 0 }));
+    }
+
+    [Fact]
+    public async Task ARateOfFailuresIsReproducibleFromTheSeed()
+    {
+        async Task<List<HttpStatusCode>> Statuses()
+        {
+            await using var s = await RunningServer.StartAsync(options: new ServeOptions { FailureInjectionRate = 0.5, FailureTypes = [FailureType.ServerError] });
+            var list = new List<HttpStatusCode>();
+            for (int i = 0; i < 12; i++) list.Add((await s.PostAsync("/v1/chat/completions", RunningServer.Chat(2, maxTokens: 1))).StatusCode);
+            return list;
+        }
+        var a = await Statuses();
+        Assert.Equal(a, await Statuses());
+        Assert.Contains(HttpStatusCode.OK, a);
+        Assert.Contains(HttpStatusCode.InternalServerError, a);
+    }
+}
