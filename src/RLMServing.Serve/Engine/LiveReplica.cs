@@ -257,7 +257,7 @@ public sealed class LiveReplica : IDisposable
         if (s.Target <= keep) return;
         int thinking = Math.Min(s.Spec.ThinkingTokens, keep);
         s.Spec = s.Spec with { ThinkingTokens = thinking, AnswerTokens = keep - thinking };
-        s.CappedSpec = null;
+        if (s.Thinking is { } budget) budget.Capped = null;   // an adaptive budget must not give the cut thinking back
     }
 
     private void AfterTurn()
