@@ -35,8 +35,7 @@ public sealed record ProbeOutcome(bool Meets, IReadOnlyList<double> Figures, dou
 
 /// <summary>
 /// How long probes run: from <see cref="BaseRequests"/>, doubled until the answer settles, at most
-/// <see cref="MaxRequests"/>. Settled: the answers at two horizons are at most one grid step apart (the lower one
-/// is taken) and both horizons agree on the decisions around it, and either
+/// <see cref="MaxRequests"/>. Settled: the same rate passes and the next grid rate fails at both horizons, and either
 /// the steady window spans <see cref="ServiceTimes"/> of the longest requests' service times, or it spans
 /// <see cref="MinServiceTimes"/> of them and the figures moved less than <see cref="MaxChange"/> (relative) between
 /// the horizons (two short runs agreeing by chance is not a steady state: the longest requests must have been
@@ -129,23 +128,20 @@ public static class CapacitySearch
     }
 
     /// <summary>
-    /// The settled answer, or null. The two horizons' answers are at most one grid step apart (a rate right at the
-    /// threshold may pass at one horizon and fail at the other: the search's own tolerance), the lower of them passes
-    /// at both horizons, the grid rate above the higher one fails at both, and the figures at the answer stopped
-    /// moving (or the window is long enough on its own).
+    /// The settled answer, or null. Both horizons give the same rate, the grid rate above it fails at both, and the
+    /// figures at the answer stopped moving (or the window is long enough on its own). A rate right at the threshold
+    /// that passes at one horizon and fails at the next is not settled: the horizon grows until it stops flipping.
     /// </summary>
     private static double? Settled(Func<double, int, ProbeOutcome> probe, CapacitySearchOptions o, CapacityResult before, CapacityResult after,
         int n, int n2, ConvergenceOptions c)
     {
-        bool none = before.MaxRate == 0 && after.MaxRate == 0;
-        int k1 = before.MaxRate > 0 ? o.IndexOf(before.MaxRate) : o.KMin, k2 = after.MaxRate > 0 ? o.IndexOf(after.MaxRate) : o.KMin;
-        if (!none && (before.MaxRate == 0 || after.MaxRate == 0 || Math.Abs(k1 - k2) > 1)) return null;
-        int k = Math.Min(k1, k2), above = Math.Max(k1, k2) + 1;
-        if (!none && above <= o.KMax && (probe(o.RateAt(above), n).Meets || probe(o.RateAt(above), n2).Meets)) return null;
+        if (before.MaxRate != after.MaxRate) return null;
+        bool none = after.MaxRate == 0;
+        int k = none ? o.KMin : o.IndexOf(after.MaxRate);
+        if (!none && k < o.KMax && (probe(o.RateAt(k + 1), n).Meets || probe(o.RateAt(k + 1), n2).Meets)) return null;
         var a = probe(o.RateAt(k), n);
         var b = probe(o.RateAt(k), n2);
-        if (!none && !(a.Meets && b.Meets)) return null;
-        double answer = none ? 0 : o.RateAt(k);
+        double answer = after.MaxRate;
         if (b.SteadyWindowS >= c.ServiceTimes * b.LongestServiceS && b.LongestServiceS > 0) return answer;
         if (b.SteadyWindowS < c.MinServiceTimes * b.LongestServiceS || a.Figures.Count != b.Figures.Count) return null;
         for (int i = 0; i < a.Figures.Count; i++)
