@@ -174,12 +174,7 @@ public static class RunReport
 
     /// <summary>The summary's extra percentile keys of one metric (p50_ttft_ms, p99.9_ttft_ms, …), read back from summary.json.</summary>
     private static IEnumerable<(string Key, double P, double Value)> ExtraPercentiles(RunSummary s, string metric) =>
-        (s.Percentiles ?? []).Select(kv => (kv.Key, Value: kv.Value switch
-            {
-                double d => (double?)d,
-                System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e => e.GetDouble(),
-                _ => null,
-            }))
+        (s.Percentiles ?? []).Select(kv => (kv.Key, Value: MetricPercentiles.ValueOf(kv.Value)))
             .Where(kv => kv.Value is not null && MetricPercentiles.TryParseKey(kv.Key, out _, out var m) && m == metric)
             .Select(kv => { MetricPercentiles.TryParseKey(kv.Key, out var p, out _); return (kv.Key, p, kv.Value!.Value); });
 

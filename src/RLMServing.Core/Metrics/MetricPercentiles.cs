@@ -85,5 +85,13 @@ public static class MetricPercentiles
         return all.Distinct().Order().ToList();
     }
 
+    /// <summary>A value of a summary's percentile keys: a double when built, a JSON number when read back from summary.json.</summary>
+    public static double? ValueOf(object? value) => value switch
+    {
+        double d => d,
+        System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e => e.GetDouble(),
+        _ => null,
+    };
+
     private static string Quote(string s) => s.Length <= 40 ? s : s[..40] + "…";
 }

@@ -182,12 +182,7 @@ public static class SweepColumns
         s.SteadyState is not null && IsNumericSummaryMetric(SteadyPrefix + name) ? Metric(s, SteadyPrefix + name) ?? Metric(s, name) : Metric(s, name);
 
     private static double? Number(Dictionary<string, object>? values, string key) =>
-        values is not null && values.TryGetValue(key, out var v) ? v switch
-        {
-            double d => d,
-            System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e => e.GetDouble(),
-            _ => null,
-        } : null;
+        values is not null && values.TryGetValue(key, out var v) ? MetricPercentiles.ValueOf(v) : null;
 
     /// <summary>Percentile columns beyond the fixed ones: pNN_metric_ms, then steady_state.pNN_metric_ms (no ITL there).</summary>
     public static IEnumerable<(ResultColumn Column, Func<RunSummary, object?> Get)> PercentileColumns(IReadOnlyList<double> percentiles)
