@@ -172,6 +172,12 @@ public static class RunReport
             "TTFAT: time to the first answer token, after the thinking tokens; what a user of a reasoning model waits for.");
     }
 
+    /// <summary>The summary's extra percentile keys of one metric (p50_ttft_ms, p99.9_ttft_ms, …), read back from summary.json.</summary>
+    private static IEnumerable<(string Key, double P, double Value)> ExtraPercentiles(RunSummary s, string metric) =>
+        (s.Percentiles ?? []).Select(kv => (kv.Key, Value: MetricPercentiles.ValueOf(kv.Value)))
+            .Where(kv => kv.Value is not null && MetricPercentiles.TryParseKey(kv.Key, out _, out var m) && m == metric)
+            .Select(kv => { MetricPercentiles.TryParseKey(kv.Key, out var p, out _); return (kv.Key, p, kv.Value!.Value); });
+
     private static IEnumerable<double> Values(RunData run, Metric m) =>
         run.Requests.Where(r => r.Status == RequestStatus.Completed).Select(m.Value).Where(v => v is { } x && double.IsFinite(x)).Select(v => v!.Value);
 
@@ -210,6 +216,22 @@ public static class RunReport
         Row("TTFAT median / p99 (s)", s => $"{Format.Fixed(s.MedianTtfatMs / 1000, 2)} / {Format.Fixed(s.P99TtfatMs / 1000, 2)}");
         Row("TPOT median / p99 (ms)", s => $"{Format.Fixed(s.MedianTpotMs, 1)} / {Format.Fixed(s.P99TpotMs, 1)}");
         Row("E2EL median / p99 (s)", s => $"{Format.Fixed(s.MedianE2elMs / 1000, 1)} / {Format.Fixed(s.P99E2elMs / 1000, 1)}");
+        // metrics.percentiles: the extra pNN keys the run carries, one row per metric (TTFT p50 · p95 · p99.9).
+        foreach (var (metric, name, toUnit, unit) in new (string, string, double, string)[]
+                     { ("ttft", "TTFT", 1000, "s"), ("ttfat", "TTFAT", 1000, "s"), ("tpot", "TPOT", 1, "ms"), ("itl", "ITL", 1, "ms"), ("e2el", "E2EL", 1000, "s") })
+        {
+            var keys = input.Runs.SelectMany(r => ExtraPercentiles(r.Summary, metric)).Select(k => k.P).Distinct().Order().ToList();
+            if (keys.Count == 0) continue;
+            Row($"{name} {string.Join(" / ", keys.Select(p => "p" + MetricPercentiles.Word(p)))} ({unit})", s =>
+                string.Join(" / ", keys.Select(p => ExtraPercentiles(s, metric).FirstOrDefault(k => k.P == p) is { Key: not null } k ? Format.Fixed(k.Value / toUnit, unit == "s" ? 2 : 1) : "-")));
+        }
+        if (input.Runs.Any(r => r.Summary.SteadyState is not null))
+        {
+            Row("steady window (s; warm-up and drain left out)", s => s.SteadyState is { } w ? $"{Format.Fixed(w.StartS, 0)} – {Format.Fixed(w.EndS, 0)} (warm-up {Format.Fixed(w.WarmupS, 0)}, drain {Format.Fixed(w.DrainS, 0)})" : "-");
+            if (input.Runs.Any(r => r.Summary.SteadyState?.GoodputFraction is not null))
+                Row("requests within the SLO, steady window", s => s.SteadyState?.GoodputFraction is { } g ? Format.Percent(g) : "-");
+        }
+        if (input.Runs.Any(r => r.Summary.SloMet is not null)) Row("slo percentile limits met", s => s.SloMet is { } m ? (m ? "yes" : "NO") : "-");
         Row("mean thinking tokens", s => Format.Fixed(s.MeanThinkingTokens, 0));
         Row("peak / mean KV usage", s => $"{Format.Percent(s.PeakKvCacheUsage)} / {Format.Percent(s.MeanKvCacheUsage)}");
         Row("preemptions", s => s.Preemptions.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -26,7 +26,7 @@ public static class SweepReport
         ("request_goodput", "request goodput (req/s)", false),
         ("request_throughput", "request throughput (req/s)", false),
         ("capacity.max_rate", "max sustainable rate under the SLO (req/s)", false),
-        (CostColumn, "cost (USD per million tokens)", true),
+        (CostColumn, "cost (USD per million output tokens)", true),
     ];
 
     private sealed record Config(int[] Rows, int Index);
@@ -56,7 +56,7 @@ public static class SweepReport
     }
 
     private static string Label(SweepResults r, IEnumerable<string> axes, Config c) =>
-        string.Join(", ", axes.Select(a => $"{a}={r.Text(a, c.Rows[0])}"));
+        string.Join(", ", axes.Select(a => ColumnLabels.Short(a, r.Text(a, c.Rows[0]))));
 
     /// <summary>Axis values sorted as numbers when they all are, else in order of first appearance.</summary>
     private static List<string> Levels(SweepResults r, IReadOnlyList<Config> configs, string axis)
@@ -91,8 +91,8 @@ public static class SweepReport
             .TraceStyle("colorscale", "Viridis")
             .TraceStyle("reversescale", lowerIsBetter)     // the better end is always the light (yellow) one
             .TraceStyle("colorbar", new Dictionary<string, object> { ["title"] = new Dictionary<string, string> { ["text"] = label } })
-            .Hover($"{Format.Html(xAxis)} = %{{x}}<br>{Format.Html(yAxis)} = %{{y}}<br>{Format.Html(label)}: %{{z:.4s}}<br>%{{text}}<extra></extra>")
-            .Axes(label, xAxis, yAxis, categoryX: true, categoryY: true);
+            .Hover($"{Format.Html(ColumnLabels.Describe(xAxis))}: %{{x}}<br>{Format.Html(ColumnLabels.Describe(yAxis))}: %{{y}}<br>{Format.Html(label)}: %{{z:.3s}}<br>%{{text}}<extra></extra>")
+            .Axes(label, ColumnLabels.Describe(xAxis), ColumnLabels.Describe(yAxis), categoryX: true, categoryY: true);
         var id = "heatmap-" + metric.Replace('.', '-').Replace('_', '-');
         return new ReportChart(id, HeatmapSection, $"Heatmap: {label}", chart,
             (averaged ? "Mean over the other axes and the seeds. " : "Mean over the seeds. ") + (lowerIsBetter ? "Lighter is better (lower)." : "Lighter is better (higher)."));
@@ -102,7 +102,7 @@ public static class SweepReport
     private static (string? Column, string Label) LoadAxis(SweepResults r, IReadOnlyList<string> varied)
     {
         var rate = varied.FirstOrDefault(a => r.IsNumeric(a) && a.EndsWith("rate", StringComparison.OrdinalIgnoreCase));
-        if (rate is not null) return (rate, $"{rate} (offered load, req/s)");
+        if (rate is not null) return (rate, $"{ColumnLabels.Describe(rate).Split(" (")[0]} (offered load, req/s)");
         return r.IsNumeric("request_throughput") ? ("request_throughput", "request throughput (achieved load, req/s)") : (null, "");
     }
 
@@ -135,7 +135,7 @@ public static class SweepReport
     /// </summary>
     private static CostInfo? Cost(SweepResults r, IReadOnlyList<Config> configs)
     {
-        if (r.IsNumeric(CostColumn)) return new CostInfo("cost (USD per million tokens)", configs.Select(c => r.Mean(CostColumn, c.Rows)).ToArray(), FromSweep: true);
+        if (r.IsNumeric(CostColumn)) return new CostInfo("cost (USD per million output tokens)", configs.Select(c => r.Mean(CostColumn, c.Rows)).ToArray(), FromSweep: true);
         if (!r.IsNumeric("replicas") || !r.IsNumeric("tensor_parallel") || !r.IsNumeric("output_throughput")) return null;
         return new CostInfo("GPU-hours per million output tokens", configs.Select(c =>
             r.Mean("replicas", c.Rows) * r.Mean("tensor_parallel", c.Rows) is { } gpus && r.Mean("output_throughput", c.Rows) is > 0 and var tput
@@ -167,37 +167,68 @@ public static class SweepReport
         return (points, onFrontier);
     }
 
+    /// <summary>Hover lines of a configuration: its axis values and the capacity answer, formatted.</summary>
+    private static string Details(SweepResults r, Config c)
+    {
+        var lines = new List<string> { $"config {r.Text(SweepResults.ConfigId, c.Rows[0])}" };
+        lines.AddRange(r.Axes.Select(a => $"{Format.Html(ColumnLabels.Describe(a))}: {Format.Html(r.Text(a, c.Rows[0]))}"));
+        if (r.Mean("capacity.max_rate", c.Rows) is { } rate) lines.Add($"max rate under the SLO: {Format.Rate(rate)}{(NotConverged(r, c) ? " (not converged)" : "")}");
+        if (r.Mean("capacity.gpus_for_target", c.Rows) is { } gpus) lines.Add($"GPUs for the target rate: {Format.Number(gpus)}");
+        if (r.Mean(CostColumn, c.Rows) is { } usd) lines.Add($"cost: {Format.UsdPerMillionTokens(usd)}");
+        if (r.Mean("request_throughput", c.Rows) is { } tput) lines.Add($"request throughput: {Format.Rate(tput)}");
+        if (r.Mean("mean_tpot_ms", c.Rows) is { } tpot) lines.Add($"mean time per output token: {Format.Fixed(tpot, 1)} ms");
+        return string.Join("<br>", lines);
+    }
+
+    /// <summary>True when any seed's capacity search of the configuration stopped at its cap before the answer settled.</summary>
+    private static bool NotConverged(SweepResults r, Config c) => r.IsNumeric(Converged) && r.Mean(Converged, c.Rows) is < 1;
+
+    public const string Converged = "capacity.converged";
+
+    /// <summary>A log axis when the values span more than this factor: one outlier would otherwise squash the rest.</summary>
+    public const double LogSpan = 5;
+
     private static ReportChart ParetoChart(SweepResults r, IReadOnlyList<Config> configs, IReadOnlyList<string> varied, CostInfo cost, string latency)
     {
         var (points, onFrontier) = FrontierOf(r, configs, cost, latency);
-        string Details(Config c) => $"config {r.Text(SweepResults.ConfigId, c.Rows[0])}<br>" + string.Join("<br>", r.Axes.Select(a => $"{Format.Html(a)} = {Format.Html(r.Text(a, c.Rows[0]))}"))
-            + string.Concat(new[] { "request_throughput", "capacity.max_rate", "capacity.gpus_for_target", "mean_tpot_ms" }
-                .Where(r.IsNumeric).Select(m => r.Mean(m, c.Rows) is { } v ? $"<br>{m}: {Format.Number(v)}" : ""));
+        string costHover = cost.FromSweep ? "$%{x:.2f} / M tokens" : "%{x:.3s} GPU-hours / M tokens";
         GenericChart Series(bool frontier, string name)
         {
             var chosen = configs.Where(c => points[c.Index] is not null && onFrontier[c.Index] == frontier).OrderBy(c => points[c.Index]!.Value.Item1).ToList();
             return Chart.Scatter<double, double, string>(chosen.Select(c => points[c.Index]!.Value.Item1).ToArray(), chosen.Select(c => points[c.Index]!.Value.Item2).ToArray(),
-                    frontier ? StyleParam.Mode.Lines_Markers : StyleParam.Mode.Markers, Name: name, MultiText: chosen.Select(Details).ToArray())
+                    frontier ? StyleParam.Mode.Lines_Markers : StyleParam.Mode.Markers, Name: name, MultiText: chosen.Select(c => Details(r, c)).ToArray())
                 .TraceStyle("marker", new Dictionary<string, object> { ["size"] = frontier ? 10 : 7, ["opacity"] = frontier ? 1.0 : 0.45 })
                 .TraceStyle("line", new Dictionary<string, object> { ["shape"] = "hv" })
-                .Hover($"%{{text}}<br>{Format.Html(cost.Label)}: %{{x:.4s}}<br>{Format.Html(latency)}: %{{y:.4s}}<extra></extra>");
+                .Hover($"%{{text}}<br>{costHover}<br>{Format.Html(ColumnLabels.Describe(latency))}: %{{y:.3s}}<extra></extra>");
         }
+        var costs = points.Where(p => p is { Cost: > 0 }).Select(p => p!.Value.Cost).ToList();
+        double span = costs.Count == 0 ? 1 : costs.Max() / costs.Min();
+        bool logX = span > LogSpan;
         var chart = ChartKit.Combine([Series(false, "configurations"), Series(true, "Pareto frontier")])
-            .Axes($"Cost against latency: the Pareto frontier", cost.Label, $"{latency} (log scale)", logY: true);
+            .Axes($"Cost against latency: the Pareto frontier", cost.Label + (logX ? ", log scale" : ""), $"{ColumnLabels.Describe(latency)}, log scale", logX: logX, logY: true);
         return new ReportChart("pareto", CostSection, "Pareto frontier", chart,
-            "Each point is a configuration (mean over seeds); the frontier joins those that no other beats on both cost and latency. Hover for the configuration.");
+            "Each point is a configuration (mean over seeds); the frontier joins those that no other beats on both cost and latency. Hover for the configuration."
+            + (logX ? $" Cost is on a log axis: the costs span a factor of {Format.Fixed(span, 0)}, and a linear axis would squash the cheap end where the frontier lies." : ""));
     }
 
     private static ReportChart Capacity(SweepResults r, IReadOnlyList<Config> configs, IReadOnlyList<string> varied)
     {
         // plotly.js draws the first category at the bottom: most GPUs first puts the fewest at the top.
         var rows = configs.Select(c => (C: c, Gpus: r.Mean("capacity.gpus_for_target", c.Rows))).Where(p => p.Gpus is not null).OrderByDescending(p => p.Gpus).ToList();
-        var labels = rows.Select(p => varied.Count > 0 ? Label(r, varied, p.C) : $"config {r.Text(SweepResults.ConfigId, p.C.Rows[0])}").ToArray();
-        var chart = Chart.Bar<double, string, string>(rows.Select(p => p.Gpus!.Value).ToArray(), Keys: labels, Name: "GPUs for the target rate",
-                MultiText: rows.Select(p => r.IsNumeric(CostColumn) && r.Mean(CostColumn, p.C.Rows) is { } cost ? $"{Format.Number(cost)} USD per million tokens" : "").ToArray())
-            .Hover("%{y}<br>%{x} GPUs for the target rate<br>%{text}<extra></extra>")
-            .Axes("GPUs needed for the target rate", "GPUs (replicas x GPUs per replica)", "configuration", categoryY: true);
-        return new ReportChart("capacity", CostSection, "GPUs for the target", chart, "Fewest at the top; the bar's label and hover give the cost per million tokens.");
+        var labels = rows.Select(p => (varied.Count > 0 ? Label(r, varied, p.C) : $"config {r.Text(SweepResults.ConfigId, p.C.Rows[0])}")
+            + (NotConverged(r, p.C) ? " (not converged)" : "")).ToArray();
+        var text = rows.Select(p => $"{Format.Number(p.Gpus!.Value)} GPUs" + (r.IsNumeric(CostColumn) && r.Mean(CostColumn, p.C.Rows) is { } cost ? $" · {Format.UsdPerMillionTokens(cost)}" : "")).ToArray();
+        double span = rows.Count == 0 ? 1 : rows.Max(p => p.Gpus!.Value) / Math.Max(1, rows.Min(p => p.Gpus!.Value));
+        bool logX = span > LogSpan;
+        var chart = Chart.Bar<double, string, string>(rows.Select(p => p.Gpus!.Value).ToArray(), Keys: labels, Name: "GPUs for the target rate", MultiText: text)
+            .TraceStyle("textposition", "auto")
+            .Hover("%{y}<br>%{text}<br>" + "%{customdata}<extra></extra>")
+            .TraceStyle("customdata", rows.Select(p => Details(r, p.C)).ToArray())
+            .Axes("GPUs needed for the target rate", "GPUs (replicas × GPUs per replica)" + (logX ? ", log scale" : ""), "configuration", logX: logX, categoryY: true);
+        return new ReportChart("capacity", CostSection, "GPUs for the target", chart,
+            "Fewest at the top; each bar is labelled with its GPUs and cost per million output tokens."
+            + (logX ? $" Log axis: the largest needs {Format.Fixed(span, 0)} times the smallest." : "")
+            + (rows.Any(p => NotConverged(r, p.C)) ? " (not converged): the capacity answer still moved at the largest horizon the search ran." : ""));
     }
 
     private static string Header(SweepInput input, IReadOnlyList<Config> configs, IReadOnlyList<string> varied, CostInfo? cost, string latency, IReadOnlyList<string> notes)
@@ -218,17 +249,20 @@ public static class SweepReport
             var (points, front) = FrontierOf(r, configs, c, latency);
             var best = configs.Where(k => front[k.Index]).OrderBy(k => points[k.Index]!.Value.Item1).ToList();
             html.Append("<p>Pareto frontier (cheapest first):</p>\n<table class=\"key\"><thead><tr>");
-            foreach (var a in r.Axes) html.Append("<th>").Append(Format.Html(a)).Append("</th>");
-            html.Append("<th>").Append(Format.Html(c.Label)).Append("</th><th>").Append(Format.Html(latency)).Append("</th>");
+            foreach (var a in r.Axes) html.Append("<th>").Append(Format.Html(ColumnLabels.Describe(a))).Append("</th>");
+            html.Append("<th>").Append(Format.Html(c.Label)).Append("</th><th>").Append(Format.Html(ColumnLabels.Describe(latency))).Append("</th>");
             string[] extra = ["capacity.max_rate", "capacity.gpus_for_target", "request_throughput"];
-            foreach (var e in extra.Where(r.IsNumeric)) html.Append("<th>").Append(e).Append("</th>");
+            foreach (var e in extra.Where(r.IsNumeric)) html.Append("<th>").Append(Format.Html(ColumnLabels.Describe(e))).Append("</th>");
             html.Append("</tr></thead><tbody>\n");
             foreach (var k in best)
             {
                 html.Append("<tr>");
                 foreach (var a in r.Axes) html.Append("<td>").Append(Format.Html(r.Text(a, k.Rows[0]))).Append("</td>");
-                html.Append("<td>").Append(Format.Number(points[k.Index]!.Value.Item1)).Append("</td><td>").Append(Format.Number(points[k.Index]!.Value.Item2)).Append("</td>");
-                foreach (var e in extra.Where(r.IsNumeric)) html.Append("<td>").Append(r.Mean(e, k.Rows) is { } v ? Format.Number(v) : "-").Append("</td>");
+                double usd = points[k.Index]!.Value.Item1;
+                html.Append("<td>").Append(c.FromSweep ? Format.UsdPerMillionTokens(usd) : Format.Number(usd)).Append("</td><td>").Append(Format.Number(points[k.Index]!.Value.Item2)).Append("</td>");
+                foreach (var e in extra.Where(r.IsNumeric))
+                    html.Append("<td>").Append(r.Mean(e, k.Rows) is not { } v ? "-" : e == "capacity.gpus_for_target" ? Format.Number(v)
+                        : Format.Rate(v) + (e == "capacity.max_rate" && NotConverged(r, k) ? " (not converged)" : "")).Append("</td>");
                 html.Append("</tr>\n");
             }
             html.Append("</tbody></table>\n");

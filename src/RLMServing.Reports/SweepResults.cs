@@ -42,6 +42,12 @@ public sealed class SweepResults
         .Concat(["capacity.max_rate", "capacity.gpus_per_replica", "capacity.gpus_for_target", "cost.usd_per_million_tokens", Pareto])
         .ToHashSet();
 
+    /// <summary>An output column: a summary key, a percentile key (p95_ttft_ms), steady_state.*, capacity.* or cost.*.</summary>
+    public static bool IsOutput(string column) =>
+        KnownMetrics.Contains(column) || RLMServing.Metrics.MetricPercentiles.TryParseKey(column, out _, out _)
+        || column.StartsWith("steady_state.", StringComparison.Ordinal) || column.StartsWith("capacity.", StringComparison.Ordinal)
+        || column.StartsWith("cost.", StringComparison.Ordinal);
+
     private SweepResults(string path, int rows, IReadOnlyList<string> columns, Dictionary<string, double?[]> numbers,
         Dictionary<string, string?[]> texts, IReadOnlyList<string> axes, string? paretoLatency)
     {
@@ -124,7 +130,7 @@ public sealed class SweepResults
             throw new UserInputException($"{path}: not a readable Parquet results file ({e.Message})");
         }
         if (rows == 0) throw new UserInputException($"{path}: no rows");
-        var axes = manifest?.Axes is { Count: > 0 } named ? named : columns.Where(c => c != ConfigId && c != Seed && !KnownMetrics.Contains(c)).ToList();
+        var axes = manifest?.Axes is { Count: > 0 } named ? named : columns.Where(c => c != ConfigId && c != Seed && !IsOutput(c)).ToList();
         foreach (var a in axes)
             if (!columns.Contains(a)) throw new UserInputException($"{path}: axis '{a}' (from sweep.json) has no column");
         return new SweepResults(path, rows, columns, numbers, texts, axes, manifest?.ParetoLatency);

@@ -49,13 +49,16 @@ public sealed class ReplayCommand : ICommand
     [Option("interleave-share", Default = InterleaveOptions.DefaultShare, HelpText = "With --interleave-profile: profile time as a share of the replay's busy time.")]
     public double InterleaveShare { get; set; } = InterleaveOptions.DefaultShare;
 
+    [Option("metric-percentiles", HelpText = MetricPercentilesOption.HelpText)]
+    public string? MetricPercentiles { get; set; }
+
     [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
     public bool Quiet { get; set; }
 
     public int Run()
     {
         var catalog = CatalogLoader.LoadDefault(Catalog);
-        var file = ScenarioLoader.Load(File, Set);
+        var file = ScenarioLoader.Load(File, Set.Concat(MetricPercentilesOption.AsSet(MetricPercentiles)));
         var runs = ScenarioRunner.Prepare(file, new ScenarioInputs(catalog, Catalog));
         var only = Variants.ToList();
         var unknown = only.Where(v => runs.All(r => r.Name != v)).ToList();

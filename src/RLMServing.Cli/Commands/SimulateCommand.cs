@@ -28,6 +28,9 @@ public sealed class SimulateCommand : ICommand
     [Option("catalog", HelpText = "Extra catalog folders or files (GPUs, models) added to the bundled catalog.")]
     public IEnumerable<string> Catalog { get; set; } = [];
 
+    [Option("metric-percentiles", HelpText = MetricPercentilesOption.HelpText)]
+    public string? MetricPercentiles { get; set; }
+
     [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
     public bool Quiet { get; set; }
 
@@ -59,7 +62,7 @@ public sealed class SimulateCommand : ICommand
     {
         ReportOption.Check(Report);
         var catalog = CatalogLoader.LoadDefault(Catalog);
-        var file = ScenarioLoader.Load(File, Set, Seed);
+        var file = ScenarioLoader.Load(File, Set.Concat(MetricPercentilesOption.AsSet(MetricPercentiles)), Seed);
         var runs = ScenarioRunner.Prepare(file, new ScenarioInputs(catalog, Catalog));   // every variant is validated before anything runs
         var outDir = Out ?? Path.Combine("results", file.Name);
         var command = "rlms simulate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));

@@ -34,6 +34,9 @@ public sealed class SweepCommand : ICommand
     [Option("report", HelpText = "Also write the HTML report of the results: --report (OUT/report.html) or --report PATH.html.")]
     public string? Report { get; set; }
 
+    [Option("metric-percentiles", HelpText = MetricPercentilesOption.HelpText)]
+    public string? MetricPercentiles { get; set; }
+
     [Option("quiet", HelpText = "No progress bar; only errors and the output path.")]
     public bool Quiet { get; set; }
 
@@ -59,7 +62,7 @@ public sealed class SweepCommand : ICommand
             throw new UserInputException("--report: a shard holds part of the sweep; write the report after 'rlms sweep merge ... --report'");
         CheckReportPath();
         var catalog = CatalogLoader.LoadDefault(Catalog);
-        var sweep = SweepLoader.Load(File);
+        var sweep = SweepLoader.Load(File, MetricPercentilesOption.Parse(MetricPercentiles));
         var runner = new SweepRunner(sweep, new RLMServing.IO.Scenarios.ScenarioInputs(catalog, Catalog));
         runner.Validate();   // every configuration binds before anything runs or is written
         var outDir = Out ?? Path.Combine("results", sweep.Name);
@@ -112,6 +115,7 @@ public sealed class SweepCommand : ICommand
         var rows = costI < 0 ? t.Rows : t.Rows.OrderBy(r => r[costI] as double? ?? double.PositiveInfinity).ToList();
         var table = new Table().Title(Markup.Escape($"{sweep.Name}: {t.Rows.Count} rows{(rows.Count > 20 ? " (first 20)" : "")}"));
         foreach (var c in cols) table.AddColumn(new TableColumn(Markup.Escape(c.Name)).RightAligned());
+        int convergedI = t.IndexOf(SweepColumns.Converged);
         foreach (var r in rows.Take(20))
             table.AddRow(cols.Select(c => Markup.Escape(r[c.I] switch
             {
@@ -119,7 +123,9 @@ public sealed class SweepCommand : ICommand
                 double d => d.ToString(Math.Abs(d) >= 100 ? "F0" : "G4", CultureInfo.InvariantCulture),
                 bool b => b ? "*" : "",
                 var v => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
-            })).ToArray());
+            } + (c.Name == SweepColumns.MaxRate && convergedI >= 0 && r[convergedI] is false ? " (not converged)" : ""))).ToArray());
+        if (convergedI >= 0 && rows.Any(r => r[convergedI] is false))
+            table.Caption(Markup.Escape($"(not converged): the answer still moved at the largest horizon ({SweepColumns.RequestsUsed} in results.parquet); raise capacity.convergence.max_requests"));
         return table;
     }
 

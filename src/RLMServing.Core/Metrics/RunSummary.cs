@@ -98,8 +98,54 @@ public sealed record RunSummary
     [JsonPropertyName("estimated_accuracy")] public double? EstimatedAccuracy { get; init; }
     /// <summary>Thinking budget in force, weighted by iteration time (adaptive: it moves with the load); null without a budget.</summary>
     [JsonPropertyName("mean_thinking_budget")] public double? MeanThinkingBudget { get; init; }
+    /// <summary>True when every percentile limit of the scenario's slo (p95_ttft_ms, …) holds over the steady window; absent without such limits.</summary>
+    [JsonPropertyName("slo_met")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? SloMet { get; init; }
+    /// <summary>The steady window (warm-up and drain left out) and the SLO metrics over it (docs/metrics.md).</summary>
+    [JsonPropertyName("steady_state")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SteadyStateSummary? SteadyState { get; init; }
+    /// <summary>
+    /// Percentile keys beyond the fixed p90/p99 ones, from metrics.percentiles (p95_ttft_ms, p99.9_e2el_ms, …):
+    /// written as top-level keys of summary.json. Values are doubles when built, JSON numbers when read back.
+    /// </summary>
+    [JsonExtensionData]
+    public Dictionary<string, object>? Percentiles { get; init; }
+    /// <summary>The merged ITL sketch the ITL statistics came from, so further percentiles can be read (not written).</summary>
+    [JsonIgnore]
+    public QuantileSketch? ItlSketch { get; init; }
     /// <summary>Shapes the run reached far outside its calibration's measured grid (absent when none).</summary>
     [JsonPropertyName("calibration_warnings")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public List<string>? CalibrationWarnings { get; init; }
+}
+
+/// <summary>
+/// summary.json's <c>steady_state</c>: the window between the warm-up and the last arrival, and the metrics that judge
+/// an SLO computed over the requests that arrived in it (rates over the completions inside it).
+/// </summary>
+public sealed record SteadyStateSummary
+{
+    [JsonPropertyName("start_s")] public double StartS { get; init; }
+    [JsonPropertyName("end_s")] public double EndS { get; init; }
+    [JsonPropertyName("warmup_s")] public double WarmupS { get; init; }
+    [JsonPropertyName("drain_s")] public double DrainS { get; init; }
+    [JsonPropertyName("requests")] public int Requests { get; init; }
+    [JsonPropertyName("completed")] public int Completed { get; init; }
+    [JsonPropertyName("request_throughput")] public double RequestThroughput { get; init; }
+    [JsonPropertyName("output_throughput")] public double OutputThroughput { get; init; }
+    [JsonPropertyName("request_goodput")] public double? RequestGoodput { get; init; }
+    [JsonPropertyName("goodput_fraction")] public double? GoodputFraction { get; init; }
+    [JsonPropertyName("mean_ttft_ms")] public double MeanTtftMs { get; init; }
+    [JsonPropertyName("mean_tpot_ms")] public double MeanTpotMs { get; init; }
+    [JsonPropertyName("mean_e2el_ms")] public double MeanE2elMs { get; init; }
+    [JsonPropertyName("mean_ttfat_ms")] public double MeanTtfatMs { get; init; }
+    /// <summary>p99 of (completion − first schedule) over the window's requests: how long the longest requests are served.</summary>
+    [JsonPropertyName("p99_service_s")] public double P99ServiceS { get; init; }
+    [JsonPropertyName("queueing_delay_trend_p")] public double? QueueingDelayTrendP { get; init; }
+    [JsonPropertyName("queue_length_trend_p")] public double? QueueLengthTrendP { get; init; }
+    /// <summary>pNN_ttft_ms, pNN_tpot_ms, pNN_e2el_ms, pNN_ttfat_ms for every percentile of metrics.percentiles.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, object>? Percentiles { get; init; }
 }

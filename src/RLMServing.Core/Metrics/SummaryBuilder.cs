@@ -48,7 +48,7 @@ public static class SummaryBuilder
         var ttfat = Percentiles.Sorted(ttfatList);
         double busy = replicas.Sum(r => r.BusyS);
         long iterations = replicas.Sum(r => r.Iterations);
-        var (unstable, reason) = Stability(records, maxNumSeqs * replicas.Count);
+        var (unstable, reason) = Stability(records);
         return identity with
         {
             Completed = completed,
@@ -78,6 +78,7 @@ public static class SummaryBuilder
             ThinkingTruncated = truncated,
             Unstable = unstable,
             UnstableReason = reason,
+            ItlSketch = itl,
         };
     }
 
@@ -88,43 +89,124 @@ public static class SummaryBuilder
         && (slo.E2elMs is not { } e || r.E2elMs <= e);
 
     /// <summary>
-    /// A run is flagged unstable when queueing keeps growing: the last tenth of arrivals waited (arrival to first
-    /// schedule) over 10 s on average and over five times as long as the first tenth, or requests were still
-    /// queued in numbers larger than the batch capacity when the last request arrived.
+    /// A run is flagged unstable when its queue keeps growing through the steady window: a Mann-Kendall trend test
+    /// over time windows of queueing delay and queue length (<see cref="SteadyState"/>).
     /// </summary>
-    public static (bool, string?) Stability(IReadOnlyList<RequestRecord> records, int batchCapacity)
+    public static (bool, string?) Stability(IReadOnlyList<RequestRecord> records)
     {
-        // Read the rows once; scheduled rows in arrival order, ties in row order (what a stable sort gives).
-        var arrivalS = new List<double>(records.Count);
-        var waitS = new List<double>(records.Count);
-        var scheduledS = new List<double>(records.Count);
+        var w = SteadyState.Analyze(records);
+        return (w.Unstable, w.Reason);
+    }
+
+    /// <summary>
+    /// Adds what depends on the run's reporting settings rather than on the engine: the percentile keys of
+    /// <paramref name="percentiles"/> beyond the fixed p90/p99 ones, the steady window with the SLO metrics over it,
+    /// and whether the slo's percentile limits hold there.
+    /// </summary>
+    public static RunSummary Complete(RunSummary summary, IReadOnlyList<RequestRecord> records, IReadOnlyList<double> percentiles, Scenarios.SloConfig slo)
+    {
+        var wanted = MetricPercentiles.WithKeys(percentiles, slo.Limits.Select(l => l.Key));
+        var window = SteadyState.Analyze(records);
+        var all = new Samples(records, _ => true);
+        var steady = new Samples(records, r => r.ArrivalTimeS >= window.StartS && r.ArrivalTimeS <= window.EndS);
+
+        var extra = new Dictionary<string, object>();
+        foreach (var p in wanted)
+            foreach (var metric in MetricPercentiles.Metrics)
+            {
+                var key = MetricPercentiles.Key(p, metric);
+                if (MetricPercentiles.FixedKeys.Contains(key)) continue;
+                double value = metric == "itl"
+                    ? Z(summary.ItlSketch?.Quantile(p / 100) ?? double.NaN)
+                    : Q(all.Of(metric), p / 100);
+                extra[key] = value;
+            }
+
+        double length = window.EndS - window.StartS;
+        int completedInWindow = 0, goodInWindow = 0;
+        long outputInWindow = 0;
         foreach (var r in records)
+            if (r.CompletionTimeS is { } c && c >= window.StartS && c <= window.EndS)
+            {
+                completedInWindow++;
+                outputInWindow += r.OutputTokens;
+                if (MeetsSlo(r, slo)) goodInWindow++;
+            }
+        var steadyPercentiles = new Dictionary<string, object>();
+        foreach (var p in MetricPercentiles.WithFixed(wanted))
+            foreach (var metric in MetricPercentiles.Metrics.Where(m => m != "itl"))
+                steadyPercentiles[MetricPercentiles.Key(p, metric)] = Q(steady.Of(metric), p / 100);
+        var state = new SteadyStateSummary
         {
-            if (r.FirstScheduledTimeS is not { } first) continue;
-            arrivalS.Add(r.ArrivalTimeS);
-            scheduledS.Add(first);
-            waitS.Add(first - r.ArrivalTimeS);
+            StartS = window.StartS,
+            EndS = window.EndS,
+            WarmupS = window.WarmupS,
+            DrainS = window.DrainS,
+            Requests = steady.Count,
+            Completed = steady.Completed,
+            RequestThroughput = length > 0 ? completedInWindow / length : summary.RequestThroughput,
+            OutputThroughput = length > 0 ? outputInWindow / length : summary.OutputThroughput,
+            RequestGoodput = !slo.IsSet ? null : length > 0 ? goodInWindow / length : summary.RequestGoodput,
+            GoodputFraction = !slo.IsSet ? null : steady.Count == 0 ? 0 : (double)steady.Good(slo) / steady.Count,
+            MeanTtftMs = Mean(steady.Of("ttft")),
+            MeanTpotMs = Mean(steady.Of("tpot")),
+            MeanE2elMs = Mean(steady.Of("e2el")),
+            MeanTtfatMs = Mean(steady.Of("ttfat")),
+            P99ServiceS = Q(steady.ServiceS, 0.99),
+            QueueingDelayTrendP = window.DelayTrend?.PIncreasing,
+            QueueLengthTrendP = window.QueueTrend?.PIncreasing,
+            Percentiles = steadyPercentiles,
+        };
+        bool? sloMet = null;
+        if (slo.Limits.Count > 0)
+            sloMet = !summary.Unstable && slo.Limits.All(l => steadyPercentiles.TryGetValue(l.Key, out var v) ? (double)v <= l.LimitMs
+                : extra.TryGetValue(l.Key, out var w) ? (double)w <= l.LimitMs
+                : SummaryValue(summary, l.Key) is { } x && x <= l.LimitMs);
+        return summary with { Percentiles = extra.Count == 0 ? null : extra, SteadyState = state, SloMet = sloMet };
+    }
+
+    /// <summary>A fixed percentile key of the summary (p90_/p99_ of the five metrics) by name; null for others.</summary>
+    private static double? SummaryValue(RunSummary s, string key) => key switch
+    {
+        "p90_ttft_ms" => s.P90TtftMs, "p99_ttft_ms" => s.P99TtftMs,
+        "p90_tpot_ms" => s.P90TpotMs, "p99_tpot_ms" => s.P99TpotMs,
+        "p90_itl_ms" => s.P90ItlMs, "p99_itl_ms" => s.P99ItlMs,
+        "p90_e2el_ms" => s.P90E2elMs, "p99_e2el_ms" => s.P99E2elMs,
+        "p99_ttfat_ms" => s.P99TtfatMs,
+        _ => null,
+    };
+
+    /// <summary>Sorted per-request latencies of the rows a filter keeps.</summary>
+    private sealed class Samples
+    {
+        private readonly Dictionary<string, double[]> _sorted;
+        private readonly List<RequestRecord> _rows = [];
+
+        public Samples(IReadOnlyList<RequestRecord> records, Func<RequestRecord, bool> keep)
+        {
+            var ttft = new List<double>(); var tpot = new List<double>(); var e2el = new List<double>();
+            var ttfat = new List<double>(); var service = new List<double>();
+            foreach (var r in records)
+            {
+                if (!keep(r)) continue;
+                _rows.Add(r);
+                if (r.Status != RequestStatus.Completed) continue;
+                Completed++;
+                ttft.Add(r.TtftMs!.Value);
+                if (r.TpotMs is { } t) tpot.Add(t);
+                e2el.Add(r.E2elMs!.Value);
+                if (r.TtfatMs is { } a) ttfat.Add(a);
+                if (r.FirstScheduledTimeS is { } f) service.Add(r.CompletionTimeS!.Value - f);
+            }
+            _sorted = new() { ["ttft"] = Percentiles.Sorted(ttft), ["tpot"] = Percentiles.Sorted(tpot), ["e2el"] = Percentiles.Sorted(e2el), ["ttfat"] = Percentiles.Sorted(ttfat) };
+            ServiceS = Percentiles.Sorted(service);
         }
-        int count = arrivalS.Count;
-        if (count < 20) return (false, null);
-        var order = new (double ArrivalS, int Row)[count];
-        for (int i = 0; i < count; i++) order[i] = (arrivalS[i], i);
-        Array.Sort(order);
-        int tenth = Math.Max(1, count / 10);
-        double early = 0, late = 0;
-        for (int i = 0; i < tenth; i++) early += waitS[order[i].Row];
-        for (int i = count - tenth; i < count; i++) late += waitS[order[i].Row];
-        early /= tenth;
-        late /= tenth;
-        if (late > 10 && late > 5 * early + 1)
-            return (true, $"queueing delay grew from {early:F1} s (first 10% of arrivals) to {late:F1} s (last 10%): arrivals exceed capacity");
-        double lastArrival = order[^1].ArrivalS;
-        int queued = 0;
-        for (int i = 0; i < count; i++)
-            if (arrivalS[i] <= lastArrival && scheduledS[i] > lastArrival) queued++;
-        if (queued > Math.Max(batchCapacity, count / 10))
-            return (true, $"{queued} requests were still queued when the last one arrived: arrivals exceed capacity");
-        return (false, null);
+
+        public int Count => _rows.Count;
+        public int Completed { get; }
+        public double[] ServiceS { get; }
+        public double[] Of(string metric) => _sorted[metric];
+        public int Good(Scenarios.SloConfig slo) => _rows.Count(r => MeetsSlo(r, slo));
     }
 
     private static double Mean(double[] a) => a.Length == 0 ? 0 : a.Average();

@@ -83,10 +83,19 @@ public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, d
 /// <summary>Service-level objectives; a request counts towards goodput when it meets every one that is set.</summary>
 public sealed record SloConfig(double? TtftMs, double? TpotMs, double? E2elMs)
 {
+    /// <summary>True when a per-request limit is set (what goodput counts); percentile limits are <see cref="Limits"/>.</summary>
     public bool IsSet => TtftMs is not null || TpotMs is not null || E2elMs is not null;
+
+    /// <summary>Limits on percentile keys of the run (p95_ttft_ms: 2000), judged over the steady window (summary slo_met).</summary>
+    public IReadOnlyList<(string Key, double LimitMs)> Limits { get; init; } = [];
 }
 
-public sealed record MetricsConfig(double TimeseriesIntervalS);
+/// <summary>Reporting settings: the time series' sampling interval and the percentiles summaries carry.</summary>
+public sealed record MetricsConfig(double TimeseriesIntervalS)
+{
+    /// <summary>metrics.percentiles: the pNN_*_ms keys written (the fixed p90/p99 keys always are).</summary>
+    public IReadOnlyList<double> Percentiles { get; init; } = RLMServing.Metrics.MetricPercentiles.Default;
+}
 
 /// <summary>Engine switches: fast_forward advances steady decode stretches in closed form (identical results).</summary>
 public sealed record SimulationConfig(bool FastForward);

@@ -92,8 +92,12 @@ public static class ScenarioRunner
     public static SimulationResult Simulate(PreparedRun run, string? variant, IProgress<double>? progress = null)
     {
         var result = Simulator.Run(run.Scenario, run.Model, run.Groups, progress);
-        return result with { Summary = result.Summary with { Variant = variant } };
+        return result with { Summary = Complete(result.Summary with { Variant = variant }, result.Requests, run.Scenario) };
     }
+
+    /// <summary>The summary with the scenario's percentile keys, the steady window and slo_met (SummaryBuilder.Complete).</summary>
+    public static RunSummary Complete(RunSummary summary, IReadOnlyList<RequestRecord> requests, Scenario scenario) =>
+        SummaryBuilder.Complete(summary, requests, scenario.Metrics.Percentiles, scenario.Slo);
 
     public static Dictionary<string, string> Metadata(PreparedRun run, string? variant, string command)
     {

@@ -1,6 +1,7 @@
 using RLMServing.Catalog;
 using RLMServing.Costs;
 using RLMServing.Memory;
+using RLMServing.Metrics;
 using RLMServing.Scenarios;
 using RLMServing.Simulation.Batching;
 using RLMServing.Workloads;
@@ -137,9 +138,10 @@ public static partial class ScenarioLoader
         var schedulerTree = tree.Get("scheduler") as ConfigMap;
         var scheduler = BindScheduler(r.Map("scheduler"), defaults);
         var kv = BindKvCache(r.Map("kv_cache"), defaults);
-        var slo = BindSlo(r.Map("slo"));
+        var slo = BindSlo(r.Map("slo"), tree.Get("slo") as ConfigMap);
         var metricsR = r.Map("metrics");
         var metrics = new MetricsConfig(metricsR?.PositiveDouble("timeseries_interval_s", 1.0) ?? 1.0);
+        if (metricsR is not null && BindPercentiles(metricsR, "percentiles") is { } percentiles) metrics = metrics with { Percentiles = percentiles };
         metricsR?.Done();
         var simR = r.Map("simulation");
         var simulation = new SimulationConfig(simR?.Bool("fast_forward") ?? true);
@@ -281,12 +283,37 @@ public static partial class ScenarioLoader
         return cfg;
     }
 
-    private static SloConfig BindSlo(MapReader? s)
+    /// <summary>
+    /// slo: per-request limits (ttft_ms, tpot_ms, e2el_ms: what goodput counts) and limits on any percentile key of
+    /// the run (p95_ttft_ms: 2000, p99.9_e2el_ms: ...), judged over the steady window (summary slo_met).
+    /// </summary>
+    private static SloConfig BindSlo(MapReader? s, ConfigMap? map)
     {
-        if (s is null) return new SloConfig(null, null, null);
-        var cfg = new SloConfig(Opt(s, "ttft_ms"), Opt(s, "tpot_ms"), Opt(s, "e2el_ms"));
+        if (s is null || map is null) return new SloConfig(null, null, null);
+        var limits = new List<(string, double)>();
+        foreach (var (key, _) in map.Entries)
+            if (MetricPercentiles.TryParseKey(key, out _, out _)) limits.Add((key, s.PositiveDouble(key)));
+        var cfg = new SloConfig(Opt(s, "ttft_ms"), Opt(s, "tpot_ms"), Opt(s, "e2el_ms")) { Limits = limits };
         s.Done();
         return cfg;
+    }
+
+    /// <summary>A percentile list: [50, 90, 95, 99.9] (or the comma-separated text "50,90,95"); null when absent.</summary>
+    public static IReadOnlyList<double>? BindPercentiles(MapReader m, string key)
+    {
+        var node = m.Raw(key);
+        if (node is null) return null;
+        var source = $"{m.File}: {m.KeyPath(key)}{(node.Line > 0 ? $" (line {node.Line})" : "")}";
+        if (node is ConfigScalar scalar) return MetricPercentiles.Parse(scalar.Value, source);
+        if (node is not ConfigList list) throw m.Error(key, "expected a list of percentiles, e.g. [50, 90, 95, 99, 99.9]", node);
+        var values = new List<double>();
+        foreach (var item in list.Items)
+        {
+            if (item is not ConfigScalar s || !double.TryParse(s.Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var p))
+                throw m.Error(key, $"expected numbers, got '{item.ToFlowText()}'", item);
+            values.Add(p);
+        }
+        return MetricPercentiles.Normalize(values, source);
     }
 
     private static double? Opt(MapReader r, string key) => r.Has(key) ? r.PositiveDouble(key) : null;

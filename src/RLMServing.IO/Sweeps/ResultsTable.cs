@@ -136,6 +136,12 @@ public static class SweepColumns
     public const string MaxRate = "capacity.max_rate";
     public const string GpusPerReplica = "capacity.gpus_per_replica";
     public const string GpusForTarget = "capacity.gpus_for_target";
+    public const string Converged = "capacity.converged";
+    public const string HorizonS = "capacity.horizon_s";
+    public const string RequestsUsed = "capacity.requests_used";
+    public const string CiLow = "capacity.ci_low";
+    public const string CiHigh = "capacity.ci_high";
+    public const string SteadyPrefix = "steady_state.";
     public const string UsdPerMillionTokens = "cost.usd_per_million_tokens";
     public const string Pareto = "pareto";
 
@@ -143,18 +149,58 @@ public static class SweepColumns
     public static readonly IReadOnlyList<(ResultColumn Column, Func<RunSummary, object?> Get)> Summary =
         Flatten(typeof(RunSummary), "", s => s).Where(c => c.Column.Name != Seed).ToList();
 
+    /// <summary>
+    /// A number of summary.json by column name: a fixed field, a percentile key (p95_ttft_ms, p99.9_e2el_ms), or one
+    /// of steady_state (steady_state.goodput_fraction, steady_state.p99_ttft_ms).
+    /// </summary>
     public static bool IsNumericSummaryMetric(string name) =>
-        Summary.Any(c => c.Column.Name == name && c.Column.Kind is not (ColumnKind.String or ColumnKind.Bool or ColumnKind.NullableBool));
+        Summary.Any(c => c.Column.Name == name && c.Column.Kind is not (ColumnKind.String or ColumnKind.Bool or ColumnKind.NullableBool))
+        || MetricPercentiles.TryParseKey(name, out _, out _)
+        || name.StartsWith(SteadyPrefix, StringComparison.Ordinal) && MetricPercentiles.TryParseKey(name[SteadyPrefix.Length..], out _, out var m) && m != "itl";
 
-    public static double? Metric(RunSummary s, string name) =>
-        Summary.First(c => c.Column.Name == name).Get(s) switch
-        {
-            null => null,
-            int i => i,
-            long l => l,
-            double d => d,
-            _ => null,
-        };
+    public static double? Metric(RunSummary s, string name)
+    {
+        if (Summary.FirstOrDefault(c => c.Column.Name == name) is { Get: not null } col)
+            return col.Get(s) switch
+            {
+                null => null,
+                int i => i,
+                long l => l,
+                double d => d,
+                _ => null,
+            };
+        if (name.StartsWith(SteadyPrefix, StringComparison.Ordinal))
+            return Number(s.SteadyState?.Percentiles, name[SteadyPrefix.Length..]);
+        return Number(s.Percentiles, name);
+    }
+
+    /// <summary>
+    /// The value that judges an SLO: over the steady window when the summary has it there (latency percentiles and
+    /// means of per-request metrics, goodput), else the whole run's (ITL, whose statistics are over all tokens).
+    /// </summary>
+    public static double? SteadyMetric(RunSummary s, string name) =>
+        s.SteadyState is not null && IsNumericSummaryMetric(SteadyPrefix + name) ? Metric(s, SteadyPrefix + name) ?? Metric(s, name) : Metric(s, name);
+
+    private static double? Number(Dictionary<string, object>? values, string key) =>
+        values is not null && values.TryGetValue(key, out var v) ? MetricPercentiles.ValueOf(v) : null;
+
+    /// <summary>Percentile columns beyond the fixed ones: pNN_metric_ms, then steady_state.pNN_metric_ms (no ITL there).</summary>
+    public static IEnumerable<(ResultColumn Column, Func<RunSummary, object?> Get)> PercentileColumns(IReadOnlyList<double> percentiles)
+    {
+        foreach (var p in percentiles)
+            foreach (var m in MetricPercentiles.Metrics)
+            {
+                var key = MetricPercentiles.Key(p, m);
+                if (!MetricPercentiles.FixedKeys.Contains(key))
+                    yield return (new ResultColumn(key, ColumnKind.NullableDouble), s => Number(s.Percentiles, key));
+            }
+        foreach (var p in MetricPercentiles.WithFixed(percentiles))
+            foreach (var m in MetricPercentiles.Metrics.Where(m => m != "itl"))
+            {
+                var key = MetricPercentiles.Key(p, m);
+                yield return (new ResultColumn(SteadyPrefix + key, ColumnKind.NullableDouble), s => Number(s.SteadyState?.Percentiles, key));
+            }
+    }
 
     private static IEnumerable<(ResultColumn Column, Func<RunSummary, object?> Get)> Flatten(Type type, string prefix, Func<RunSummary, object?> owner)
     {
@@ -166,6 +212,8 @@ public static class SweepColumns
             var t = p.PropertyType;
             Func<RunSummary, object?> get = s => owner(s) is { } o ? p.GetValue(o) : null;
             bool simple = t.IsPrimitive || t == typeof(string) || Nullable.GetUnderlyingType(t) is not null;
+            // A nested object may be absent (steady_state of a summary read from an older file): its columns are nullable.
+            if (simple && prefix.Length > 0 && t.IsValueType && Nullable.GetUnderlyingType(t) is null) t = typeof(Nullable<>).MakeGenericType(t);
             if (simple)
                 yield return (new ResultColumn(prefix + name, ResultColumn.KindOf(t)), get);
             else if (typeof(IEnumerable<string>).IsAssignableFrom(t))
@@ -185,11 +233,17 @@ public static class SweepColumns
         cols.AddRange(sweep.Axes.Select(a => new ResultColumn(a.Key, a.Numeric ? ColumnKind.Double : ColumnKind.String)));
         // An axis over a key that is also a summary field (model) keeps one column: the axis.
         cols.AddRange(Summary.Select(s => s.Column).Where(c => !sweep.Axes.Any(a => a.Key == c.Name)));
+        cols.AddRange(PercentileColumns(sweep.Percentiles).Select(p => p.Column));
         if (sweep.Capacity is not null)
         {
             cols.Add(new(MaxRate, ColumnKind.Double));
             cols.Add(new(GpusPerReplica, ColumnKind.Int32));
             cols.Add(new(GpusForTarget, ColumnKind.NullableInt32));
+            cols.Add(new(Converged, ColumnKind.Bool));
+            cols.Add(new(HorizonS, ColumnKind.Double));
+            cols.Add(new(RequestsUsed, ColumnKind.Int32));
+            cols.Add(new(CiLow, ColumnKind.NullableDouble));
+            cols.Add(new(CiHigh, ColumnKind.NullableDouble));
         }
         if (sweep.Cost is not null) cols.Add(new(UsdPerMillionTokens, ColumnKind.NullableDouble));
         return cols;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using RLMServing.IO.Scenarios;
+using RLMServing.Metrics;
 using RLMServing.Sweeps;
 using YamlDotNet.RepresentationModel;
 
@@ -23,7 +24,22 @@ public sealed record CapacitySpec(
     double PilotFraction,
     double? GoodputFraction,
     IReadOnlyList<(string Metric, double Limit)> MaxMetrics,
-    double? TargetRate);
+    double? TargetRate)
+{
+    /// <summary>capacity.convergence: probes run until the answer settles (null: off, one horizon).</summary>
+    public CapacityConvergence? Convergence { get; init; } = CapacityConvergence.Default;
+}
+
+/// <summary>
+/// capacity.convergence: the horizon doubles from workload.requests up to <see cref="MaxRequests"/> (default 32 times
+/// that) until the answer settles: the same decisions at two horizons, and the steady window spans
+/// <see cref="ServiceTimes"/> of the longest requests' service times, or <see cref="MinServiceTimes"/> of them with the
+/// figures moving less than <see cref="MaxChange"/> (ConvergenceOptions).
+/// </summary>
+public sealed record CapacityConvergence(int? MaxRequests, double MaxChange, double MinServiceTimes, double ServiceTimes)
+{
+    public static readonly CapacityConvergence Default = new(null, 0.02, 10, 20);
+}
 
 /// <summary>Prices for cost per million tokens: one $/GPU-hour for every GPU, or one per GPU name.</summary>
 public sealed record CostSpec(double? UsdPerGpuHour, IReadOnlyDictionary<string, double> UsdPerGpuHourByGpu)
@@ -44,12 +60,17 @@ public sealed record SweepFile(
     CapacitySpec? Capacity,
     CostSpec? Cost,
     string ParetoLatency,
-    string Fingerprint);
+    string Fingerprint)
+{
+    /// <summary>The percentiles every configuration reports (metrics.percentiles of the base, with the SLO keys' added).</summary>
+    public IReadOnlyList<double> Percentiles { get; init; } = MetricPercentiles.Default;
+}
 
 /// <summary>Reads sweep YAML strictly (unknown keys, wrong types and bad ranges name the file, key and line).</summary>
 public static class SweepLoader
 {
-    public static SweepFile Load(string path)
+    /// <param name="percentiles">--metric-percentiles: replaces the base scenario's metrics.percentiles.</param>
+    public static SweepFile Load(string path, IReadOnlyList<double>? percentiles = null)
     {
         var root = ScenarioLoader.ReadTree(path);
         var r = new MapReader(root, path, "");
@@ -98,9 +119,27 @@ public static class SweepLoader
         }
         r.Done();
 
+        if (axes.FirstOrDefault(a => a.Key == "metrics" || a.Key.StartsWith("metrics.percentiles", StringComparison.Ordinal)) is { } pa)
+            throw new UserInputException($"{path}: axes.{pa.Key}: the percentiles are one list for the whole sweep (they are results.parquet's columns); set metrics.percentiles in the base or with --metric-percentiles");
+        var wanted = SweepPercentiles(path, baseTree, basePath, capacity, percentiles);
+        // Every configuration computes the same keys: the list goes into the base scenario.
+        baseTree.SetPath("metrics.percentiles", new ConfigList(wanted.Select(p => (ConfigNode)new ConfigScalar(MetricPercentiles.Word(p))), 0), $"{path}: metrics.percentiles");
+
         var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
             Canonical(root) + "\n" + Canonical(baseTree))))[..16];
-        return new SweepFile(path, name, basePath, baseTree, axes, sampling, seeds, capacity, cost, pareto, fingerprint);
+        return new SweepFile(path, name, basePath, baseTree, axes, sampling, seeds, capacity, cost, pareto, fingerprint) { Percentiles = wanted };
+    }
+
+    /// <summary>The base's metrics.percentiles (or --metric-percentiles, or the default) with the percentiles the SLOs name.</summary>
+    private static IReadOnlyList<double> SweepPercentiles(string path, ConfigMap baseTree, string basePath, CapacitySpec? capacity, IReadOnlyList<double>? given)
+    {
+        var list = given;
+        if (list is null && baseTree.Get("metrics") is ConfigMap metrics)
+            list = ScenarioLoader.BindPercentiles(new MapReader(metrics, basePath, "metrics"), "percentiles");
+        var keys = new List<string>();
+        if (baseTree.Get("slo") is ConfigMap slo) keys.AddRange(slo.Entries.Select(e => e.Key));
+        if (capacity is not null) keys.AddRange(capacity.MaxMetrics.Select(m => m.Metric));
+        return MetricPercentiles.WithKeys(list ?? MetricPercentiles.Default, keys);
     }
 
     /// <summary>The design without names and comments: name, description and line numbers do not change the results.</summary>
@@ -218,14 +257,32 @@ public static class SweepLoader
         foreach (var (key, _) in sloMap.Entries)
         {
             if (key == "goodput_fraction") continue;
-            if (!key.EndsWith("_ms", StringComparison.Ordinal) || !SweepColumns.IsNumericSummaryMetric(key))
-                throw sloR.Error(key, "expected goodput_fraction or a latency metric of summary.json ending in _ms (e.g. p99_ttft_ms, p90_tpot_ms, mean_e2el_ms)");
+            if (!key.EndsWith("_ms", StringComparison.Ordinal) || key.StartsWith(SweepColumns.SteadyPrefix, StringComparison.Ordinal) || !SweepColumns.IsNumericSummaryMetric(key))
+                throw sloR.Error(key, "expected goodput_fraction or a latency metric of summary.json ending in _ms (e.g. p95_ttft_ms, p99.9_tpot_ms, mean_e2el_ms)");
             limits.Add((key, sloR.PositiveDouble(key)));
         }
         if (goodput is null && limits.Count == 0) throw c.Error("slo", "give goodput_fraction and/or at least one latency limit");
         sloR.Done();
+        var convergence = BindConvergence(c);
         c.Done();
-        return new CapacitySpec(rateKey, start, min, max, tol, probes, pilot, goodput, limits, target);
+        return new CapacitySpec(rateKey, start, min, max, tol, probes, pilot, goodput, limits, target) { Convergence = convergence };
+    }
+
+    /// <summary>capacity.convergence: a mapping, or false to probe at workload.requests only.</summary>
+    private static CapacityConvergence? BindConvergence(MapReader c)
+    {
+        var node = c.Raw("convergence");
+        var d = CapacityConvergence.Default;
+        if (node is null) return d;
+        if (node is ConfigScalar) return c.Bool("convergence") == true ? d : null;
+        var m = c.Map("convergence")!;
+        int? maxRequests = m.Has("max_requests") ? m.PositiveInt("max_requests") : null;
+        double change = m.Fraction("max_change", d.MaxChange, allowZero: false);
+        double minServiceTimes = m.PositiveDouble("min_service_times", d.MinServiceTimes);
+        double serviceTimes = m.PositiveDouble("service_times", d.ServiceTimes);
+        if (serviceTimes < minServiceTimes) throw m.Error("service_times", $"must be at least min_service_times ({minServiceTimes.ToString(CultureInfo.InvariantCulture)})");
+        m.Done();
+        return new CapacityConvergence(maxRequests, change, minServiceTimes, serviceTimes);
     }
 
     private static CostSpec BindCost(MapReader c)

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using MathNet.Numerics.Distributions;
+using MathNet.Numerics.Statistics;
 using RLMServing.Catalog;
 using RLMServing.IO.Runs;
 using RLMServing.IO.Scenarios;
@@ -86,7 +88,8 @@ public sealed class SweepRunner
     /// <summary>The result rows of one configuration, one per seed, keyed by column name.</summary>
     public List<object?[]> Run(SweepConfiguration c)
     {
-        var rows = new List<object?[]>();
+        var rows = new List<Dictionary<string, object?>>();
+        var maxRates = new List<double>();
         foreach (var seed in Sweep.Seeds)
         {
             var values = new Dictionary<string, object?>();
@@ -94,14 +97,18 @@ public sealed class SweepRunner
             PreparedRun run;
             if (Sweep.Capacity is { } cap)
             {
-                var (maxRate, atMax, r) = Capacity(c, seed, cap);
+                var (answer, atMax, r) = Capacity(c, seed, cap);
                 summary = atMax;
                 run = r;
-                values[SweepColumns.MaxRate] = maxRate;
+                maxRates.Add(answer.MaxRate);
+                values[SweepColumns.MaxRate] = answer.MaxRate;
                 values[SweepColumns.GpusPerReplica] = run.Scenario.Hardware.TensorParallel;
                 values[SweepColumns.GpusForTarget] = cap.TargetRate is { } target
-                    ? CapacityPlanning.GpusForTarget(maxRate, run.Scenario.Hardware.Replicas, run.Scenario.Hardware.TensorParallel, target)
+                    ? CapacityPlanning.GpusForTarget(answer.MaxRate, run.Scenario.Hardware.Replicas, run.Scenario.Hardware.TensorParallel, target)
                     : null;
+                values[SweepColumns.Converged] = answer.Converged;
+                values[SweepColumns.HorizonS] = summary.Duration;
+                values[SweepColumns.RequestsUsed] = answer.Requests;
             }
             else
             {
@@ -111,70 +118,128 @@ public sealed class SweepRunner
             if (Sweep.Cost is { } cost)
             {
                 int gpus = run.Scenario.Hardware.Replicas * run.Scenario.Hardware.TensorParallel;
-                values[SweepColumns.UsdPerMillionTokens] = CapacityPlanning.UsdPerMillionTokens(gpus, cost.PriceOf(run.Gpu.Name)!.Value, summary.OutputThroughput);
+                values[SweepColumns.UsdPerMillionTokens] = CapacityPlanning.UsdPerMillionTokens(gpus, cost.PriceOf(run.Gpu.Name)!.Value, OutputThroughput(summary));
             }
             foreach (var (col, get) in SweepColumns.Summary) values[col.Name] = get(summary);
+            foreach (var (col, get) in SweepColumns.PercentileColumns(Sweep.Percentiles)) values[col.Name] = get(summary);
             for (int i = 0; i < Sweep.Axes.Count; i++)
                 values[Sweep.Axes[i].Key] = Sweep.Axes[i].Numeric ? c.Point[i].Number : c.Point[i].Text;
             values[SweepColumns.ConfigId] = c.Id;
             values[SweepColumns.Seed] = (long)seed;
-            rows.Add(Columns.Select(col => values[col.Name]).ToArray());
+            rows.Add(values);
         }
-        return rows;
+        if (Sweep.Capacity is not null)
+        {
+            var (low, high) = ConfidenceInterval(maxRates);
+            foreach (var values in rows) { values[SweepColumns.CiLow] = low; values[SweepColumns.CiHigh] = high; }
+        }
+        return rows.Select(values => Columns.Select(col => values[col.Name]).ToArray()).ToList();
     }
 
     /// <summary>
-    /// Bracketing and bisection on the rate key. Each probe first runs a pilot (the first pilot_fraction of the
+    /// Output tokens per second in steady state (the capacity rate's sustained throughput, warm-up and drain left
+    /// out), or over the whole run when there is no steady window.
+    /// </summary>
+    private static double OutputThroughput(RunSummary s) =>
+        s.SteadyState is { RequestThroughput: > 0 } w ? w.OutputThroughput : s.OutputThroughput;
+
+    /// <summary>The 95% Student-t interval of the mean capacity over the seeds; null for one seed.</summary>
+    public static (double? Low, double? High) ConfidenceInterval(IReadOnlyList<double> rates)
+    {
+        if (rates.Count < 2) return (null, null);
+        double mean = rates.Mean(), sd = rates.StandardDeviation();
+        double half = StudentT.InvCDF(0, 1, rates.Count - 1, 0.975) * sd / Math.Sqrt(rates.Count);
+        return (mean - half, mean + half);
+    }
+
+    /// <summary>
+    /// The capacity search on the rate key, at horizons that grow until the answer settles
+    /// (<see cref="CapacitySearch.FindConverged"/>). Each probe first runs a pilot (the first pilot_fraction of the
     /// requests, same arrivals): a pilot that is already unstable fails the rate without the full run.
     /// </summary>
-    private (double MaxRate, RunSummary AtMax, PreparedRun Run) Capacity(SweepConfiguration c, int seed, CapacitySpec cap)
+    private (ConvergedCapacity Answer, RunSummary AtMax, PreparedRun Run) Capacity(SweepConfiguration c, int seed, CapacitySpec cap)
     {
-        var full = new Dictionary<double, (RunSummary, PreparedRun)>();
-        (RunSummary, PreparedRun) FullRun(double rate)
+        var full = new Dictionary<(double, int), (RunSummary, PreparedRun)>();
+        var outcomes = new Dictionary<(double, int), ProbeOutcome>();
+        var baseRun = Prepare(c, seed, [(cap.RateKey, StartRate(c, cap))], validate: false);
+        int baseRequests = baseRun.Scenario.Workload?.Requests ?? baseRun.Scenario.ReplayRequests?.Count ?? 0;
+
+        PreparedRun WithRequests(PreparedRun run, int requests) =>
+            run.Scenario.Workload is { } w && w.Requests != requests
+                ? run with { Scenario = run.Scenario with { Workload = w with { Requests = requests } } }
+                : run;
+        (RunSummary, PreparedRun) FullRun(double rate, int requests)
         {
-            if (!full.TryGetValue(rate, out var r))
+            if (!full.TryGetValue((rate, requests), out var r))
             {
-                var run = Prepare(c, seed, [(cap.RateKey, rate)], validate: false);
-                full[rate] = r = (ScenarioRunner.Simulate(run, c.Variant).Summary, run);
+                var run = WithRequests(Prepare(c, seed, [(cap.RateKey, rate)], validate: false), requests);
+                full[(rate, requests)] = r = (ScenarioRunner.Simulate(run, c.Variant).Summary, run);
             }
             return r;
         }
-        bool Meets(double rate)
+        ProbeOutcome Probe(double rate, int requests)
         {
-            if (cap.PilotFraction > 0)
+            if (outcomes.TryGetValue((rate, requests), out var known)) return known;
+            ProbeOutcome outcome;
+            if (PilotFails(rate, requests)) outcome = new ProbeOutcome(false, [], 0, 0);
+            else
             {
-                var run = Prepare(c, seed, [(cap.RateKey, rate)], validate: false);
-                if (run.Scenario.Workload is { Arrival: not RLMServing.Workloads.ClosedLoopArrivals } w)
-                {
-                    int pilot = Math.Max(100, (int)Math.Ceiling(w.Requests * cap.PilotFraction));
-                    if (pilot < w.Requests)
-                    {
-                        var pilotRun = run with { Scenario = run.Scenario with { Workload = w with { Requests = pilot } } };
-                        if (ScenarioRunner.Simulate(pilotRun, c.Variant).Summary.Unstable) return false;
-                    }
-                }
+                var s = FullRun(rate, requests).Item1;
+                var w = s.SteadyState;
+                outcome = new ProbeOutcome(MeetsObjective(s, cap), Figures(s, cap), w is null ? 0 : w.EndS - w.StartS, w?.P99ServiceS ?? 0);
             }
-            return MeetsObjective(FullRun(rate).Item1, cap);
+            return outcomes[(rate, requests)] = outcome;
         }
+        bool PilotFails(double rate, int requests)
+        {
+            if (cap.PilotFraction <= 0) return false;
+            var run = Prepare(c, seed, [(cap.RateKey, rate)], validate: false);
+            if (run.Scenario.Workload is not { Arrival: not RLMServing.Workloads.ClosedLoopArrivals }) return false;
+            int pilot = Math.Max(100, (int)Math.Ceiling(requests * cap.PilotFraction));
+            return pilot < requests && ScenarioRunner.Simulate(WithRequests(run, pilot), c.Variant).Summary.Unstable;
+        }
+
         var options = new CapacitySearchOptions(StartRate(c, cap), cap.MinRate, cap.MaxRate, cap.Tolerance, cap.MaxProbes);
-        var result = CapacitySearch.Find(Meets, options);
-        var (summary, at) = FullRun(result.MaxRate > 0 ? result.MaxRate : cap.MinRate);
-        return (result.MaxRate, summary, at);
+        // A trace's requests are what they are: one horizon, and the answer says it was not checked for convergence.
+        bool canGrow = baseRun.Scenario.Workload is not null && cap.Convergence is not null;
+        int maxRequests = !canGrow ? baseRequests
+            : cap.Convergence!.MaxRequests ?? (int)Math.Min(int.MaxValue, 32L * baseRequests);
+        var settle = cap.Convergence ?? CapacityConvergence.Default;
+        var convergence = new ConvergenceOptions(baseRequests, Math.Max(baseRequests, maxRequests), settle.MaxChange, settle.MinServiceTimes, settle.ServiceTimes);
+        var answer = CapacitySearch.FindConverged(Probe, options, convergence);
+        var (summary, at) = FullRun(answer.MaxRate > 0 ? answer.MaxRate : cap.MinRate, answer.Requests);
+        return (answer, summary, at);
     }
 
-    /// <summary>Stable, enough requests within the scenario's SLO, and every latency limit met.</summary>
+    /// <summary>Stable, enough requests within the scenario's SLO, and every latency limit met, over the steady window.</summary>
     public static bool MeetsObjective(RunSummary s, CapacitySpec cap)
     {
-        if (s.Unstable) return false;
+        if (s.Unstable || s.SloMet == false) return false;
         if (cap.GoodputFraction is { } g)
         {
-            int total = s.Completed + s.Rejected;
-            double good = (s.RequestGoodput ?? 0) * s.Duration;
-            if (total == 0 || good / total < g - 1e-9) return false;
+            if (!(GoodputFraction(s) is { } f && f >= g - 1e-9)) return false;
         }
         foreach (var (metric, limit) in cap.MaxMetrics)
-            if (!(SweepColumns.Metric(s, metric) is { } v && v <= limit)) return false;
+            if (!(SweepColumns.SteadyMetric(s, metric) is { } v && v <= limit)) return false;
         return true;
+    }
+
+    /// <summary>Share of requests within the scenario's slo: over the steady window, or the whole run without one.</summary>
+    private static double? GoodputFraction(RunSummary s)
+    {
+        if (s.SteadyState?.GoodputFraction is { } steady) return steady;
+        int total = s.Completed + s.Rejected;
+        return total == 0 ? null : (s.RequestGoodput ?? 0) * s.Duration / total;
+    }
+
+    /// <summary>The numbers a capacity answer rests on, which must settle as the horizon grows.</summary>
+    private List<double> Figures(RunSummary s, CapacitySpec cap)
+    {
+        var figures = new List<double>();
+        if (cap.GoodputFraction is not null) figures.Add(GoodputFraction(s) ?? double.NaN);
+        foreach (var (metric, _) in cap.MaxMetrics) figures.Add(SweepColumns.SteadyMetric(s, metric) ?? double.NaN);
+        if (Sweep.Cost is not null) figures.Add(SweepColumns.SteadyMetric(s, Sweep.ParetoLatency) ?? double.NaN);
+        return figures;
     }
 
     private double StartRate(SweepConfiguration c, CapacitySpec cap)

@@ -134,7 +134,7 @@ public static class ReplayRunner
         {
             if (noGc && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion) GC.EndNoGCRegion();
         }
-        result = result with { Summary = result.Summary with { Variant = variant } };
+        result = result with { Summary = ScenarioRunner.Complete(result.Summary with { Variant = variant }, result.Requests, s) };
         var info = device.Describe();
         InterleavedProfile? profile = null;
         if (profiler is not null)

@@ -87,7 +87,7 @@ public class ReportHtmlTests
         Assert.Equal(["32", "64", "128"], Regex.Matches(table, "<td>chunked_prefill</td><td>([0-9]+)</td>").Select(m => m.Groups[1].Value));
         Assert.DoesNotContain("<td>static</td>", table);
         // Hover on the Pareto chart names the configuration's axis values.
-        Assert.Contains("scheduler.batching = chunked_prefill<br>scheduler.max_num_seqs = 128", html);
+        Assert.Contains("batching policy: chunked_prefill<br>max sequences per batch: 128", html);
     }
 
     [Fact]
@@ -99,9 +99,9 @@ public class ReportHtmlTests
         Assert.Equal(["heatmap-p99-ttft-ms", "heatmap-mean-tpot-ms", "heatmap-request-throughput", "ttft-vs-load", "tpot-vs-load", "pareto"], report.Charts.Select(c => c.Id));
         // Load is the rate axis; one series per GPU. Without a capacity search, cost is GPU-hours per million tokens.
         var (data, layout) = ChartKit.ToJson(report.Charts.Single(c => c.Id == "ttft-vs-load").Chart);
-        Assert.Contains("workload.arrival.rate (offered load, req/s)", layout);
-        Assert.Contains("\"name\":\"hardware.gpu=A100-SXM-80G\"", data);
-        Assert.Contains("\"name\":\"hardware.gpu=H100-SXM-80G\"", data);
+        Assert.Contains("arrival rate (offered load, req/s)", layout);
+        Assert.Contains("\"name\":\"A100-SXM-80G\"", data);
+        Assert.Contains("\"name\":\"H100-SXM-80G\"", data);
         Assert.Contains("GPU-hours per million output tokens", ChartKit.ToJson(report.Charts.Single(c => c.Id == "pareto").Chart).Layout);
     }
 
