@@ -82,7 +82,7 @@ public sealed class ValidateCommand : ICommand
     {
         var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(requestsPath)) ?? ".", "summary.json");
         if (!File.Exists(path)) return null;
-        try { return JsonSerializer.Deserialize<RunSummary>(File.ReadAllText(path)); }
+        try { return JsonSerializer.Deserialize<RunSummary>(RLMServing.IO.Files.InputFile.ReadAllText(path)); }
         catch (JsonException e) { throw new UserInputException($"{path}: not a summary.json: {e.Message}"); }
     }
 

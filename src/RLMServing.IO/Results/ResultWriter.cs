@@ -134,9 +134,14 @@ public static class ResultWriter
     }
 
     /// <summary>Reads requests.parquet back (for validation, comparison and tests); simulated and measured runs alike.</summary>
-    public static async Task<IReadOnlyList<RequestRecord>> ReadRequestsAsync(string path)
+    public static Task<IReadOnlyList<RequestRecord>> ReadRequestsAsync(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        ParquetColumns.CheckFile(path);
+        return ParquetColumns.GuardAsync(path, () => ReadCheckedRequestsAsync(path));
+    }
+
+    private static async Task<IReadOnlyList<RequestRecord>> ReadCheckedRequestsAsync(string path)
+    {
         await using var stream = File.OpenRead(path);
         await using var reader = await ParquetReader.CreateAsync(stream);
         var rows = new List<RequestRecord>();
@@ -174,9 +179,14 @@ public static class ResultWriter
     }
 
     /// <summary>Reads timeseries.parquet back (for reports and tests).</summary>
-    public static async Task<IReadOnlyList<TimeseriesPoint>> ReadTimeseriesAsync(string path)
+    public static Task<IReadOnlyList<TimeseriesPoint>> ReadTimeseriesAsync(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        ParquetColumns.CheckFile(path);
+        return ParquetColumns.GuardAsync(path, () => ReadCheckedTimeseriesAsync(path));
+    }
+
+    private static async Task<IReadOnlyList<TimeseriesPoint>> ReadCheckedTimeseriesAsync(string path)
+    {
         await using var stream = File.OpenRead(path);
         await using var reader = await ParquetReader.CreateAsync(stream);
         var rows = new List<TimeseriesPoint>();

@@ -74,7 +74,7 @@ public sealed class SweepStore
     {
         var path = Path.Combine(dir, ManifestFile);
         if (!File.Exists(path)) throw new UserInputException($"{dir}: no {ManifestFile}; not a sweep results folder");
-        try { return JsonSerializer.Deserialize<SweepManifest>(File.ReadAllText(path)) ?? throw new JsonException("empty"); }
+        try { return JsonSerializer.Deserialize<SweepManifest>(Files.InputFile.ReadAllText(path)) ?? throw new JsonException("empty"); }
         catch (JsonException e) { throw new UserInputException($"{path}: not a valid sweep manifest: {e.Message}"); }
     }
 

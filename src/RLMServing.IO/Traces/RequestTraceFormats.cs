@@ -26,14 +26,14 @@ public static class RequestTraceFormats
         string name = Path.GetFileName(path);
         if (Directory.Exists(path) || (name.StartsWith("chunk-", StringComparison.Ordinal) && (name.EndsWith("-trace.csv", StringComparison.Ordinal) || name.EndsWith("-dataset.json", StringComparison.Ordinal))))
             return Get("servegen");
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        Files.InputFile.CheckRegular(path);
         string ext = Path.GetExtension(path).ToLowerInvariant();
         if (ext == ".parquet") return Get("parquet");
         if (ext is ".jsonl" or ".json") return Get("mooncake");
         if (ext == ".csv")
         {
             string first;
-            using (var reader = new StreamReader(path)) first = reader.ReadLine() ?? "";
+            using (var lines = new CsvLines(path)) first = lines.Next() ?? "";
             var header = CsvLines.Header(first);
             bool Has(string column) => header.ContainsKey(CsvLines.Normalize(column));
             if (Has("TIMESTAMP") && Has("ContextTokens")) return Get("azure");
