@@ -60,8 +60,12 @@ public sealed class CalibrateCommand : ICommand
             throw new UserInputException($"--statistic: '{Statistic}' is not one of median, mean");
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var files = Traces.Select(ResolveFile).ToList();
+        RLMServing.IO.Results.OutputPath.CheckFile(Out, "--out");
+        using var cancel = CancelScope.Start();
+        cancel.Kept = $"{Out} was not written";
         var schemas = files.Select(f => (File: f, Schema: TraceReader.Metadata(f).GetValueOrDefault("rlms.schema") ?? "")).ToList();
         var schema = schemas[0].Schema;
+        _cpuTraces = files.All(f => TraceReader.Metadata(f).GetValueOrDefault("rlms.execution_provider") == "CPUExecutionProvider");
         if (schemas.FirstOrDefault(x => x.Schema != schema) is { File: not null } other)
             throw new UserInputException($"{other.File}: a {other.Schema} trace cannot be calibrated together with {schemas[0].File} ({schema})");
         if (Statistic != "median" && schema != "iteration")
@@ -275,7 +279,8 @@ public sealed class CalibrateCommand : ICommand
             var found = File.Exists(f) ? f : Directory.EnumerateFiles(path, "*.parquet").Order(StringComparer.Ordinal).FirstOrDefault();
             return found ?? throw new UserInputException($"{path}: no iterations.parquet in this folder");
         }
-        return File.Exists(path) ? path : throw new UserInputException($"{path}: trace file not found");
+        RLMServing.IO.Files.InputFile.CheckRegular(path, "trace");
+        return path;
     }
 
     private static ModelArchitecture ResolveModel(HardwareCatalog catalog, string name)
@@ -284,10 +289,19 @@ public sealed class CalibrateCommand : ICommand
         catch (CatalogException e) { throw new UserInputException($"--model: {e.Message}"); }
     }
 
-    private static GpuSpec ResolveGpu(HardwareCatalog catalog, string device)
+    private GpuSpec ResolveGpu(HardwareCatalog catalog, string device)
     {
         foreach (var candidate in new[] { device, device.Replace("NVIDIA ", "", StringComparison.OrdinalIgnoreCase).Trim() })
             if (catalog.Gpus.Any(g => Eq(g.Name, candidate) || g.Aliases.Any(a => Eq(a, candidate)))) return catalog.Gpu(candidate);
-        throw new UserInputException($"--gpu: the traces' device '{device}' is not a catalog GPU name or alias; pass --gpu NAME");
+        // Our own CPU profiles name the processor model as their device; the catalog's CPU entry is that device.
+        if (Gpu is null && _cpuTraces && catalog.Gpus.FirstOrDefault(g => Eq(g.Name, CpuDevice)) is { } cpu) return cpu;
+        string what = Gpu is null ? $"the traces' device '{device}'" : $"'{device}'";
+        throw new UserInputException($"--gpu: {what} is not a catalog GPU name or alias; pass --gpu NAME, one of: {string.Join(", ", catalog.Gpus.Select(g => g.Name).Order(StringComparer.Ordinal))}");
     }
+
+    /// <summary>The catalog's entry for the host processor (catalog/gpus.yaml).</summary>
+    private const string CpuDevice = "CPU";
+
+    /// <summary>Whether the traces were measured on ONNX Runtime's CPU execution provider (their metadata says so).</summary>
+    private bool _cpuTraces;
 }

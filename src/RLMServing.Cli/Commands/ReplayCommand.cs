@@ -1,7 +1,7 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using CommandLine;
 using RLMServing.IO.Catalog;
+using RLMServing.IO.Results;
 using RLMServing.IO.Runs;
 using RLMServing.IO.Scenarios;
 using RLMServing.Metrics;
@@ -52,10 +52,14 @@ public sealed class ReplayCommand : ICommand
     [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
     public bool Quiet { get; set; }
 
+    [Option("seed", HelpText = "Override the scenario seed (the requests replayed are the ones the simulator generates from it).")]
+    public int? Seed { get; set; }
+
     public int Run()
     {
+        if (Threads < 0) throw new UserInputException($"--threads: must be 0 (the runtime's default) or more, got {Threads}");
         var catalog = CatalogLoader.LoadDefault(Catalog);
-        var file = ScenarioLoader.Load(File, Set);
+        var file = ScenarioLoader.Load(File, Set, Seed);
         var runs = ScenarioRunner.Prepare(file, catalog);
         var only = Variants.ToList();
         var unknown = only.Where(v => runs.All(r => r.Name != v)).ToList();
@@ -72,12 +76,9 @@ public sealed class ReplayCommand : ICommand
             throw new UserInputException("--interleave-share: needs --interleave-profile GRID");
         var command = "rlms replay " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
 
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        using var cts = CancelScope.StartCooperative();
+        using var folder = OutputFolder.Open(Out, "--out", "replay");
         var summaries = new List<RunSummary>();
-        try
         {
             using var device = new DeviceContext(spec, Threads);
             foreach (var run in runs)
@@ -90,16 +91,14 @@ public sealed class ReplayCommand : ICommand
                 {
                     Console.Error.WriteLine($"interrupted: {variant ?? file.Name} was not written (a partial run would be a biased sample); " +
                         $"{summaries.Count} finished run(s) kept in {Out}");
-                    return 130;
+                    if (summaries.Count > 0) folder.Commit();
+                    return CancelScope.InterruptedExitCode;
                 }
                 ReplayRunner.WriteAsync(dir, result, ReplayRunner.Metadata(run, variant, command, result, Threads)).GetAwaiter().GetResult();
                 summaries.Add(result.Result.Summary);
+                folder.Commit();
                 if (!Quiet) Console.Error.WriteLine(Line(variant ?? file.Name, result));
             }
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
         if (file.HasVariants && only.Count == 0) ScenarioRunner.WriteComparisonAsync(Out, file.Name, summaries).GetAwaiter().GetResult();
         if (!Quiet) AnsiConsole.Write(SimulateCommand.SummaryTable($"{file.Name} (replay)", summaries));

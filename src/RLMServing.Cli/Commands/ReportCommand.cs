@@ -14,8 +14,11 @@ public sealed class ReportCommand : ICommand
 
     public int Run()
     {
+        using var cancel = CancelScope.Start();
         var folder = Directory.Exists(Results) ? Results : Path.GetDirectoryName(Path.GetFullPath(Results))!;
         var outPath = Out ?? Path.Combine(folder, ReportBuilder.DefaultFileName);
+        RLMServing.IO.Results.OutputPath.CheckFile(outPath, Out is null ? "report" : "--out");
+        cancel.Kept = $"{outPath} was not written";
         var report = ReportBuilder.WriteAsync(Results, outPath).GetAwaiter().GetResult();
         Console.WriteLine($"report: {outPath} ({report.Charts.Count} charts)");
         return 0;

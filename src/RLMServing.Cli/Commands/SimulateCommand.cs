@@ -57,28 +57,39 @@ public sealed class SimulateCommand : ICommand
 
     public int Run()
     {
-        ReportOption.Check(Report);
+        using var cancel = CancelScope.Start();
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var file = ScenarioLoader.Load(File, Set, Seed);
         var runs = ScenarioRunner.Prepare(file, catalog);   // every variant is validated before anything runs
         var outDir = Out ?? Path.Combine("results", file.Name);
+        ReportOption.Check(Report);
+        using var folder = OutputFolder.Open(outDir, Out is null ? "results folder" : "--out", "simulate");
+        cancel.Kept = $"nothing was written to {outDir}";
         var command = "rlms simulate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
         var summaries = new List<RunSummary>();
-        foreach (var run in runs)
+        // Every variant's files and comparison.json are staged and moved into place together: a run that fails part
+        // way leaves no variant without the others.
+        using (var staged = new StagedFiles())
         {
-            string? variant = file.HasVariants ? run.Name : null;
-            var dir = variant is null ? outDir : Path.Combine(outDir, variant);
-            var result = WithProgress(run, variant);
-            var warnings = ScenarioRunner.CalibrationWarnings(run, result);
-            if (warnings.Count > 0) result = result with { Summary = result.Summary with { CalibrationWarnings = [.. warnings] } };
-            ResultWriter.WriteRunAsync(dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
-            summaries.Add(result.Summary);
-            foreach (var w in warnings)
-                Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
-            if (result.Summary.Unstable)
-                Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
+            foreach (var run in runs)
+            {
+                string? variant = file.HasVariants ? run.Name : null;
+                var dir = variant is null ? outDir : Path.Combine(outDir, variant);
+                var result = WithProgress(run, variant);
+                var warnings = ScenarioRunner.CalibrationWarnings(run, result);
+                if (warnings.Count > 0) result = result with { Summary = result.Summary with { CalibrationWarnings = [.. warnings] } };
+                ResultWriter.StageRunAsync(staged, dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
+                summaries.Add(result.Summary);
+                foreach (var w in warnings)
+                    Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
+                if (result.Summary.Unstable)
+                    Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
+            }
+            if (file.HasVariants) ScenarioRunner.StageComparisonAsync(staged, outDir, file.Name, summaries).GetAwaiter().GetResult();
+            staged.Commit();
         }
-        if (file.HasVariants) ScenarioRunner.WriteComparisonAsync(outDir, file.Name, summaries).GetAwaiter().GetResult();
+        folder.Commit();
+        cancel.Kept = $"the results in {outDir} are complete";
         if (!Quiet) AnsiConsole.Write(SummaryTable(file.Name, summaries));
         Console.WriteLine($"results: {outDir}");
         ReportOption.Write(Report, outDir);

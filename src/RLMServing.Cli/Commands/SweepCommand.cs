@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using CommandLine;
 using RLMServing.IO.Catalog;
+using RLMServing.IO.Results;
 using RLMServing.IO.Sweeps;
 using Spectre.Console;
 
@@ -37,6 +38,9 @@ public sealed class SweepCommand : ICommand
     [Option("quiet", HelpText = "No progress bar; only errors and the output path.")]
     public bool Quiet { get; set; }
 
+    [Option("max-configs", Default = SweepLoader.DefaultMaxRuns, HelpText = "Most runs (configurations x seeds) the sweep may hold; counted before anything runs (docs/limits.md).")]
+    public int MaxConfigs { get; set; } = SweepLoader.DefaultMaxRuns;
+
     public int Run() => File == "merge" ? Merge() : Sweep();
 
     private int Merge()
@@ -44,7 +48,12 @@ public sealed class SweepCommand : ICommand
         var dirs = Dirs.ToList();
         if (dirs.Count == 0) throw new UserInputException("sweep merge: give at least one results folder");
         CheckReportPath();
-        var path = SweepStore.Compact(dirs.Select(SweepStore.Open).ToList(), Out ?? dirs[0]);
+        using var cancel = CancelScope.Start();
+        var stores = dirs.Select(SweepStore.Open).ToList();
+        using var folder = OutputFolder.Open(Out ?? dirs[0], "--out", "sweep merge");
+        cancel.Kept = $"{folder.Path}: results.parquet was not written";
+        var path = SweepStore.Compact(stores, Out ?? dirs[0]);
+        folder.Commit();
         Console.WriteLine($"results: {path}");
         WriteReport(Out ?? dirs[0]);
         return 0;
@@ -54,22 +63,27 @@ public sealed class SweepCommand : ICommand
     {
         if (Dirs.Any()) throw new UserInputException($"sweep: unexpected argument '{Dirs.First()}' (only 'sweep merge' takes folders)");
         if (Jobs is <= 0) throw new UserInputException($"--jobs: must be at least 1, got {Jobs}");
+        if (MaxConfigs <= 0) throw new UserInputException($"--max-configs: must be at least 1, got {MaxConfigs}");
         var (shard, shards) = ParseShard(Shard);
         if (shards > 1 && Report is not null)
             throw new UserInputException("--report: a shard holds part of the sweep; write the report after 'rlms sweep merge ... --report'");
         CheckReportPath();
         var catalog = CatalogLoader.LoadDefault(Catalog);
-        var sweep = SweepLoader.Load(File);
+        var sweep = SweepLoader.Load(File, MaxConfigs);
         var runner = new SweepRunner(sweep, catalog);
         runner.Validate();   // every configuration binds before anything runs or is written
         var outDir = Out ?? Path.Combine("results", sweep.Name);
+        using var cancel = CancelScope.Start();
+        using var folder = OutputFolder.Open(outDir, Out is null ? "results folder" : "--out", "sweep");
         var store = SweepStore.Create(outDir, runner);
+        folder.Commit();   // the manifest is there: a later --resume continues from whatever gets committed
+        cancel.Kept = $"the configurations committed so far are kept in {Path.Combine(outDir, "parts")}; 'rlms sweep {File} --out {outDir} --resume' runs the rest";
         var mine = runner.Configurations.Where(c => c.Id % shards == shard).ToList();
         var committed = store.Committed();
         int done = mine.Count(c => committed.Contains(c.Id));
         if (done > 0 && !Resume)
             throw new UserInputException($"{outDir}: already holds {done} of the {mine.Count} configurations of this {(shards > 1 ? "shard" : "sweep")}; pass --resume to finish the rest, or choose another --out");
-        store.RemoveStaleTemporaries(mine.Select(c => c.Id));
+        store.RemoveStaleTemporaries();
         var pending = mine.Where(c => !committed.Contains(c.Id)).ToList();
         int jobs = Jobs ?? Environment.ProcessorCount;
         if (!Quiet)

@@ -50,6 +50,11 @@ public sealed class ValidateCommand : ICommand
                     throw new UserInputException($"--predicted: {predictedFiles[i]} {(bad.Missing ? "lacks" : "has")} request_id {bad.RequestId}, which " +
                         $"{files[i]} {(bad.Missing ? "has" : "lacks")}: the i-th --predicted must simulate the scenario and seed of the i-th --measured");
         }
+        for (int i = 0; i < files.Count; i++)
+        {
+            int p = predicted.Count == 1 ? 0 : i;
+            if (OverlapWarning(files[i], measured[i], predictedFiles[p], predicted[p]) is { } warning) Console.Error.WriteLine($"warning: {warning}");
+        }
         var measuredSummaries = files.Select(SummaryBeside).ToList();
         var predictedSummaries = predictedFiles.Select(SummaryBeside).ToList();
         var report = Validator.Compare(measured, predicted, Tolerance,
@@ -67,6 +72,24 @@ public sealed class ValidateCommand : ICommand
                         $"more than the {report.Tolerance * 100:F0}% tolerance: the measurement does not repeat to the tolerance on this machine");
         }
         return report.Verdict == "pass" ? 0 : OutsideTolerance;
+    }
+
+    /// <summary>Below this share of the larger run's request ids found in the other, the runs are not of one workload.</summary>
+    public const double MinIdOverlap = 0.9;
+
+    /// <summary>
+    /// A warning when a measured and a predicted run share few request ids (a run of 20,000 requests against one of
+    /// 50): the statistics still compare, but not the same requests, and the per-request MAPE covers only the shared ones.
+    /// </summary>
+    public static string? OverlapWarning(string measuredFile, IReadOnlyList<RequestRecord> measured, string predictedFile, IReadOnlyList<RequestRecord> predicted)
+    {
+        var ids = measured.Select(r => r.RequestId).ToHashSet();
+        int shared = predicted.Select(r => r.RequestId).Distinct().Count(ids.Contains);
+        int larger = Math.Max(ids.Count, predicted.Select(r => r.RequestId).Distinct().Count());
+        if (larger == 0 || shared >= MinIdOverlap * larger) return null;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{measuredFile} has {measured.Count:N0} requests and {predictedFile} {predicted.Count:N0}; only {shared:N0} request ids are in both " +
+            $"({100.0 * shared / larger:F1}% of the larger run): they are probably not runs of the same scenario and seed");
     }
 
     /// <summary>A run's requests; one clear line when it has no completed request.</summary>

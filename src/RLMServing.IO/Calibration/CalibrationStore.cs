@@ -28,8 +28,12 @@ public static class CalibrationStore
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, "." + Path.GetFileName(path) + ".tmp");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(file, ResultWriter.Json) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        var tmp = TempFiles.For(path);
+        try
+        {
+            File.WriteAllText(tmp, JsonSerializer.Serialize(file, ResultWriter.Json) + "\n");
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally { TempFiles.Delete(tmp); }
     }
 }

@@ -59,29 +59,19 @@ public static class ResultWriter
     public static async Task WriteRunAsync(string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata,
         IReadOnlyList<(string Name, Func<string, Task> Write)>? extra = null)
     {
-        Directory.CreateDirectory(dir);
-        var pending = new List<(string Tmp, string Final)>();
-        try
-        {
-            pending.Add(await Stage(dir, "requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata)));
-            pending.Add(await Stage(dir, "timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata)));
-            foreach (var (name, write) in extra ?? []) pending.Add(await Stage(dir, name, write));
-            pending.Add(await Stage(dir, "summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n")));
-            foreach (var (tmp, final) in pending) File.Move(tmp, final, overwrite: true);
-        }
-        finally
-        {
-            foreach (var (tmp, _) in pending) if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        using var staged = new StagedFiles();
+        await StageRunAsync(staged, dir, result, metadata, extra);
+        staged.Commit();
     }
 
-    public static async Task<(string, string)> Stage(string dir, string name, Func<string, Task> write)
+    /// <summary>Writes a run's files into <paramref name="staged"/>, to be moved into place with the rest of the result.</summary>
+    public static async Task StageRunAsync(StagedFiles staged, string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata,
+        IReadOnlyList<(string Name, Func<string, Task> Write)>? extra = null)
     {
-        var final = Path.Combine(dir, name);
-        var tmp = Path.Combine(dir, $".{name}.tmp");
-        try { await write(tmp); }
-        catch { if (File.Exists(tmp)) File.Delete(tmp); throw; }
-        return (tmp, final);
+        await staged.StageAsync(dir, "requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata));
+        await staged.StageAsync(dir, "timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata));
+        foreach (var (name, write) in extra ?? []) await staged.StageAsync(dir, name, write);
+        await staged.StageAsync(dir, "summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n"));
     }
 
     public static async Task WriteRequestsAsync(string path, IReadOnlyList<RequestRecord> rows, IReadOnlyDictionary<string, string> metadata)

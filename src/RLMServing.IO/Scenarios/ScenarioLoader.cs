@@ -54,6 +54,7 @@ public static partial class ScenarioLoader
         var variantsNode = root.Get("variants");
         root.Entries.RemoveAll(e => e.Key == "variants");
         string name = (root.Get("name") as ConfigScalar)?.Value ?? System.IO.Path.GetFileNameWithoutExtension(path);
+        if (root.Get("name") is { } nameNode) Results.OutputPath.CheckName(name, $"{path}: name (line {nameNode.Line})");
         if (variantsNode is null or ConfigScalar { IsNull: true })
             return new ScenarioFile(path, name, [(name, root)], false);
         if (variantsNode is not ConfigList list || list.Items.Count == 0)
@@ -86,9 +87,35 @@ public static partial class ScenarioLoader
         return new ScenarioFile(path, name, runs, true);
     }
 
+    /// <summary>Keys that also answer to another engine's name for them: vLLM's <c>tensor_parallel_size</c>.</summary>
+    private static readonly (string Alias, string Key)[] Aliases = [("tensor_parallel_size", "tensor_parallel")];
+
+    /// <summary>Renames alias keys anywhere in the tree to the scenario's own; both at once is an error.</summary>
+    private static void ApplyAliases(ConfigNode node, string file)
+    {
+        switch (node)
+        {
+            case ConfigMap m:
+                foreach (var (alias, key) in Aliases)
+                {
+                    int i = m.Entries.FindIndex(e => e.Key == alias);
+                    if (i < 0) continue;
+                    if (m.Get(key) is not null)
+                        throw new UserInputException($"{file}: {alias} (line {m.Entries[i].Value.Line}): give {key} or {alias}, not both");
+                    m.Entries[i] = new(key, m.Entries[i].Value);
+                }
+                foreach (var e in m.Entries) ApplyAliases(e.Value, file);
+                break;
+            case ConfigList l:
+                foreach (var item in l.Items) ApplyAliases(item, file);
+                break;
+        }
+    }
+
     /// <summary>Binds one run's tree into a scenario, checking names against the catalog and that the model fits.</summary>
     public static Scenario Bind(ConfigMap tree, string file, HardwareCatalog catalog)
     {
+        ApplyAliases(tree, file);
         var r = new MapReader(tree, file, "");
         var name = r.String("name") ?? System.IO.Path.GetFileNameWithoutExtension(file);
         r.String("description");

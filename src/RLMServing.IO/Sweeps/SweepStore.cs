@@ -62,9 +62,13 @@ public sealed class SweepStore
             return new SweepStore(dir, existing);
         }
         Directory.CreateDirectory(Path.Combine(dir, "parts"));
-        var tmp = Path.Combine(dir, $".{ManifestFile}.{Environment.ProcessId}.tmp");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(manifest, ResultWriter.Json) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        var tmp = TempFiles.For(path);
+        try
+        {
+            File.WriteAllText(tmp, JsonSerializer.Serialize(manifest, ResultWriter.Json) + "\n");
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally { TempFiles.Delete(tmp); }
         return new SweepStore(dir, manifest);
     }
 
@@ -91,26 +95,24 @@ public sealed class SweepStore
         return ids;
     }
 
-    /// <summary>Removes temporary part files a killed run left for these configurations.</summary>
-    public void RemoveStaleTemporaries(IEnumerable<int> configIds)
-    {
-        if (!Directory.Exists(PartsDir)) return;
-        foreach (var id in configIds)
-            foreach (var f in Directory.EnumerateFiles(PartsDir, $".{PartName(id)}.*.tmp")) File.Delete(f);
-    }
+    /// <summary>
+    /// Removes temporary part files that killed runs left (those of a process that still runs are its in-flight
+    /// parts, and stay; the folder lock keeps a second sweep out of the folder anyway).
+    /// </summary>
+    public void RemoveStaleTemporaries() => TempFiles.SweepStale(PartsDir);
 
     /// <summary>Commits one configuration's rows: a temporary file, then an atomic rename to parts/config-NNNNNN.parquet.</summary>
     public void Commit(int configId, IReadOnlyList<ResultColumn> columns, List<object?[]> rows)
     {
         Directory.CreateDirectory(PartsDir);
         var final = Path.Combine(PartsDir, PartName(configId));
-        var tmp = Path.Combine(PartsDir, $".{PartName(configId)}.{Environment.ProcessId}.tmp");
+        var tmp = TempFiles.For(final);
         try
         {
             new ResultsTable(columns, rows).WriteAsync(tmp, PartMetadata(configId)).GetAwaiter().GetResult();
             File.Move(tmp, final, overwrite: true);
         }
-        finally { if (File.Exists(tmp)) File.Delete(tmp); }
+        finally { TempFiles.Delete(tmp); }
     }
 
     private Dictionary<string, string> PartMetadata(int configId) => new()
@@ -171,9 +173,10 @@ public sealed class SweepStore
             ["rlms.sweep"] = first.Name,
             ["rlms.sweep.fingerprint"] = first.Fingerprint,
         };
-        var (tmp, final) = ResultWriter.Stage(outDir, ResultsFile, p => new ResultsTable(outColumns, rows).WriteAsync(p, meta2)).GetAwaiter().GetResult();
-        File.Move(tmp, final, overwrite: true);
-        return final;
+        using var staged = new StagedFiles();
+        staged.StageAsync(outDir, ResultsFile, p => new ResultsTable(outColumns, rows).WriteAsync(p, meta2)).GetAwaiter().GetResult();
+        staged.Commit();
+        return Path.Combine(outDir, ResultsFile);
     }
 
     private static double? AsDouble(object? v) => v switch

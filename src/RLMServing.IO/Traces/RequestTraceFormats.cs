@@ -67,7 +67,8 @@ public sealed class RequestTraceImporter(IRequestTraceSource source) : ITraceImp
             throw new UserInputException($"{outputPath}: the output would overwrite the input");
         string directory = Path.GetDirectoryName(output)!;
         Directory.CreateDirectory(directory);
-        string temp = Path.Combine(directory, $".{Path.GetFileName(output)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Results.TempFiles.SweepStale(directory);
+        string temp = Results.TempFiles.For(output);
         var context = new SourceContext(RequestTraceFormats.ToSourceOptions(options), new BadRows(inputPath, options.SkipBadRows));
         try
         {
@@ -90,11 +91,12 @@ public sealed class RequestTraceImporter(IRequestTraceSource source) : ITraceImp
                 writer.Complete(metadata);
             }
             File.Move(temp, output, overwrite: true);
+            Results.TempFiles.Forget(temp);
             return new ImportResult(rows, context.Bad.Count, context.Bad.Lines, RequestTraceSchema.SchemaName);
         }
         catch
         {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            Results.TempFiles.Delete(temp);
             throw;
         }
     }
