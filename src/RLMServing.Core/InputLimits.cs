@@ -26,5 +26,6 @@ public static class InputLimits
     /// </summary>
     public const double MaxCalibrationCoefficientUs = 1e9;
 
-    public static string Seconds(double s) => s.ToString("#,0", CultureInfo.InvariantCulture) + " s";
+    /// <summary>Seconds as an error line shows them: grouped digits, or a short exponent for absurd values.</summary>
+    public static string Seconds(double s) => s.ToString(Math.Abs(s) < 1e12 ? "#,0" : "G4", CultureInfo.InvariantCulture) + " s";
 }
