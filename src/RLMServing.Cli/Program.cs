@@ -55,6 +55,7 @@ namespace RLMServing.Cli
                 Console.Error.WriteLine($"error: {ArgumentErrors.Describe(errors[0], args, verbs)}");
                 return UserError;
             }
+            ConsoleWidth.Apply();
             try
             {
                 return ((ICommand)((Parsed<object>)parsed).Value).Run();

@@ -52,7 +52,7 @@ public sealed class ProfileCommand : ICommand
     [Option("catalog", HelpText = "Extra catalog folders or files (GPUs, models) added to the bundled catalog.")]
     public IEnumerable<string> Catalog { get; set; } = [];
 
-    [Option("quiet", HelpText = "No progress bar: one line per configuration on stderr instead.")]
+    [Option("quiet", HelpText = "No progress; only errors and the summary line.")]
     public bool Quiet { get; set; }
 
     /// <summary>The old spelling of <c>--quiet</c>, still accepted.</summary>
@@ -111,34 +111,12 @@ public sealed class ProfileCommand : ICommand
         using var folder = OutputFolder.Open(Out, "--out", "profile");
         {
             var profiler = new Profiler(options, msg => Console.Error.WriteLine(msg));
-            ProfileSummary summary;
-            if (Quiet || NoProgress || Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
+            var summary = ProgressDisplay.Run($"profile {name}", Quiet || NoProgress, sink => profiler.Run(new SyncProgress(p =>
             {
-                var sw = Stopwatch.StartNew();
-                summary = profiler.Run(new SyncProgress(p =>
-                {
-                    double eta = p.Done > 0 ? sw.Elapsed.TotalSeconds / p.Done * (p.Total - p.Done) : 0;
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"[{p.Done}/{p.Total}] {p.Group} {p.Config}  elapsed {sw.Elapsed.TotalSeconds:F1}s  eta {eta:F0}s"));
-                }), cancel.Token);
-            }
-            else
-            {
-                summary = null!;
-                AnsiConsole.Progress()
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
-                        new RemainingTimeColumn(), new SpinnerColumn())
-                    .Start(ctx =>
-                    {
-                        var task = ctx.AddTask($"profile {name}", maxValue: Math.Max(1, profiler.CountConfigs()));
-                        summary = profiler.Run(new SyncProgress(p =>
-                        {
-                            task.Value = p.Done;
-                            task.Description = Markup.Escape($"{p.Group} {p.Config}");
-                        }), cancel.Token);
-                        task.Value = task.MaxValue;
-                    });
-            }
+                if (sink is null) return;
+                sink.Status($"{p.Group} {p.Config}");
+                sink.Report(p.Total > 0 ? (double)p.Done / p.Total : 0);
+            }), cancel.Token));
             var kernels = KernelTrace ? $", {summary.KernelRows} kernel rows" : "";
             var overhead = summary.OverheadUs is double o ? string.Create(CultureInfo.InvariantCulture, $"; harness overhead {o:F1} us per run") : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

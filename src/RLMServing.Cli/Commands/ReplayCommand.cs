@@ -119,41 +119,7 @@ public sealed class ReplayCommand : ICommand
     }
 
     private ReplayResult WithProgress(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype, EngineClockKind clock,
-        InterleaveOptions? interleave, CancellationToken cancel)
-    {
-        if (Quiet) return ReplayRunner.Run(run, variant, device, dtype, null, cancel, clock: clock, interleave: interleave);
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
-            return ReplayRunner.Run(run, variant, device, dtype, new LineProgress(variant ?? run.Name), cancel, clock: clock, interleave: interleave);
-        ReplayResult? result = null;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
-                new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"replaying {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
-                result = ReplayRunner.Run(run, variant, device, dtype, new Progress(task), cancel, clock: clock, interleave: interleave);
-                task.Value = 1.0;
-            });
-        return result!;
-    }
-
-    private sealed class Progress(ProgressTask task) : IProgress<double>
-    {
-        public void Report(double value) => task.Value = value;
-    }
-
-    /// <summary>Without a terminal (scripts, CI): one line per tenth of the requests done.</summary>
-    private sealed class LineProgress(string name) : IProgress<double>
-    {
-        private readonly System.Diagnostics.Stopwatch _sw = System.Diagnostics.Stopwatch.StartNew();
-        private int _tenths;
-
-        public void Report(double value)
-        {
-            int tenths = (int)Math.Floor(value * 10);
-            if (tenths <= _tenths) return;
-            _tenths = tenths;
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"replaying {name}: {tenths * 10}% of requests done, {_sw.Elapsed.TotalSeconds:F0} s"));
-        }
-    }
+        InterleaveOptions? interleave, CancellationToken cancel) =>
+        ProgressDisplay.Run($"replaying {variant ?? run.Name}", Quiet,
+            p => ReplayRunner.Run(run, variant, device, dtype, p, cancel, clock: clock, interleave: interleave));
 }

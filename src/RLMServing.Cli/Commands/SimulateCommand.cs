@@ -98,24 +98,9 @@ public sealed class SimulateCommand : ICommand
 
     private Simulation.SimulationResult WithProgress(PreparedRun run, string? variant)
     {
+        // Small runs finish in a blink; a bar would only flicker.
         int requests = run.Scenario.ReplayRequests?.Count ?? run.Scenario.Workload!.Requests;
-        if (Quiet || requests < 5000 || !AnsiConsole.Profile.Capabilities.Interactive)
-            return ScenarioRunner.Simulate(run, variant);
-        Simulation.SimulationResult? result = null;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"simulating {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
-                result = ScenarioRunner.Simulate(run, variant, new Progress(task));
-                task.Value = 1.0;
-            });
-        return result!;
-    }
-
-    private sealed class Progress(ProgressTask task) : IProgress<double>
-    {
-        public void Report(double value) => task.Value = value;
+        return ProgressDisplay.Run($"simulating {variant ?? run.Name}", Quiet || requests < 5000, p => ScenarioRunner.Simulate(run, variant, p));
     }
 
     /// <summary>The metrics a capacity planner looks at first, one column per variant.</summary>

@@ -99,8 +99,6 @@ public sealed class SweepCommand : ICommand
         var path = SweepStore.Compact([store], outDir);
         if (!Quiet)
         {
-            // A redirected console reports 80 columns; the overview is wider and a log file can take it.
-            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 240;
             AnsiConsole.Write(ResultsOverview(path, sweep));
         }
         Console.WriteLine($"results: {path}");
@@ -140,30 +138,11 @@ public sealed class SweepCommand : ICommand
     private void RunAll(SweepRunner runner, SweepStore store, List<SweepConfiguration> pending, int jobs)
     {
         if (pending.Count == 0) return;
-        void Work(Action onDone) => runner.RunAll(store, pending, jobs, onDone);
-
-        if (Quiet) { Work(() => { }); return; }
-        if (AnsiConsole.Profile.Capabilities.Interactive)
+        ProgressDisplay.Run($"sweeping {pending.Count} configurations", Quiet, p =>
         {
-            AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask($"sweeping {pending.Count} configurations", maxValue: pending.Count);
-                    var gate = new object();
-                    Work(() => { lock (gate) task.Increment(1); });
-                });
-            return;
-        }
-        // Batch schedulers capture stderr to a log: a line per tenth with the ETA instead of a live bar.
-        var sw = Stopwatch.StartNew();
-        int finished = 0, step = Math.Max(1, pending.Count / 10);
-        Work(() =>
-        {
-            int n = Interlocked.Increment(ref finished);
-            if (n % step != 0 && n != pending.Count) return;
-            double elapsed = sw.Elapsed.TotalSeconds, eta = elapsed / n * (pending.Count - n);
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sweep: {n}/{pending.Count} configurations, {elapsed:F0} s elapsed, ETA {eta:F0} s"));
+            int finished = 0;
+            runner.RunAll(store, pending, jobs, () => p?.Report((double)Interlocked.Increment(ref finished) / pending.Count));
+            return finished;
         });
     }
 

@@ -63,8 +63,6 @@ public sealed class ValidateCommand : ICommand
         if (Json) Console.WriteLine(JsonSerializer.Serialize(report, ResultWriter.Json));
         else
         {
-            // Piped into a log (scripts/fidelity-cpu.sh), the default 80 columns wrap every cell of the pooled table.
-            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
             AnsiConsole.Write(Table(report));
             foreach (var (name, c) in report.Metrics())
                 if (c.MeasuredRepeatRange > report.Tolerance)
