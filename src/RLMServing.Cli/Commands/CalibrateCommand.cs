@@ -54,6 +54,9 @@ public sealed class CalibrateCommand : ICommand
                    "Use replays other than the ones the calibration will be validated against.")]
     public IEnumerable<string> HostOverheadFrom { get; set; } = [];
 
+    [Option("quiet", HelpText = "No fit summary; only errors and the output path.")]
+    public bool Quiet { get; set; }
+
     public int Run()
     {
         if (Statistic is not ("median" or "mean"))
@@ -135,6 +138,11 @@ public sealed class CalibrateCommand : ICommand
             },
         };
         CalibrationStore.Write(Out, file);
+        if (Quiet)
+        {
+            Console.WriteLine(Out);
+            return 0;
+        }
         string Pct(double v) => double.IsNaN(v) ? "n/a" : (v * 100).ToString("F1", CultureInfo.InvariantCulture) + "%";
         AnsiConsole.MarkupLine(Markup.Escape(
             $"{input.Model.Name} on {input.Gpu.Name} TP{input.Tp}: {samples.Count} iterations, regression MAPE {Pct(fit.Quality.Mape)} " +

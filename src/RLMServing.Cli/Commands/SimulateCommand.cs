@@ -103,7 +103,10 @@ public sealed class SimulateCommand : ICommand
         return ProgressDisplay.Run($"simulating {variant ?? run.Name}", Quiet || requests < 5000, p => ScenarioRunner.Simulate(run, variant, p));
     }
 
-    /// <summary>The metrics a capacity planner looks at first, one column per variant.</summary>
+    /// <summary>
+    /// The metrics a capacity planner looks at first, one column per variant. The rows the HTML report's key table
+    /// also has (RunReport) carry the same statistics (median and p99) in the same units, formatted alike.
+    /// </summary>
     public static Table SummaryTable(string title, IReadOnlyList<RunSummary> summaries)
     {
         var table = new Table().Title(Markup.Escape(title)).AddColumn("metric");
@@ -111,16 +114,18 @@ public sealed class SimulateCommand : ICommand
         void Row(string name, Func<RunSummary, string> f) => table.AddRow([name, .. summaries.Select(s => Markup.Escape(f(s)))]);
         static string N(double v, string fmt = "F1") => v.ToString(fmt, CultureInfo.InvariantCulture);
         Row("model", s => s.Model);
+        Row("hardware", s => $"{s.Replicas} x {s.TensorParallel} x {s.Gpu}");
+        Row("batching", s => s.Batching);
         Row("completed / rejected", s => $"{s.Completed} / {s.Rejected}");
         Row("duration (s)", s => N(s.Duration));
         Row("request throughput (req/s)", s => N(s.RequestThroughput, "F2"));
         Row("output throughput (tok/s)", s => N(s.OutputThroughput, "F0"));
         if (summaries.Any(s => s.RequestGoodput is not null)) Row("request goodput (req/s)", s => s.RequestGoodput is { } g ? N(g, "F2") : "-");
-        Row("mean / p99 TTFT (ms)", s => $"{N(s.MeanTtftMs, "F0")} / {N(s.P99TtftMs, "F0")}");
-        Row("mean / p99 TTFAT (ms)", s => $"{N(s.MeanTtfatMs, "F0")} / {N(s.P99TtfatMs, "F0")}");
-        Row("mean / p99 TPOT (ms)", s => $"{N(s.MeanTpotMs, "F1")} / {N(s.P99TpotMs, "F1")}");
-        Row("mean / p99 ITL (ms)", s => $"{N(s.MeanItlMs, "F1")} / {N(s.P99ItlMs, "F1")}");
-        Row("mean / p99 E2E (s)", s => $"{N(s.MeanE2elMs / 1000)} / {N(s.P99E2elMs / 1000)}");
+        Row("TTFT median / p99 (s)", s => $"{N(s.MedianTtftMs / 1000, "F2")} / {N(s.P99TtftMs / 1000, "F2")}");
+        Row("TTFAT median / p99 (s)", s => $"{N(s.MedianTtfatMs / 1000, "F2")} / {N(s.P99TtfatMs / 1000, "F2")}");
+        Row("TPOT median / p99 (ms)", s => $"{N(s.MedianTpotMs, "F1")} / {N(s.P99TpotMs, "F1")}");
+        Row("ITL median / p99 (ms)", s => $"{N(s.MedianItlMs, "F1")} / {N(s.P99ItlMs, "F1")}");
+        Row("E2EL median / p99 (s)", s => $"{N(s.MedianE2elMs / 1000)} / {N(s.P99E2elMs / 1000)}");
         Row("mean thinking tokens", s => N(s.MeanThinkingTokens, "F0"));
         Row("mean batch size", s => N(s.MeanBatchSize));
         Row("peak / mean KV usage", s => $"{N(s.PeakKvCacheUsage * 100, "F0")}% / {N(s.MeanKvCacheUsage * 100, "F0")}%");

@@ -28,6 +28,9 @@ public sealed class ValidateCommand : ICommand
     [Option("json", HelpText = "Print the report as JSON instead of a table.")]
     public bool Json { get; set; }
 
+    [Option("quiet", HelpText = "No table: only the verdict line (and the exit code: 0 pass, 1 outside the tolerance).")]
+    public bool Quiet { get; set; }
+
     public int Run()
     {
         if (!(Tolerance > 0) || double.IsInfinity(Tolerance)) throw new UserInputException($"--tolerance: must be a positive number, got {Tolerance.ToString(CultureInfo.InvariantCulture)}");
@@ -61,6 +64,7 @@ public sealed class ValidateCommand : ICommand
             measuredSummaries.All(x => x is not null) ? measuredSummaries.Select(x => x!).ToList() : null,
             predictedSummaries.All(x => x is not null) ? predictedSummaries.Select(x => x!).ToList() : null);
         if (Json) Console.WriteLine(JsonSerializer.Serialize(report, ResultWriter.Json));
+        else if (Quiet) Console.WriteLine($"validate: {report.Verdict}");
         else
         {
             AnsiConsole.Write(Table(report));
