@@ -100,9 +100,11 @@ public static partial class ScenarioLoader
                 {
                     int i = m.Entries.FindIndex(e => e.Key == alias);
                     if (i < 0) continue;
-                    if (m.Get(key) is not null)
-                        throw new UserInputException($"{file}: {alias} (line {m.Entries[i].Value.Line}): give {key} or {alias}, not both");
-                    m.Entries[i] = new(key, m.Entries[i].Value);
+                    var value = m.Entries[i].Value;
+                    if (m.Get(key) is not null and not ConfigScalar { IsNull: true })
+                        throw new UserInputException($"{file}: {alias} ({(value.Line > 0 ? $"line {value.Line}" : "--set")}): give {key} or {alias}, not both");
+                    m.Entries.RemoveAt(i);
+                    m.Set(key, value);
                 }
                 foreach (var e in m.Entries) ApplyAliases(e.Value, file);
                 break;
