@@ -71,6 +71,8 @@ public sealed class ReplayCommand : ICommand
         var clock = EngineClock.Parse(Clock);
         EngineClock.CheckUsable(clock, spec, Threads);
         var dtype = TransformerGraphs.ParseDtype(Dtype ?? (spec.Cuda ? "fp16" : "fp32"));
+        if (!spec.Cuda)
+            foreach (var run in runs) ReplayRunner.CheckMemory(run, File, dtype, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
         var interleave = InterleaveProfile is null ? null : InterleaveOptions.Parse(InterleaveProfile, InterleaveShare);
         if (InterleaveProfile is null && InterleaveShare != InterleaveOptions.DefaultShare)
             throw new UserInputException("--interleave-share: needs --interleave-profile GRID");

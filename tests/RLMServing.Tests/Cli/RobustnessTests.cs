@@ -202,6 +202,22 @@ public class RobustnessTests
         Assert.Contains("1E+09", e.Message);
     }
 
+    [Fact]
+    public void AModelTooBigForACpuReplayIsRefusedBeforeAllocation()
+    {
+        var dir = RlmsProcess.TempDir();
+        var scenario = Write(dir, "s.yaml", Valid.Replace("DeepSeek-R1-Distill-Qwen-7B", "DeepSeek-R1-Distill-Llama-70B").Replace("gpu: H100-SXM-80G", "gpu: CPU"));
+        AssertOneLine(RlmsProcess.Run("replay", scenario, "--out", Path.Combine(dir, "o"), "--device", "cpu"), "DeepSeek-R1-Distill-Llama-70B", "does not fit");
+        Assert.False(Directory.Exists(Path.Combine(dir, "o")));
+
+        // The machine itself may hold less than the catalog's CPU entry: weights and KV slots are counted against it.
+        var tiny = Write(dir, "tiny.yaml", Valid.Replace("DeepSeek-R1-Distill-Qwen-7B", "tiny").Replace("gpu: H100-SXM-80G", "gpu: CPU"));
+        var run = RLMServing.IO.Runs.ScenarioRunner.Prepare(RLMServing.IO.Scenarios.ScenarioLoader.Load(tiny), RLMServing.IO.Catalog.CatalogLoader.LoadDefault())[0];
+        var e = Assert.Throws<UserInputException>(() => RLMServing.Profiling.Replay.ReplayRunner.CheckMemory(run, tiny, RLMServing.Profiling.Onnx.OnnxType.Float, 1L << 20));
+        Assert.Contains("GiB are available", e.Message);
+        RLMServing.Profiling.Replay.ReplayRunner.CheckMemory(run, tiny, RLMServing.Profiling.Onnx.OnnxType.Float, 1L << 40);
+    }
+
     // 4. Unbounded work requested: counted first, refused with the count.
 
     [Theory]
