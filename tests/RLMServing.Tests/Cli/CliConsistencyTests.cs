@@ -10,18 +10,7 @@ namespace RLMServing.Tests.Cli;
 /// <summary>One CLI: the same option means the same on every verb, tables fit where they go, help says what is accepted.</summary>
 public class CliConsistencyTests
 {
-    private const string Valid = """
-        name: t
-        seed: 1
-        hardware: { gpu: H100-SXM-80G, replicas: 1, tensor_parallel: 1 }
-        model: DeepSeek-R1-Distill-Qwen-7B
-        workload:
-          requests: 40
-          arrival: { process: poisson, rate: 4.0 }
-          prompt_tokens: { dist: constant, value: 100 }
-          output_tokens: { dist: constant, value: 50 }
-        scheduler: { batching: continuous, max_num_seqs: 16, max_num_batched_tokens: 2048 }
-        """;
+    private static readonly string Valid = SmallScenario.Yaml.Replace("requests: 20", "requests: 40");
 
     private static readonly Type[] Verbs =
         [typeof(SimulateCommand), typeof(TraceCommand), typeof(ProfileCommand), typeof(ValidateCommand), typeof(CalibrateCommand),

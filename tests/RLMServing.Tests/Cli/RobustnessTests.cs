@@ -10,18 +10,7 @@ namespace RLMServing.Tests.Cli;
 /// </summary>
 public class RobustnessTests
 {
-    private const string Valid = """
-        name: t
-        seed: 1
-        hardware: { gpu: H100-SXM-80G, replicas: 1, tensor_parallel: 1 }
-        model: DeepSeek-R1-Distill-Qwen-7B
-        workload:
-          requests: 20
-          arrival: { process: poisson, rate: 4.0 }
-          prompt_tokens: { dist: constant, value: 100 }
-          output_tokens: { dist: constant, value: 50 }
-        scheduler: { batching: continuous, max_num_seqs: 16, max_num_batched_tokens: 2048 }
-        """;
+    private const string Valid = SmallScenario.Yaml;
 
     private static string Write(string dir, string name, string text)
     {
