@@ -74,7 +74,9 @@ public sealed class SweepCommand : ICommand
         runner.Validate();   // every configuration binds before anything runs or is written
         var outDir = Out ?? Path.Combine("results", sweep.Name);
         using var cancel = CancelScope.Start();
-        using var folder = OutputFolder.Open(outDir, Out is null ? "results folder" : "--out", "sweep");
+        // Shards of one sweep may share the folder (a shared file system): each locks its own slice.
+        using var folder = OutputFolder.Open(outDir, Out is null ? "results folder" : "--out", shards > 1 ? $"sweep --shard {shard}/{shards}" : "sweep",
+            shards > 1 ? $".rlms-shard-{shard}-of-{shards}.lock" : FolderLock.FileName);
         var store = SweepStore.Create(outDir, runner);
         folder.Commit();   // the manifest is there: a later --resume continues from whatever gets committed
         cancel.Kept = $"the configurations committed so far are kept in {Path.Combine(outDir, "parts")}; 'rlms sweep {File} --out {outDir} --resume' runs the rest";
@@ -83,7 +85,7 @@ public sealed class SweepCommand : ICommand
         int done = mine.Count(c => committed.Contains(c.Id));
         if (done > 0 && !Resume)
             throw new UserInputException($"{outDir}: already holds {done} of the {mine.Count} configurations of this {(shards > 1 ? "shard" : "sweep")}; pass --resume to finish the rest, or choose another --out");
-        store.RemoveStaleTemporaries();
+        store.RemoveStaleTemporaries(mine.Select(c => c.Id));
         var pending = mine.Where(c => !committed.Contains(c.Id)).ToList();
         int jobs = Jobs ?? Environment.ProcessorCount;
         if (!Quiet)

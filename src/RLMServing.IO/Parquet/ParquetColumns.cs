@@ -64,16 +64,16 @@ public static class ParquetColumns
         Files.InputFile.CheckRegular(path);
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long size = stream.Length;
-        if (size < 12) throw new UserInputException($"{path}: not a Parquet file ({size} bytes; a Parquet file has at least 12)");
+        if (size < 12) throw new UserInputException($"{path}: not a readable Parquet file ({size} bytes; a Parquet file has at least 12)");
         Span<byte> head = stackalloc byte[4], tail = stackalloc byte[8];
         stream.ReadExactly(head);
         stream.Seek(-8, SeekOrigin.End);
         stream.ReadExactly(tail);
         if (!head.SequenceEqual("PAR1"u8) || !tail[4..].SequenceEqual("PAR1"u8))
-            throw new UserInputException($"{path}: not a Parquet file (no PAR1 magic at its start and end)");
+            throw new UserInputException($"{path}: not a readable Parquet file (no PAR1 magic at its start and end)");
         long footer = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(tail);
         if (footer <= 0 || footer > size - 12)
-            throw new UserInputException($"{path}: a corrupt Parquet file: its footer claims {footer:N0} bytes, the file has {size:N0}");
+            throw new UserInputException($"{path}: not a readable Parquet file (its footer claims {footer:N0} bytes, the file has {size:N0})");
         if (footer > MaxFooterBytes)
             throw new UserInputException($"{path}: a Parquet footer of {footer:N0} bytes; at most {MaxFooterBytes:N0} are read (docs/limits.md)");
     }

@@ -23,13 +23,14 @@ public sealed class OutputFolder : IDisposable
     /// <summary>The folder's full path.</summary>
     public string Path { get; }
 
-    public static OutputFolder Open(string path, string option, string verb)
+    /// <param name="lockName">The lock's file name: one per shard when shards of a sweep share the folder.</param>
+    public static OutputFolder Open(string path, string option, string verb, string lockName = FolderLock.FileName)
     {
         var full = OutputPath.CheckFolder(path, option);
         bool created = !Directory.Exists(full);
         Directory.CreateDirectory(full);
         FolderLock held;
-        try { held = FolderLock.Acquire(full, verb); }
+        try { held = FolderLock.Acquire(full, verb, lockName); }
         catch
         {
             if (created) TryDeleteEmpty(full);

@@ -6,9 +6,11 @@ using System.Text.RegularExpressions;
 namespace RLMServing.IO.Results;
 
 /// <summary>
-/// Temporary files beside an output, named per process (<c>.NAME.rlms-PID-N.tmp</c>) so two runs into one folder
-/// never share one, remembered while they live so an interrupted run removes them, and swept on the next run when
-/// the process that left them is gone (kill -9 runs no clean-up).
+/// Temporary files beside an output, named per host and process (<c>.NAME.rlms-HOST-PID-N.tmp</c>) so two runs into
+/// one folder never share one, remembered while they live so an interrupted run removes them, and swept on the next
+/// run on the same host when the process that left them is gone (kill -9 runs no clean-up). Another host's
+/// temporaries (shards of a sweep sharing a folder on a shared file system) are never touched: their process cannot
+/// be seen from here.
 /// </summary>
 public static partial class TempFiles
 {
@@ -22,7 +24,7 @@ public static partial class TempFiles
         var full = Path.GetFullPath(finalPath);
         var dir = Path.GetDirectoryName(full)!;
         long n = Interlocked.Increment(ref _counter);
-        var tmp = Path.Combine(dir, string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(full)}.rlms-{Environment.ProcessId}-{n}.tmp"));
+        var tmp = Path.Combine(dir, string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(full)}.rlms-{Host}-{Environment.ProcessId}-{n}.tmp"));
         Live[tmp] = 0;
         return tmp;
     }
@@ -72,14 +74,16 @@ public static partial class TempFiles
     /// Deletes temporary files in <paramref name="dir"/> (not below it) left by processes that no longer run;
     /// returns how many. Another live run's temporaries are left alone.
     /// </summary>
-    public static int SweepStale(string dir)
+    /// <param name="pattern">Which temporaries to consider (a sweep shard: only its own configurations' parts).</param>
+    public static int SweepStale(string dir, string pattern = ".*.tmp")
     {
         if (!Directory.Exists(dir)) return 0;
         int removed = 0;
-        foreach (var f in Directory.EnumerateFiles(dir, ".*.tmp"))
+        foreach (var f in Directory.EnumerateFiles(dir, pattern))
         {
             var m = TempName().Match(Path.GetFileName(f));
-            if (!m.Success || !int.TryParse(m.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
+            if (!m.Success || !int.TryParse(m.Groups["pid"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
+            if (m.Groups["host"].Success && m.Groups["host"].Value != Host) continue;
             if (pid == Environment.ProcessId || IsAlive(pid)) continue;
             try { File.Delete(f); removed++; }
             catch (IOException) { }
@@ -101,8 +105,18 @@ public static partial class TempFiles
         catch (InvalidOperationException) { return false; }
     }
 
-    // Our own names, and the older per-process names (.NAME.PID.tmp, .NAME.PID.GUID.tmp) some writers used.
-    [GeneratedRegex(@"\.(?:rlms-)?(\d+)(?:-\d+|\.[0-9a-f]{32})?\.tmp$")]
+    /// <summary>This machine's name as temporary and lock files carry it: letters, digits and '-', at most 32.</summary>
+    public static string Host { get; } = HostName();
+
+    private static string HostName()
+    {
+        var name = new string(Environment.MachineName.Select(c => char.IsAsciiLetterOrDigit(c) || c == '-' ? c : '-').ToArray());
+        return name.Length == 0 ? "host" : name[..Math.Min(name.Length, 32)];
+    }
+
+    // Our own names (.NAME.rlms-HOST-PID-N.tmp), and the older per-process names (.NAME.PID.tmp, .NAME.PID.GUID.tmp)
+    // some writers used, which carry no host and are taken to be this host's.
+    [GeneratedRegex(@"\.(?:rlms-(?<host>[A-Za-z0-9-]+)-(?<pid>\d+)-\d+|(?<pid>\d+)(?:\.[0-9a-f]{32})?)\.tmp$")]
     private static partial Regex TempName();
 
     private sealed class Registration(Action cleanup) : IDisposable

@@ -96,10 +96,13 @@ public sealed class SweepStore
     }
 
     /// <summary>
-    /// Removes temporary part files that killed runs left (those of a process that still runs are its in-flight
-    /// parts, and stay; the folder lock keeps a second sweep out of the folder anyway).
+    /// Removes temporary part files that killed runs left for these configurations (a shard's own: other shards
+    /// sharing the folder, on this host or another, keep their in-flight parts).
     /// </summary>
-    public void RemoveStaleTemporaries() => TempFiles.SweepStale(PartsDir);
+    public void RemoveStaleTemporaries(IEnumerable<int> configIds)
+    {
+        foreach (var id in configIds) TempFiles.SweepStale(PartsDir, $".{PartName(id)}.*.tmp");
+    }
 
     /// <summary>Commits one configuration's rows: a temporary file, then an atomic rename to parts/config-NNNNNN.parquet.</summary>
     public void Commit(int configId, IReadOnlyList<ResultColumn> columns, List<object?[]> rows)

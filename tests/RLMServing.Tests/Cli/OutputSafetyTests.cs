@@ -41,14 +41,17 @@ public class OutputSafetyTests
         var a = TempFiles.For(final);
         var b = TempFiles.For(final);
         Assert.NotEqual(a, b);
-        Assert.Contains($"rlms-{Environment.ProcessId}-", a);
+        Assert.Contains($"rlms-{TempFiles.Host}-{Environment.ProcessId}-", a);
         File.WriteAllText(a, "mine, in flight");
-        var dead = Path.Combine(dir, ".requests.parquet.rlms-2147483000-1.tmp");
+        var dead = Path.Combine(dir, $".requests.parquet.rlms-{TempFiles.Host}-2147483000-1.tmp");
         var olderStyle = Path.Combine(dir, ".config-000001.parquet.2147483001.tmp");
+        var otherHost = Path.Combine(dir, ".config-000002.parquet.rlms-another-node-7-2147483002-1.tmp");
         File.WriteAllText(dead, "left by kill -9");
         File.WriteAllText(olderStyle, "left by kill -9");
+        File.WriteAllText(otherHost, "a shard on another node, in flight");
         Assert.Equal(2, TempFiles.SweepStale(dir));
         Assert.True(File.Exists(a), "a live process's temporary stays");
+        Assert.True(File.Exists(otherHost), "another host's temporary stays: its process cannot be seen from here");
         Assert.False(File.Exists(dead));
         Assert.False(File.Exists(olderStyle));
         TempFiles.Delete(a);
@@ -62,12 +65,24 @@ public class OutputSafetyTests
         using (FolderLock.Acquire(dir, "test"))
         {
             var lockText = File.ReadAllText(Path.Combine(dir, FolderLock.FileName));
-            Assert.StartsWith($"{Environment.ProcessId} test", lockText);
+            Assert.StartsWith($"{Environment.ProcessId} {TempFiles.Host} test", lockText);
             var e = Assert.Throws<UserInputException>(() => FolderLock.Acquire(dir, "again"));
             Assert.Contains("in use", e.Message);
         }
         Assert.False(File.Exists(Path.Combine(dir, FolderLock.FileName)));
         using (FolderLock.Acquire(dir, "after release")) { }
+    }
+
+    [Fact]
+    public void ShardsLockTheirOwnSliceAndAnotherHostsLockIsTakenOver()
+    {
+        var dir = RlmsProcess.TempDir();
+        using (FolderLock.Acquire(dir, "sweep --shard 0/2", ".rlms-shard-0-of-2.lock"))
+        using (FolderLock.Acquire(dir, "sweep --shard 1/2", ".rlms-shard-1-of-2.lock"))
+            Assert.Throws<UserInputException>(() => FolderLock.Acquire(dir, "sweep --shard 1/2", ".rlms-shard-1-of-2.lock"));
+        // A node that died holding the lock cannot be asked from here; its requeued job takes the lock over.
+        File.WriteAllText(Path.Combine(dir, FolderLock.FileName), $"{Environment.ProcessId} another-node sweep\n");
+        using (FolderLock.Acquire(dir, "sweep")) { }
     }
 
     [Theory]

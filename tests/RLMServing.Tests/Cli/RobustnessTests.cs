@@ -341,7 +341,7 @@ public class RobustnessTests
         var out_ = Directory.CreateDirectory(Path.Combine(dir, "o")).FullName;
         int dead = DeadPid();
         File.WriteAllText(Path.Combine(out_, ".rlms.lock"), $"{dead} simulate\n");
-        var stale = Write(out_, $".requests.parquet.rlms-{dead}-1.tmp", "half");
+        var stale = Write(out_, $".requests.parquet.rlms-{RLMServing.IO.Results.TempFiles.Host}-{dead}-1.tmp", "half");
         var o = RlmsProcess.Run("simulate", Write(dir, "s.yaml", Valid), "--out", out_, "--quiet");
         Assert.True(o.ExitCode == 0, o.Stderr);
         Assert.True(File.Exists(Path.Combine(out_, "summary.json")));
