@@ -34,13 +34,37 @@ namespace RLMServing.Cli
 
         public static int Run(string[] args, Type[] verbs)
         {
-            var parser = new Parser(s => { s.HelpWriter = Console.Error; s.CaseInsensitiveEnumValues = true; s.AutoVersion = true; s.AllowMultiInstance = true; });
+            // Help is printed as the parser writes it; a mistake in the arguments is one line, not the whole help.
+            var help = new StringWriter();
+            var parser = new Parser(s => { s.HelpWriter = help; s.CaseInsensitiveEnumValues = true; s.AutoVersion = true; s.AllowMultiInstance = true; });
             var parsed = parser.ParseArguments(args, verbs);
             if (parsed is NotParsed<object> notParsed)
-                return notParsed.Errors.All(e => e is HelpRequestedError or HelpVerbRequestedError or VersionRequestedError) ? 0 : UserError;
+            {
+                var errors = notParsed.Errors.ToList();
+                if (errors.All(e => e is HelpRequestedError or HelpVerbRequestedError or VersionRequestedError))
+                {
+                    Console.Error.Write(help.ToString());
+                    return 0;
+                }
+                if (errors.Any(e => e is NoVerbSelectedError or BadVerbSelectedError))
+                {
+                    Console.Error.Write(help.ToString());
+                    return UserError;
+                }
+                Console.Error.WriteLine($"error: {ArgumentErrors.Describe(errors[0], args, verbs)}");
+                return UserError;
+            }
+            ConsoleWidth.Apply();
             try
             {
                 return ((ICommand)((Parsed<object>)parsed).Value).Run();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A write that failed after the checks (a disk that filled up): what this run started is removed by
+                // the writers; the user gets the system's reason in one line.
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 1;
             }
             catch (UserInputException e)
             {

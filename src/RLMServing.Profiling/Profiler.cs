@@ -90,6 +90,25 @@ public sealed class Profiler(ProfileOptions options, Action<string>? warn = null
         return n;
     }
 
+    /// <summary>
+    /// Loads a user's .onnx file once on the CPU, unoptimised, and reads its decoder signature, so a file ONNX Runtime
+    /// cannot load, or one that is not a decoder, is one clear error before any output exists.
+    /// </summary>
+    public static void CheckOnnx(string path)
+    {
+        RLMServing.IO.Files.InputFile.CheckRegular(path, "--model");
+        try
+        {
+            using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+            using var session = new InferenceSession(path, options);
+            DecoderSignature.FromSession(session, path);
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or InvalidOperationException or ArgumentException or NotSupportedException or InvalidDataException)
+        {
+            throw new UserInputException($"--model {path}: not an ONNX decoder that ONNX Runtime can load ({RLMServing.IO.Files.ErrorText.Clip(e.Message.ReplaceLineEndings(" "), 160)})");
+        }
+    }
+
     public ProfileSummary Run(IProgress<ProfileProgress>? progress = null, CancellationToken cancel = default)
     {
         var sw = Stopwatch.StartNew();

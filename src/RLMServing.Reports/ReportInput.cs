@@ -59,7 +59,7 @@ public static class ReportInputLoader
         var summaryPath = Path.Combine(dir, SummaryFile);
         if (!File.Exists(summaryPath)) throw new UserInputException($"{summaryPath}: file not found");
         RunSummary summary;
-        try { summary = JsonSerializer.Deserialize<RunSummary>(File.ReadAllText(summaryPath)) ?? throw new JsonException("empty"); }
+        try { summary = JsonSerializer.Deserialize<RunSummary>(RLMServing.IO.Files.InputFile.ReadAllText(summaryPath)) ?? throw new JsonException("empty"); }
         catch (JsonException e) { throw new UserInputException($"{summaryPath}: not a summary.json ({e.Message})"); }
         var requests = await ResultWriter.ReadRequestsAsync(Path.Combine(dir, "requests.parquet"));
         var timeseries = await ResultWriter.ReadTimeseriesAsync(Path.Combine(dir, "timeseries.parquet"));
@@ -70,7 +70,7 @@ public static class ReportInputLoader
     {
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            using var doc = JsonDocument.Parse(RLMServing.IO.Files.InputFile.ReadAllText(path));
             var scenario = doc.RootElement.TryGetProperty("scenario", out var s) ? s.GetString() ?? "" : "";
             if (!doc.RootElement.TryGetProperty("variants", out var v) || v.ValueKind != JsonValueKind.Array)
                 throw new UserInputException($"{path}: key 'variants' missing or not a list");

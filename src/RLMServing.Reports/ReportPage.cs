@@ -60,7 +60,7 @@ public static class ReportPage
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir)) throw new UserInputException($"{path}: folder {dir} does not exist");
-        var tmp = Path.Combine(dir, "." + Path.GetFileName(full) + ".tmp");
+        var tmp = RLMServing.IO.Results.TempFiles.For(full);
         try
         {
             File.WriteAllText(tmp, Render(report), new UTF8Encoding(false));
@@ -68,7 +68,7 @@ public static class ReportPage
         }
         finally
         {
-            if (File.Exists(tmp)) File.Delete(tmp);
+            RLMServing.IO.Results.TempFiles.Delete(tmp);
         }
     }
 

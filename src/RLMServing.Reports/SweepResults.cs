@@ -20,7 +20,7 @@ public sealed record SweepManifestInfo
     public static SweepManifestInfo? Read(string path)
     {
         if (!File.Exists(path)) return null;
-        try { return JsonSerializer.Deserialize<SweepManifestInfo>(File.ReadAllText(path)); }
+        try { return JsonSerializer.Deserialize<SweepManifestInfo>(RLMServing.IO.Files.InputFile.ReadAllText(path)); }
         catch (JsonException e) { throw new UserInputException($"{path}: not a sweep manifest ({e.Message})"); }
     }
 }
@@ -95,7 +95,7 @@ public sealed class SweepResults
 
     public static async Task<SweepResults> ReadAsync(string path, SweepManifestInfo? manifest)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        RLMServing.IO.ParquetFiles.ParquetColumns.CheckFile(path);
         var numbers = new Dictionary<string, double?[]>();
         var texts = new Dictionary<string, string?[]>();
         var columns = new List<string>();
@@ -125,9 +125,9 @@ public sealed class SweepResults
                 else numbers[f.Name] = numberParts[f.Name].ToArray();
             }
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException || e.GetType().Namespace?.StartsWith("Parquet") == true)
+        catch (Exception e) when (e is not UserInputException and not OutOfMemoryException)
         {
-            throw new UserInputException($"{path}: not a readable Parquet results file ({e.Message})");
+            throw new UserInputException($"{path}: not a readable Parquet results file ({RLMServing.IO.Files.ErrorText.Clip(e.Message.ReplaceLineEndings(" "), 120)})");
         }
         if (rows == 0) throw new UserInputException($"{path}: no rows");
         var axes = manifest?.Axes is { Count: > 0 } named ? named : columns.Where(c => c != ConfigId && c != Seed && !IsOutput(c)).ToList();

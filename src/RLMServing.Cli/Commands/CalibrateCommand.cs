@@ -51,8 +51,14 @@ public sealed class CalibrateCommand : ICommand
                    "Use replays other than the ones the calibration will be validated against.")]
     public IEnumerable<string> HostOverheadFrom { get; set; } = [];
 
+    [Option("quiet", HelpText = "No fit summary; only errors and the output path.")]
+    public bool Quiet { get; set; }
+
     public int Run()
     {
+        RLMServing.IO.Results.OutputPath.CheckFile(Out, "--out");
+        using var cancel = CancelScope.Start();
+        cancel.Kept = $"{Out} was not written";
         var builder = new CalibrationBuilder(CatalogLoader.LoadDefault(Catalog));
         var built = builder.Build(new CalibrationRequest
         {
@@ -62,6 +68,11 @@ public sealed class CalibrateCommand : ICommand
         });
         CalibrationStore.Write(Out, built.File);
         var (fit, held, host) = (built.Fit, built.Held, built.File.HostOverhead);
+        if (Quiet)
+        {
+            Console.WriteLine(Out);
+            return 0;
+        }
         string Pct(double v) => double.IsNaN(v) ? "n/a" : (v * 100).ToString("F1", CultureInfo.InvariantCulture) + "%";
         AnsiConsole.MarkupLine(Markup.Escape(
             $"{built.File.Model} on {built.File.Gpu} TP{built.File.TensorParallel}: {built.Samples} iterations, regression MAPE {Pct(fit.Quality.Mape)} " +

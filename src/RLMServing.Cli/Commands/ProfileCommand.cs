@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using CommandLine;
 using RLMServing.IO.Catalog;
+using RLMServing.IO.Results;
 using RLMServing.Profiling;
 using RLMServing.Profiling.Onnx;
 using RLMServing.Profiling.Runtime;
@@ -49,11 +49,21 @@ public sealed class ProfileCommand : ICommand
     [Option("clock", Default = "wall", HelpText = "wall, or cpu (the engine thread's CPU time; with --groups generation --kv-mode serving --device cpu --threads 1, as rlms replay --clock cpu).")]
     public string Clock { get; set; } = "wall";
 
-    [Option("no-progress", HelpText = "Print one line per configuration instead of a progress bar.")]
+    [Option("catalog", HelpText = "Extra catalog folders or files (GPUs, models) added to the bundled catalog.")]
+    public IEnumerable<string> Catalog { get; set; } = [];
+
+    [Option("quiet", HelpText = "No progress; only errors and the summary line.")]
+    public bool Quiet { get; set; }
+
+    /// <summary>The old spelling of <c>--quiet</c>, still accepted.</summary>
+    [Option("no-progress", Hidden = true)]
     public bool NoProgress { get; set; }
 
     public int Run()
     {
+        if (Threads < 0) throw new UserInputException($"--threads: must be 0 (the runtime's default) or more, got {Threads}");
+        if (GenLayers < 0) throw new UserInputException($"--gen-layers: must be 0 (all layers) or more, got {GenLayers}");
+        if (MaxKvTokens < 0) throw new UserInputException($"--max-kv-tokens: must be 0 (fit 4 GiB) or more, got {MaxKvTokens}");
         var device = DeviceSpec.Parse(Device);
         var dtype = TransformerGraphs.ParseDtype(Dtype ?? (device.Cuda ? "fp16" : "fp32"));
         var grid = ProfileGrid.Get(Grid);
@@ -64,11 +74,12 @@ public sealed class ProfileCommand : ICommand
         {
             if (!File.Exists(Model)) throw new UserInputException($"--model: {Model}: file not found");
             onnx = Path.GetFullPath(Model);
+            Profiler.CheckOnnx(onnx);
             name = Path.GetFileNameWithoutExtension(Model);
         }
         else
         {
-            arch = CatalogLoader.LoadDefault().Model(Model);
+            arch = CatalogLoader.LoadDefault(Catalog).Model(Model);
             name = arch.Name;
             if (arch.HeadDim % 16 != 0)
                 throw new UserInputException($"--model {Model}: head_dim {arch.HeadDim} is not a multiple of 16, which GroupQueryAttention with rotary needs");
@@ -96,41 +107,16 @@ public sealed class ProfileCommand : ICommand
         var options = new ProfileOptions(name, arch, onnx, device, dtype, grid, Out, KernelTrace, GenLayers, kvMode,
             "rlms " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), groups, Threads, Clock: clock);
 
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
-        try
+        using var cancel = CancelScope.StartCooperative();
+        using var folder = OutputFolder.Open(Out, "--out", "profile");
         {
             var profiler = new Profiler(options, msg => Console.Error.WriteLine(msg));
-            ProfileSummary summary;
-            if (NoProgress || Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
+            var summary = ProgressDisplay.Run($"profile {name}", Quiet || NoProgress, sink => profiler.Run(new SyncProgress(p =>
             {
-                var sw = Stopwatch.StartNew();
-                summary = profiler.Run(new SyncProgress(p =>
-                {
-                    double eta = p.Done > 0 ? sw.Elapsed.TotalSeconds / p.Done * (p.Total - p.Done) : 0;
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"[{p.Done}/{p.Total}] {p.Group} {p.Config}  elapsed {sw.Elapsed.TotalSeconds:F1}s  eta {eta:F0}s"));
-                }), cts.Token);
-            }
-            else
-            {
-                summary = null!;
-                AnsiConsole.Progress()
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
-                        new RemainingTimeColumn(), new SpinnerColumn())
-                    .Start(ctx =>
-                    {
-                        var task = ctx.AddTask($"profile {name}", maxValue: Math.Max(1, profiler.CountConfigs()));
-                        summary = profiler.Run(new SyncProgress(p =>
-                        {
-                            task.Value = p.Done;
-                            task.Description = Markup.Escape($"{p.Group} {p.Config}");
-                        }), cts.Token);
-                        task.Value = task.MaxValue;
-                    });
-            }
+                if (sink is null) return;
+                sink.Status($"{p.Group} {p.Config}");
+                sink.Report(p.Total > 0 ? (double)p.Done / p.Total : 0);
+            }), cancel.Token));
             var kernels = KernelTrace ? $", {summary.KernelRows} kernel rows" : "";
             var overhead = summary.OverheadUs is double o ? string.Create(CultureInfo.InvariantCulture, $"; harness overhead {o:F1} us per run") : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -139,16 +125,13 @@ public sealed class ProfileCommand : ICommand
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"layer check {c.Config}: layer {c.LayerUs:F1} us, parts {c.PartsUs:F1} us, ratio {c.Ratio:F3}"));
             foreach (var f in summary.Failures) Console.Error.WriteLine($"failed: {f}");
+            folder.Commit();
             if (summary.Cancelled)
             {
-                Console.Error.WriteLine("interrupted: the rows measured so far are kept");
-                return 130;
+                Console.Error.WriteLine($"interrupted: the rows measured so far are kept in {Out}");
+                return CancelScope.InterruptedExitCode;
             }
             return summary.Failures.Count > 0 ? 1 : 0;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 

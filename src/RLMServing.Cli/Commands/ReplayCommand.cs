@@ -1,7 +1,7 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using CommandLine;
 using RLMServing.IO.Catalog;
+using RLMServing.IO.Results;
 using RLMServing.IO.Runs;
 using RLMServing.IO.Scenarios;
 using RLMServing.Metrics;
@@ -55,10 +55,14 @@ public sealed class ReplayCommand : ICommand
     [Option("quiet", HelpText = "No progress bar or tables; only errors and the output path.")]
     public bool Quiet { get; set; }
 
+    [Option("seed", HelpText = "Override the scenario seed (the requests replayed are the ones the simulator generates from it).")]
+    public int? Seed { get; set; }
+
     public int Run()
     {
+        if (Threads < 0) throw new UserInputException($"--threads: must be 0 (the runtime's default) or more, got {Threads}");
         var catalog = CatalogLoader.LoadDefault(Catalog);
-        var file = ScenarioLoader.Load(File, Set.Concat(MetricPercentilesOption.AsSet(MetricPercentiles)));
+        var file = ScenarioLoader.Load(File, Set.Concat(MetricPercentilesOption.AsSet(MetricPercentiles)), Seed);
         var runs = ScenarioRunner.Prepare(file, new ScenarioInputs(catalog, Catalog));
         var only = Variants.ToList();
         var unknown = only.Where(v => runs.All(r => r.Name != v)).ToList();
@@ -70,17 +74,16 @@ public sealed class ReplayCommand : ICommand
         var clock = EngineClock.Parse(Clock);
         EngineClock.CheckUsable(clock, spec, Threads);
         var dtype = TransformerGraphs.ParseDtype(Dtype ?? (spec.Cuda ? "fp16" : "fp32"));
+        if (!spec.Cuda)
+            foreach (var run in runs) ReplayRunner.CheckMemory(run, File, dtype, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
         var interleave = InterleaveProfile is null ? null : InterleaveOptions.Parse(InterleaveProfile, InterleaveShare);
         if (InterleaveProfile is null && InterleaveShare != InterleaveOptions.DefaultShare)
             throw new UserInputException("--interleave-share: needs --interleave-profile GRID");
         var command = "rlms replay " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
 
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        using var cts = CancelScope.StartCooperative();
+        using var folder = OutputFolder.Open(Out, "--out", "replay");
         var summaries = new List<RunSummary>();
-        try
         {
             using var device = new DeviceContext(spec, Threads);
             foreach (var run in runs)
@@ -93,16 +96,14 @@ public sealed class ReplayCommand : ICommand
                 {
                     Console.Error.WriteLine($"interrupted: {variant ?? file.Name} was not written (a partial run would be a biased sample); " +
                         $"{summaries.Count} finished run(s) kept in {Out}");
-                    return 130;
+                    if (summaries.Count > 0) folder.Commit();
+                    return CancelScope.InterruptedExitCode;
                 }
                 ReplayRunner.WriteAsync(dir, result, ReplayRunner.Metadata(run, variant, command, result, Threads)).GetAwaiter().GetResult();
                 summaries.Add(result.Result.Summary);
+                folder.Commit();
                 if (!Quiet) Console.Error.WriteLine(Line(variant ?? file.Name, result));
             }
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
         if (file.HasVariants && only.Count == 0) ScenarioRunner.WriteComparisonAsync(Out, file.Name, summaries).GetAwaiter().GetResult();
         if (!Quiet) AnsiConsole.Write(SimulateCommand.SummaryTable($"{file.Name} (replay)", summaries));
@@ -123,41 +124,7 @@ public sealed class ReplayCommand : ICommand
     }
 
     private ReplayResult WithProgress(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype, EngineClockKind clock,
-        InterleaveOptions? interleave, CancellationToken cancel)
-    {
-        if (Quiet) return ReplayRunner.Run(run, variant, device, dtype, null, cancel, clock: clock, interleave: interleave);
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
-            return ReplayRunner.Run(run, variant, device, dtype, new LineProgress(variant ?? run.Name), cancel, clock: clock, interleave: interleave);
-        ReplayResult? result = null;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
-                new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"replaying {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
-                result = ReplayRunner.Run(run, variant, device, dtype, new Progress(task), cancel, clock: clock, interleave: interleave);
-                task.Value = 1.0;
-            });
-        return result!;
-    }
-
-    private sealed class Progress(ProgressTask task) : IProgress<double>
-    {
-        public void Report(double value) => task.Value = value;
-    }
-
-    /// <summary>Without a terminal (scripts, CI): one line per tenth of the requests done.</summary>
-    private sealed class LineProgress(string name) : IProgress<double>
-    {
-        private readonly System.Diagnostics.Stopwatch _sw = System.Diagnostics.Stopwatch.StartNew();
-        private int _tenths;
-
-        public void Report(double value)
-        {
-            int tenths = (int)Math.Floor(value * 10);
-            if (tenths <= _tenths) return;
-            _tenths = tenths;
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"replaying {name}: {tenths * 10}% of requests done, {_sw.Elapsed.TotalSeconds:F0} s"));
-        }
-    }
+        InterleaveOptions? interleave, CancellationToken cancel) =>
+        ProgressDisplay.Run($"replaying {variant ?? run.Name}", Quiet,
+            p => ReplayRunner.Run(run, variant, device, dtype, p, cancel, clock: clock, interleave: interleave));
 }

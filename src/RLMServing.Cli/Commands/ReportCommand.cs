@@ -12,12 +12,18 @@ public sealed class ReportCommand : ICommand
     [Option("out", HelpText = "HTML file to write (default: report.html in the RESULTS folder).")]
     public string? Out { get; set; }
 
+    [Option("quiet", HelpText = "Only errors and the output path.")]
+    public bool Quiet { get; set; }
+
     public int Run()
     {
+        using var cancel = CancelScope.Start();
         var folder = Directory.Exists(Results) ? Results : Path.GetDirectoryName(Path.GetFullPath(Results))!;
         var outPath = Out ?? Path.Combine(folder, ReportBuilder.DefaultFileName);
+        RLMServing.IO.Results.OutputPath.CheckFile(outPath, Out is null ? "report" : "--out");
+        cancel.Kept = $"{outPath} was not written";
         var report = ReportBuilder.WriteAsync(Results, outPath).GetAwaiter().GetResult();
-        Console.WriteLine($"report: {outPath} ({report.Charts.Count} charts)");
+        Console.WriteLine(Quiet ? $"report: {outPath}" : $"report: {outPath} ({report.Charts.Count} charts)");
         return 0;
     }
 }

@@ -8,8 +8,12 @@ internal static class ReportOption
     /// <summary>Checked before any work, so a bad path costs nothing.</summary>
     public static void Check(string? report)
     {
-        if (report is { } r && r != SimulateCommand.DefaultReport && Path.GetDirectoryName(Path.GetFullPath(r)) is { } dir && !Directory.Exists(dir))
-            throw new UserInputException($"--report {r}: folder {dir} does not exist");
+        if (report is { } r && r != SimulateCommand.DefaultReport)
+        {
+            if (Path.GetDirectoryName(Path.GetFullPath(r)) is { } dir && !Directory.Exists(dir))
+                throw new UserInputException($"--report {r}: folder {dir} does not exist");
+            RLMServing.IO.Results.OutputPath.CheckFile(r, "--report");
+        }
     }
 
     /// <summary>Writes the report of <paramref name="outDir"/> (default: OUT/report.html) when the option was given.</summary>

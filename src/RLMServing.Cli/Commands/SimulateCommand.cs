@@ -60,29 +60,40 @@ public sealed class SimulateCommand : ICommand
 
     public int Run()
     {
-        ReportOption.Check(Report);
+        using var cancel = CancelScope.Start();
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var file = ScenarioLoader.Load(File, Set.Concat(MetricPercentilesOption.AsSet(MetricPercentiles)), Seed);
         var runs = ScenarioRunner.Prepare(file, new ScenarioInputs(catalog, Catalog));   // every variant is validated before anything runs
         var outDir = Out ?? Path.Combine("results", file.Name);
+        ReportOption.Check(Report);
+        using var folder = OutputFolder.Open(outDir, Out is null ? "results folder" : "--out", "simulate");
+        cancel.Kept = $"nothing was written to {outDir}";
         var command = "rlms simulate " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
         var summaries = new List<RunSummary>();
+        // Every variant's files and comparison.json are staged and moved into place together: a run that fails part
+        // way leaves no variant without the others.
         var printed = new HashSet<string>();   // a warning every variant shares is said once
-        foreach (var run in runs)
+        using (var staged = new StagedFiles())
         {
-            string? variant = file.HasVariants ? run.Name : null;
-            var dir = variant is null ? outDir : Path.Combine(outDir, variant);
-            var result = WithProgress(run, variant);
-            var warnings = ScenarioRunner.CalibrationWarnings(run, result);
-            if (warnings.Count > 0) result = result with { Summary = result.Summary with { CalibrationWarnings = [.. warnings] } };
-            ResultWriter.WriteRunAsync(dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
-            summaries.Add(result.Summary);
-            foreach (var w in warnings)
-                if (printed.Add(w)) Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
-            if (result.Summary.Unstable)
-                Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
+            foreach (var run in runs)
+            {
+                string? variant = file.HasVariants ? run.Name : null;
+                var dir = variant is null ? outDir : Path.Combine(outDir, variant);
+                var result = WithProgress(run, variant);
+                var warnings = ScenarioRunner.CalibrationWarnings(run, result);
+                if (warnings.Count > 0) result = result with { Summary = result.Summary with { CalibrationWarnings = [.. warnings] } };
+                ResultWriter.StageRunAsync(staged, dir, result, ScenarioRunner.Metadata(run, variant, command)).GetAwaiter().GetResult();
+                summaries.Add(result.Summary);
+                foreach (var w in warnings)
+                    if (printed.Add(w)) Console.Error.WriteLine($"warning: {variant ?? file.Name}: {w}");
+                if (result.Summary.Unstable)
+                    Console.Error.WriteLine($"warning: {variant ?? file.Name}: the system was unstable: {result.Summary.UnstableReason}");
+            }
+            if (file.HasVariants) ScenarioRunner.StageComparisonAsync(staged, outDir, file.Name, summaries).GetAwaiter().GetResult();
+            staged.Commit();
         }
-        if (file.HasVariants) ScenarioRunner.WriteComparisonAsync(outDir, file.Name, summaries).GetAwaiter().GetResult();
+        folder.Commit();
+        cancel.Kept = $"the results in {outDir} are complete";
         if (!Quiet) AnsiConsole.Write(SummaryTable(file.Name, summaries));
         Console.WriteLine($"results: {outDir}");
         ReportOption.Write(Report, outDir);
@@ -91,27 +102,15 @@ public sealed class SimulateCommand : ICommand
 
     private Simulation.SimulationResult WithProgress(PreparedRun run, string? variant)
     {
+        // Small runs finish in a blink; a bar would only flicker.
         int requests = run.Scenario.ReplayRequests?.Count ?? run.Scenario.Workload!.Requests;
-        if (Quiet || requests < 5000 || !AnsiConsole.Profile.Capabilities.Interactive)
-            return ScenarioRunner.Simulate(run, variant);
-        Simulation.SimulationResult? result = null;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"simulating {Markup.Escape(variant ?? run.Name)}", maxValue: 1.0);
-                result = ScenarioRunner.Simulate(run, variant, new Progress(task));
-                task.Value = 1.0;
-            });
-        return result!;
+        return ProgressDisplay.Run($"simulating {variant ?? run.Name}", Quiet || requests < 5000, p => ScenarioRunner.Simulate(run, variant, p));
     }
 
-    private sealed class Progress(ProgressTask task) : IProgress<double>
-    {
-        public void Report(double value) => task.Value = value;
-    }
-
-    /// <summary>The metrics a capacity planner looks at first, one column per variant.</summary>
+    /// <summary>
+    /// The metrics a capacity planner looks at first, one column per variant. The rows the HTML report's key table
+    /// also has (RunReport) carry the same statistics (median and p99) in the same units, formatted alike.
+    /// </summary>
     public static Table SummaryTable(string title, IReadOnlyList<RunSummary> summaries)
     {
         var table = new Table().Title(Markup.Escape(title)).AddColumn("metric");
@@ -119,16 +118,18 @@ public sealed class SimulateCommand : ICommand
         void Row(string name, Func<RunSummary, string> f) => table.AddRow([name, .. summaries.Select(s => Markup.Escape(f(s)))]);
         static string N(double v, string fmt = "F1") => v.ToString(fmt, CultureInfo.InvariantCulture);
         Row("model", s => s.Model);
+        Row("hardware", s => $"{s.Replicas} x {s.TensorParallel} x {s.Gpu}");
+        Row("batching", s => s.Batching);
         Row("completed / rejected", s => $"{s.Completed} / {s.Rejected}");
         Row("duration (s)", s => N(s.Duration));
         Row("request throughput (req/s)", s => N(s.RequestThroughput, "F2"));
         Row("output throughput (tok/s)", s => N(s.OutputThroughput, "F0"));
         if (summaries.Any(s => s.RequestGoodput is not null)) Row("request goodput (req/s)", s => s.RequestGoodput is { } g ? N(g, "F2") : "-");
-        Row("mean / p99 TTFT (ms)", s => $"{N(s.MeanTtftMs, "F0")} / {N(s.P99TtftMs, "F0")}");
-        Row("mean / p99 TTFAT (ms)", s => $"{N(s.MeanTtfatMs, "F0")} / {N(s.P99TtfatMs, "F0")}");
-        Row("mean / p99 TPOT (ms)", s => $"{N(s.MeanTpotMs, "F1")} / {N(s.P99TpotMs, "F1")}");
-        Row("mean / p99 ITL (ms)", s => $"{N(s.MeanItlMs, "F1")} / {N(s.P99ItlMs, "F1")}");
-        Row("mean / p99 E2E (s)", s => $"{N(s.MeanE2elMs / 1000)} / {N(s.P99E2elMs / 1000)}");
+        Row("TTFT median / p99 (s)", s => $"{N(s.MedianTtftMs / 1000, "F2")} / {N(s.P99TtftMs / 1000, "F2")}");
+        Row("TTFAT median / p99 (s)", s => $"{N(s.MedianTtfatMs / 1000, "F2")} / {N(s.P99TtfatMs / 1000, "F2")}");
+        Row("TPOT median / p99 (ms)", s => $"{N(s.MedianTpotMs, "F1")} / {N(s.P99TpotMs, "F1")}");
+        Row("ITL median / p99 (ms)", s => $"{N(s.MedianItlMs, "F1")} / {N(s.P99ItlMs, "F1")}");
+        Row("E2EL median / p99 (s)", s => $"{N(s.MedianE2elMs / 1000)} / {N(s.P99E2elMs / 1000)}");
         Row("mean thinking tokens", s => N(s.MeanThinkingTokens, "F0"));
         Row("mean batch size", s => N(s.MeanBatchSize));
         Row("peak / mean KV usage", s => $"{N(s.PeakKvCacheUsage * 100, "F0")}% / {N(s.MeanKvCacheUsage * 100, "F0")}%");

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using CommandLine;
 using RLMServing.IO.Catalog;
+using RLMServing.IO.Results;
 using RLMServing.IO.Sweeps;
 using Spectre.Console;
 
@@ -40,6 +41,9 @@ public sealed class SweepCommand : ICommand
     [Option("quiet", HelpText = "No progress bar; only errors and the output path.")]
     public bool Quiet { get; set; }
 
+    [Option("max-configs", Default = SweepLoader.DefaultMaxRuns, HelpText = "Most runs (configurations x seeds) the sweep may hold; counted before anything runs (docs/limits.md).")]
+    public int MaxConfigs { get; set; } = SweepLoader.DefaultMaxRuns;
+
     public int Run() => File == "merge" ? Merge() : Sweep();
 
     private int Merge()
@@ -47,7 +51,12 @@ public sealed class SweepCommand : ICommand
         var dirs = Dirs.ToList();
         if (dirs.Count == 0) throw new UserInputException("sweep merge: give at least one results folder");
         CheckReportPath();
-        var path = SweepStore.Compact(dirs.Select(SweepStore.Open).ToList(), Out ?? dirs[0]);
+        using var cancel = CancelScope.Start();
+        var stores = dirs.Select(SweepStore.Open).ToList();
+        using var folder = OutputFolder.Open(Out ?? dirs[0], "--out", "sweep merge");
+        cancel.Kept = $"{folder.Path}: results.parquet was not written";
+        var path = SweepStore.Compact(stores, Out ?? dirs[0]);
+        folder.Commit();
         Console.WriteLine($"results: {path}");
         WriteReport(Out ?? dirs[0]);
         return 0;
@@ -57,16 +66,23 @@ public sealed class SweepCommand : ICommand
     {
         if (Dirs.Any()) throw new UserInputException($"sweep: unexpected argument '{Dirs.First()}' (only 'sweep merge' takes folders)");
         if (Jobs is <= 0) throw new UserInputException($"--jobs: must be at least 1, got {Jobs}");
+        if (MaxConfigs <= 0) throw new UserInputException($"--max-configs: must be at least 1, got {MaxConfigs}");
         var (shard, shards) = ParseShard(Shard);
         if (shards > 1 && Report is not null)
             throw new UserInputException("--report: a shard holds part of the sweep; write the report after 'rlms sweep merge ... --report'");
         CheckReportPath();
         var catalog = CatalogLoader.LoadDefault(Catalog);
-        var sweep = SweepLoader.Load(File, MetricPercentilesOption.Parse(MetricPercentiles));
+        var sweep = SweepLoader.Load(File, MetricPercentilesOption.Parse(MetricPercentiles), MaxConfigs);
         var runner = new SweepRunner(sweep, new RLMServing.IO.Scenarios.ScenarioInputs(catalog, Catalog));
         runner.Validate();   // every configuration binds before anything runs or is written
         var outDir = Out ?? Path.Combine("results", sweep.Name);
+        using var cancel = CancelScope.Start();
+        // Shards of one sweep may share the folder (a shared file system): each locks its own slice.
+        using var folder = OutputFolder.Open(outDir, Out is null ? "results folder" : "--out", shards > 1 ? $"sweep --shard {shard}/{shards}" : "sweep",
+            shards > 1 ? $".rlms-shard-{shard}-of-{shards}.lock" : FolderLock.FileName);
         var store = SweepStore.Create(outDir, runner);
+        folder.Commit();   // the manifest is there: a later --resume continues from whatever gets committed
+        cancel.Kept = $"the configurations committed so far are kept in {Path.Combine(outDir, "parts")}; 'rlms sweep {File} --out {outDir} --resume' runs the rest";
         var mine = runner.Configurations.Where(c => c.Id % shards == shard).ToList();
         var committed = store.Committed();
         int done = mine.Count(c => committed.Contains(c.Id));
@@ -88,8 +104,6 @@ public sealed class SweepCommand : ICommand
         var path = SweepStore.Compact([store], outDir);
         if (!Quiet)
         {
-            // A redirected console reports 80 columns; the overview is wider and a log file can take it.
-            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 240;
             AnsiConsole.Write(ResultsOverview(path, sweep));
         }
         Console.WriteLine($"results: {path}");
@@ -132,30 +146,11 @@ public sealed class SweepCommand : ICommand
     private void RunAll(SweepRunner runner, SweepStore store, List<SweepConfiguration> pending, int jobs)
     {
         if (pending.Count == 0) return;
-        void Work(Action onDone) => runner.RunAll(store, pending, jobs, onDone);
-
-        if (Quiet) { Work(() => { }); return; }
-        if (AnsiConsole.Profile.Capabilities.Interactive)
+        ProgressDisplay.Run($"sweeping {pending.Count} configurations", Quiet, p =>
         {
-            AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask($"sweeping {pending.Count} configurations", maxValue: pending.Count);
-                    var gate = new object();
-                    Work(() => { lock (gate) task.Increment(1); });
-                });
-            return;
-        }
-        // Batch schedulers capture stderr to a log: a line per tenth with the ETA instead of a live bar.
-        var sw = Stopwatch.StartNew();
-        int finished = 0, step = Math.Max(1, pending.Count / 10);
-        Work(() =>
-        {
-            int n = Interlocked.Increment(ref finished);
-            if (n % step != 0 && n != pending.Count) return;
-            double elapsed = sw.Elapsed.TotalSeconds, eta = elapsed / n * (pending.Count - n);
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sweep: {n}/{pending.Count} configurations, {elapsed:F0} s elapsed, ETA {eta:F0} s"));
+            int finished = 0;
+            runner.RunAll(store, pending, jobs, () => p?.Report((double)Interlocked.Increment(ref finished) / pending.Count));
+            return finished;
         });
     }
 

@@ -15,7 +15,9 @@ public sealed class TraceCommand : ICommand
     [Value(1, MetaName = "FILE", Required = true, HelpText = "Trace file (or ServeGen folder / chunk file; a measured run's file or folder for llmservingsim-run, distserve-run, vllm-bench).")]
     public string File { get; set; } = "";
 
-    [Option("format", HelpText = "Input format: azure, burstgpt, mooncake, servegen, vidur, csv, parquet; measured runs: llmservingsim-run, distserve-run, vllm-bench (--out is then a folder: trace.parquet, requests.parquet); GPU profiles (stats: detected when omitted).")]
+    [Option("format", HelpText = "Input format. Request traces: azure, burstgpt, mooncake, servegen, vidur, csv, parquet (stats: detected when omitted). " +
+        "Measured runs (import only; --out is then a folder: trace.parquet, requests.parquet): llmservingsim-run, distserve-run, vllm-bench. " +
+        "GPU profiles (import only): vidur-profile, llmservingsim-profile, llmservingsim-v0-profile, splitwise-perf, distserve-profile.")]
     public string? Format { get; set; }
 
     [Option("out", HelpText = "import: output Parquet file (a folder for measured runs).")]
@@ -45,6 +47,12 @@ public sealed class TraceCommand : ICommand
     /// <summary>The formats <c>import</c> knows: request traces, measured runs and GPU profiles (<see cref="CliImporters"/>).</summary>
     public TraceImporterRegistry Importers { get; set; } = CliImporters.Create();
 
+    [Option("quiet", HelpText = "import: no progress lines; only errors and the result line.")]
+    public bool Quiet { get; set; }
+
+    /// <summary>Most seconds of ServeGen traffic one import generates: a week (the data describes one day, repeated).</summary>
+    public const double MaxServeGenDurationS = 7 * 86_400.0;
+
     public int Run()
     {
         bool? grow = SessionContext switch
@@ -68,8 +76,15 @@ public sealed class TraceCommand : ICommand
         if (string.IsNullOrEmpty(Format)) throw new UserInputException("trace import: --format is required");
         if (string.IsNullOrEmpty(Out)) throw new UserInputException("trace import: --out is required");
         var importer = Importers.Get(Format);
-        var options = new ImportOptions(SkipBadRows, Limit, new SynchronousProgress(rows => Console.Error.WriteLine($"  {rows.ToString("N0", CultureInfo.InvariantCulture)} rows ...")),
-            Seed, Duration, Start, grow);
+        CheckInput();
+        if (Duration is { } d && !(d > 0 && d <= MaxServeGenDurationS))
+            throw new UserInputException(string.Create(CultureInfo.InvariantCulture,
+                $"--duration {d:G4}: must be more than 0 and at most {MaxServeGenDurationS:N0} s (a week; docs/limits.md)"));
+        RLMServing.IO.Results.OutputPath.CheckFile(Out, "--out");
+        using var cancel = CancelScope.Start();
+        cancel.Kept = $"{Out} was not written";
+        var progress = Quiet ? null : new SynchronousProgress(rows => Console.Error.WriteLine($"  {rows.ToString("N0", CultureInfo.InvariantCulture)} rows ..."));
+        var options = new ImportOptions(SkipBadRows, Limit, progress, Seed, Duration, Start, grow);
         var started = System.Diagnostics.Stopwatch.StartNew();
         var result = importer.Import(File, Out, options);
         double seconds = started.Elapsed.TotalSeconds;
@@ -79,8 +94,15 @@ public sealed class TraceCommand : ICommand
         return 0;
     }
 
+    /// <summary>A file input must be a regular file (a FIFO would hang, /dev/zero would never end); folders are read by their importers.</summary>
+    private void CheckInput()
+    {
+        if (!Directory.Exists(File)) RLMServing.IO.Files.InputFile.CheckRegular(File);
+    }
+
     private int Stats(bool? grow)
     {
+        CheckInput();
         var (stats, bad) = RequestTraceStats.Compute(File, Format, new SourceOptions(Seed, Duration, Start, grow), SkipBadRows, Limit);
         if (Json) Console.WriteLine(RequestTraceStats.ToJson(stats));
         else PrintTable(stats);

@@ -43,6 +43,9 @@ public sealed class ValidateCommand : ICommand
     [Option("json", HelpText = "Print the report as JSON instead of a table.")]
     public bool Json { get; set; }
 
+    [Option("quiet", HelpText = "No table: only the verdict line (and the exit code: 0 pass, 1 outside the tolerance).")]
+    public bool Quiet { get; set; }
+
     public int Run()
     {
         if (!(Tolerance > 0) || double.IsInfinity(Tolerance)) throw new UserInputException($"--tolerance: must be a positive number, got {Tolerance.ToString(CultureInfo.InvariantCulture)}");
@@ -66,6 +69,11 @@ public sealed class ValidateCommand : ICommand
                 if (Validator.FirstIdMismatch([measured[i], predicted[i]]) is { } bad)
                     throw new UserInputException($"--predicted: {predictedFiles[i]} {(bad.Missing ? "lacks" : "has")} request_id {bad.RequestId}, which " +
                         $"{files[i]} {(bad.Missing ? "has" : "lacks")}: the i-th --predicted must simulate the scenario and seed of the i-th --measured");
+        }
+        for (int i = 0; i < files.Count; i++)
+        {
+            int p = predicted.Count == 1 ? 0 : i;
+            if (OverlapWarning(files[i], measured[i], predictedFiles[p], predicted[p]) is { } warning) Console.Error.WriteLine($"warning: {warning}");
         }
         var measuredSummaries = files.Select(SummaryBeside).ToList();
         var predictedSummaries = predictedFiles.Select(SummaryBeside).ToList();
@@ -123,10 +131,9 @@ public sealed class ValidateCommand : ICommand
     private int Print(ValidationReport report, string? title)
     {
         if (Json) Console.WriteLine(JsonSerializer.Serialize(report, ResultWriter.Json));
+        else if (Quiet) Console.WriteLine($"validate: {report.Verdict}");
         else
         {
-            // Piped into a log (scripts/fidelity-cpu.sh), the default 80 columns wrap every cell of the pooled table.
-            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
             if (title is not null) AnsiConsole.MarkupLine(Markup.Escape(title));
             AnsiConsole.Write(Table(report));
             foreach (var (name, c) in report.Metrics())
@@ -135,6 +142,24 @@ public sealed class ValidateCommand : ICommand
                         $"more than the {report.Tolerance * 100:F0}% tolerance: the measurement does not repeat to the tolerance on this machine");
         }
         return report.Verdict == "pass" ? 0 : OutsideTolerance;
+    }
+
+    /// <summary>Below this share of the larger run's request ids found in the other, the runs are not of one workload.</summary>
+    public const double MinIdOverlap = 0.9;
+
+    /// <summary>
+    /// A warning when a measured and a predicted run share few request ids (a run of 20,000 requests against one of
+    /// 50): the statistics still compare, but not the same requests, and the per-request MAPE covers only the shared ones.
+    /// </summary>
+    public static string? OverlapWarning(string measuredFile, IReadOnlyList<RequestRecord> measured, string predictedFile, IReadOnlyList<RequestRecord> predicted)
+    {
+        var ids = measured.Select(r => r.RequestId).ToHashSet();
+        int shared = predicted.Select(r => r.RequestId).Distinct().Count(ids.Contains);
+        int larger = Math.Max(ids.Count, predicted.Select(r => r.RequestId).Distinct().Count());
+        if (larger == 0 || shared >= MinIdOverlap * larger) return null;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{measuredFile} has {measured.Count:N0} requests and {predictedFile} {predicted.Count:N0}; only {shared:N0} request ids are in both " +
+            $"({100.0 * shared / larger:F1}% of the larger run): they are probably not runs of the same scenario and seed");
     }
 
     /// <summary>A run's requests; one clear line when it has no completed request.</summary>
@@ -150,7 +175,7 @@ public sealed class ValidateCommand : ICommand
     {
         var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(requestsPath)) ?? ".", "summary.json");
         if (!File.Exists(path)) return null;
-        try { return JsonSerializer.Deserialize<RunSummary>(File.ReadAllText(path)); }
+        try { return JsonSerializer.Deserialize<RunSummary>(RLMServing.IO.Files.InputFile.ReadAllText(path)); }
         catch (JsonException e) { throw new UserInputException($"{path}: not a summary.json: {e.Message}"); }
     }
 

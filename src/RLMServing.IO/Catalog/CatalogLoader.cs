@@ -53,10 +53,12 @@ public static class CatalogLoader
     /// <summary>Reads a catalog-style YAML file (snake_case keys) into <typeparamref name="T"/>; errors name the file and line.</summary>
     internal static T Parse<T>(string file) where T : new()
     {
+        var text = Files.InputFile.ReadAllText(file);
+        Scenarios.YamlGuard.Check(text, file);
         var deserializer = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
         try
         {
-            using var reader = File.OpenText(file);
+            using var reader = new StringReader(text);
             return deserializer.Deserialize<T>(reader) ?? new T();
         }
         catch (YamlException e)

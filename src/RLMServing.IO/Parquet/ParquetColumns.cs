@@ -44,17 +44,60 @@ public static class ParquetColumns
     public static DataField? OptionalField(this ParquetReader reader, string name) =>
         reader.Schema.DataFields.FirstOrDefault(f => f.Name == name);
 
+    /// <summary>Largest footer (file metadata) read: 64 MiB, hundreds of times what a trace of millions of rows carries.</summary>
+    public const int MaxFooterBytes = 64 << 20;
+
     /// <summary>Opens a Parquet file for reading, or one clear error naming the file (missing, or not Parquet).</summary>
     public static ParquetReader Open(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
-        try
+        CheckFile(path);
+        return Guard(path, () => ParquetReader.CreateAsync(path).GetAwaiter().GetResult());
+    }
+
+    /// <summary>
+    /// Checks what a Parquet reader trusts before it allocates: a regular file that starts and ends with the PAR1
+    /// magic and whose footer length fits inside the file and <see cref="MaxFooterBytes"/> (a 28-byte file claiming a
+    /// 2 GiB footer would otherwise be read as one).
+    /// </summary>
+    public static void CheckFile(string path)
+    {
+        Files.InputFile.CheckRegular(path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long size = stream.Length;
+        if (size < 12) throw new UserInputException($"{path}: not a readable Parquet file ({size} bytes; a Parquet file has at least 12)");
+        Span<byte> head = stackalloc byte[4], tail = stackalloc byte[8];
+        stream.ReadExactly(head);
+        stream.Seek(-8, SeekOrigin.End);
+        stream.ReadExactly(tail);
+        if (!head.SequenceEqual("PAR1"u8) || !tail[4..].SequenceEqual("PAR1"u8))
+            throw new UserInputException($"{path}: not a readable Parquet file (no PAR1 magic at its start and end)");
+        long footer = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(tail);
+        if (footer <= 0 || footer > size - 12)
+            throw new UserInputException($"{path}: not a readable Parquet file (its footer claims {footer:N0} bytes, the file has {size:N0})");
+        if (footer > MaxFooterBytes)
+            throw new UserInputException($"{path}: a Parquet footer of {footer:N0} bytes; at most {MaxFooterBytes:N0} are read (docs/limits.md)");
+    }
+
+    /// <summary>
+    /// Runs a read of a checked file and turns whatever a corrupt file makes the reader throw (Thrift protocol errors,
+    /// bad pages, truncated column chunks) into one line naming the file.
+    /// </summary>
+    public static T Guard<T>(string path, Func<T> read)
+    {
+        try { return read(); }
+        catch (Exception e) when (e is not UserInputException and not OutOfMemoryException and not OperationCanceledException)
         {
-            return ParquetReader.CreateAsync(path).GetAwaiter().GetResult();
+            throw new UserInputException($"{path}: not a readable Parquet file ({Files.ErrorText.Clip(e.Message.ReplaceLineEndings(" "), 120)})", e);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or Parquet.ParquetException)
+    }
+
+    /// <summary><see cref="Guard{T}(string, Func{T})"/> for asynchronous reads.</summary>
+    public static async Task<T> GuardAsync<T>(string path, Func<Task<T>> read)
+    {
+        try { return await read(); }
+        catch (Exception e) when (e is not UserInputException and not OutOfMemoryException and not OperationCanceledException)
         {
-            throw new UserInputException($"{path}: not a readable Parquet file ({e.Message})", e);
+            throw new UserInputException($"{path}: not a readable Parquet file ({Files.ErrorText.Clip(e.Message.ReplaceLineEndings(" "), 120)})", e);
         }
     }
 

@@ -62,38 +62,27 @@ public static class ResultWriter
     public static async Task WriteRunAsync(string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata,
         IReadOnlyList<(string Name, Func<string, Task> Write)>? extra = null)
     {
-        await WriteFilesAsync(dir,
-        [
-            ("requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata)),
-            ("timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata)),
-            .. extra ?? [],
-            ("summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n")),
-        ]);
+        using var staged = new StagedFiles();
+        await StageRunAsync(staged, dir, result, metadata, extra);
+        staged.Commit();
     }
 
     /// <summary>Writes every file under a temporary name, then moves them all into place; on failure none is left.</summary>
     public static async Task WriteFilesAsync(string dir, IReadOnlyList<(string Name, Func<string, Task> Write)> files)
     {
-        Directory.CreateDirectory(dir);
-        var pending = new List<(string Tmp, string Final)>();
-        try
-        {
-            foreach (var (name, write) in files) pending.Add(await Stage(dir, name, write));
-            foreach (var (tmp, final) in pending) File.Move(tmp, final, overwrite: true);
-        }
-        finally
-        {
-            foreach (var (tmp, _) in pending) if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        using var staged = new StagedFiles();
+        foreach (var (name, write) in files) await staged.StageAsync(dir, name, write);
+        staged.Commit();
     }
 
-    public static async Task<(string, string)> Stage(string dir, string name, Func<string, Task> write)
+    /// <summary>Writes a run's files into <paramref name="staged"/>, to be moved into place with the rest of the result.</summary>
+    public static async Task StageRunAsync(StagedFiles staged, string dir, SimulationResult result, IReadOnlyDictionary<string, string> metadata,
+        IReadOnlyList<(string Name, Func<string, Task> Write)>? extra = null)
     {
-        var final = Path.Combine(dir, name);
-        var tmp = Path.Combine(dir, $".{name}.tmp");
-        try { await write(tmp); }
-        catch { if (File.Exists(tmp)) File.Delete(tmp); throw; }
-        return (tmp, final);
+        await staged.StageAsync(dir, "requests.parquet", p => WriteRequestsAsync(p, result.Requests, metadata));
+        await staged.StageAsync(dir, "timeseries.parquet", p => WriteTimeseriesAsync(p, result.Timeseries, metadata));
+        foreach (var (name, write) in extra ?? []) await staged.StageAsync(dir, name, write);
+        await staged.StageAsync(dir, "summary.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(result.Summary, Json) + "\n"));
     }
 
     /// <param name="extra">Columns after the shared ones that only some runs have (a live benchmark's send times and errors); readers ignore them.</param>
@@ -155,9 +144,14 @@ public static class ResultWriter
     }
 
     /// <summary>Reads requests.parquet back (for validation, comparison and tests); simulated and measured runs alike.</summary>
-    public static async Task<IReadOnlyList<RequestRecord>> ReadRequestsAsync(string path)
+    public static Task<IReadOnlyList<RequestRecord>> ReadRequestsAsync(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        ParquetColumns.CheckFile(path);
+        return ParquetColumns.GuardAsync(path, () => ReadCheckedRequestsAsync(path));
+    }
+
+    private static async Task<IReadOnlyList<RequestRecord>> ReadCheckedRequestsAsync(string path)
+    {
         await using var stream = File.OpenRead(path);
         await using var reader = await ParquetReader.CreateAsync(stream);
         var rows = new List<RequestRecord>();
@@ -195,9 +189,14 @@ public static class ResultWriter
     }
 
     /// <summary>Reads timeseries.parquet back (for reports and tests).</summary>
-    public static async Task<IReadOnlyList<TimeseriesPoint>> ReadTimeseriesAsync(string path)
+    public static Task<IReadOnlyList<TimeseriesPoint>> ReadTimeseriesAsync(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        ParquetColumns.CheckFile(path);
+        return ParquetColumns.GuardAsync(path, () => ReadCheckedTimeseriesAsync(path));
+    }
+
+    private static async Task<IReadOnlyList<TimeseriesPoint>> ReadCheckedTimeseriesAsync(string path)
+    {
         await using var stream = File.OpenRead(path);
         await using var reader = await ParquetReader.CreateAsync(stream);
         var rows = new List<TimeseriesPoint>();

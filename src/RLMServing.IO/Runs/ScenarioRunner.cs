@@ -134,13 +134,20 @@ public static class ScenarioRunner
     /// <summary>comparison.json: every variant's summary side by side, in scenario order.</summary>
     public static async Task WriteComparisonAsync(string dir, string scenario, IReadOnlyList<RunSummary> summaries)
     {
+        using var staged = new StagedFiles();
+        await StageComparisonAsync(staged, dir, scenario, summaries);
+        staged.Commit();
+    }
+
+    /// <summary>comparison.json of a run with variants, staged with the variants' files.</summary>
+    public static async Task StageComparisonAsync(StagedFiles staged, string dir, string scenario, IReadOnlyList<RunSummary> summaries)
+    {
         var doc = new Dictionary<string, object>
         {
             ["scenario"] = scenario,
             ["variants"] = summaries.Select(s => s.Variant ?? "").ToList(),
             ["summaries"] = summaries,
         };
-        var (tmp, final) = await ResultWriter.Stage(dir, "comparison.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(doc, ResultWriter.Json) + "\n"));
-        File.Move(tmp, final, overwrite: true);
+        await staged.StageAsync(dir, "comparison.json", p => File.WriteAllTextAsync(p, JsonSerializer.Serialize(doc, ResultWriter.Json) + "\n"));
     }
 }

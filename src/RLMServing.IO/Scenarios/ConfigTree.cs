@@ -26,9 +26,10 @@ public abstract class ConfigNode
     /// <summary>Parses one YAML value given as text (a <c>--set</c> right-hand side): scalar, flow map or flow list.</summary>
     public static ConfigNode ParseValue(string text)
     {
+        YamlGuard.Check("v: " + text, $"value '{Files.ErrorText.Clip(text)}'");
         var stream = new YamlStream();
         try { stream.Load(new StringReader("v: " + text)); }
-        catch (YamlException e) { throw new UserInputException($"cannot parse value '{text}': {e.Message}"); }
+        catch (YamlException e) { throw new UserInputException($"cannot parse value '{Files.ErrorText.Clip(text)}': {e.Message}"); }
         var root = (YamlMappingNode)stream.Documents[0].RootNode;
         var node = FromYaml(root.Children[new YamlScalarNode("v")]);
         return StripLines(node);

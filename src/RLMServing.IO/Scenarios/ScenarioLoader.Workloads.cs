@@ -52,13 +52,31 @@ public static partial class ScenarioLoader
         int? limit = w.Int("limit");
         if (limit < 0) throw w.Error("limit", $"must not be negative, got {limit}");
         double? rate = w.Has("rate") ? w.PositiveDouble("rate") : null;
-        if (!File.Exists(path) && !Directory.Exists(path)) throw w.Error("trace", $"{path}: file not found");
+        if (!Directory.Exists(path))
+        {
+            try { Files.InputFile.CheckRegular(path); }
+            catch (UserInputException e) { throw w.Error("trace", e.Message); }
+        }
         var requests = RequestTraceWorkload.Load(path, format, timeScale, limit, rate, seed);
         if (requests.Count == 0) throw w.Error("trace", $"{path}: the trace has no requests");
+        CheckTraceBounds(w, path, requests, samples);
         if (samples == 1) return requests;
         if (requests.FirstOrDefault(ParallelSampling.IsSessionTurn) is { } turn)
             throw w.Error("n", $"parallel sampling is not supported with multi-turn sessions ({path}: row {turn.Id} belongs to session '{turn.SessionId}', whose next turn reads one conversation's context); use n: 1 or a trace without session ids");
         return ParallelSampling.ExpandRows(requests, samples, seed);
+    }
+
+    /// <summary>A trace's span after time_scale, its request count and every request's lengths, within <see cref="InputLimits"/>.</summary>
+    private static void CheckTraceBounds(MapReader w, string path, IReadOnlyList<RequestSpec> requests, int samples)
+    {
+        if ((long)requests.Count * samples > InputLimits.MaxRequests)
+            throw w.Error("trace", $"{path}: {requests.Count:N0} rows x n {samples} is past the bound of {InputLimits.MaxRequests:N0} requests per run; use workload.limit (docs/limits.md)");
+        double spanS = requests[^1].ArrivalTimeS;
+        if (!(spanS <= InputLimits.MaxHorizonS))
+            throw w.Error("trace", $"{path}: the arrivals span {InputLimits.Seconds(spanS)} after time_scale; at most {InputLimits.Seconds(InputLimits.MaxHorizonS)} (one year; docs/limits.md)");
+        foreach (var r in requests)
+            if ((long)r.PromptTokens > InputLimits.MaxRequestTokens || (long)r.ThinkingTokens + r.AnswerTokens > InputLimits.MaxRequestTokens)
+                throw w.Error("trace", $"{path}: row {r.Id}: {r.PromptTokens:N0} prompt and {(long)r.ThinkingTokens + r.AnswerTokens:N0} output tokens; at most {InputLimits.MaxRequestTokens:N0} each (docs/limits.md)");
     }
 
     /// <summary>
@@ -70,8 +88,9 @@ public static partial class ScenarioLoader
         ReasoningPreset preset;
         try { preset = DatasetPresetLoader.Load(w.RequiredString("dataset")); }
         catch (UserInputException e) when (e.Message.StartsWith("workload.dataset:", StringComparison.Ordinal)) { throw w.Error("dataset", e.Message["workload.dataset: ".Length..]); }
-        int count = w.PositiveInt("requests");
+        int count = Requests(w);
         var arrival = BindArrival(w.Map("arrival") ?? throw w.Error("arrival", "is required"));
+        CheckHorizon(w, arrival, count);
         if (arrival is ClosedLoopArrivals) throw w.Error("arrival", "closed_loop arrivals are not supported with dataset presets yet; use poisson, gamma or constant");
         var sampler = new ReasoningPresetSampler(preset, model.Reasoning);
         // Same stream split as synthetic workloads: arrivals do not change when only the dataset changes.

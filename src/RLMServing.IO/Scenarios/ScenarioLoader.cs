@@ -41,7 +41,6 @@ public static partial class ScenarioLoader
     /// <summary>Parses a scenario file into its tree, before any override (sweeps parse once and expand many times).</summary>
     public static ConfigMap ReadTree(string path)
     {
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
         var stream = LoadYaml(path);
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode rootYaml)
             throw new UserInputException($"{path}: expected a mapping of scenario keys at the top level");
@@ -60,6 +59,7 @@ public static partial class ScenarioLoader
         var variantsNode = root.Get("variants");
         root.Entries.RemoveAll(e => e.Key == "variants");
         string name = (root.Get("name") as ConfigScalar)?.Value ?? System.IO.Path.GetFileNameWithoutExtension(path);
+        if (root.Get("name") is { } nameNode) Results.OutputPath.CheckName(name, $"{path}: name (line {nameNode.Line})");
         if (variantsNode is null or ConfigScalar { IsNull: true })
             return new ScenarioFile(path, name, [(name, root)], false);
         if (variantsNode is not ConfigList list || list.Items.Count == 0)
@@ -92,6 +92,33 @@ public static partial class ScenarioLoader
         return new ScenarioFile(path, name, runs, true);
     }
 
+    /// <summary>Keys that also answer to another engine's name for them: vLLM's <c>tensor_parallel_size</c>.</summary>
+    private static readonly (string Alias, string Key)[] Aliases = [("tensor_parallel_size", "tensor_parallel")];
+
+    /// <summary>Renames alias keys anywhere in the tree to the scenario's own; both at once is an error.</summary>
+    private static void ApplyAliases(ConfigNode node, string file)
+    {
+        switch (node)
+        {
+            case ConfigMap m:
+                foreach (var (alias, key) in Aliases)
+                {
+                    int i = m.Entries.FindIndex(e => e.Key == alias);
+                    if (i < 0) continue;
+                    var value = m.Entries[i].Value;
+                    if (m.Get(key) is not null and not ConfigScalar { IsNull: true })
+                        throw new UserInputException($"{file}: {alias} ({(value.Line > 0 ? $"line {value.Line}" : "--set")}): give {key} or {alias}, not both");
+                    m.Entries.RemoveAt(i);
+                    m.Set(key, value);
+                }
+                foreach (var e in m.Entries) ApplyAliases(e.Value, file);
+                break;
+            case ConfigList l:
+                foreach (var item in l.Items) ApplyAliases(item, file);
+                break;
+        }
+    }
+
     /// <summary>Binds one run's tree into a scenario, checking names against the catalog and that the model fits.</summary>
     public static Scenario Bind(ConfigMap tree, string file, HardwareCatalog catalog) => Bind(tree, file, new ScenarioInputs(catalog));
 
@@ -99,6 +126,7 @@ public static partial class ScenarioLoader
     public static Scenario Bind(ConfigMap tree, string file, ScenarioInputs inputs)
     {
         var catalog = inputs.Catalog;
+        ApplyAliases(tree, file);
         var r = new MapReader(tree, file, "");
         var name = r.String("name") ?? System.IO.Path.GetFileNameWithoutExtension(file);
         r.String("description");
@@ -223,7 +251,12 @@ public static partial class ScenarioLoader
         const string key = "slowdown";
         var node = c.Raw(key);
         if (node is null) return (null, null, null);
-        if (node is ConfigScalar) return (Slowdown.Constant(c.PositiveDouble(key)), null, null);
+        if (node is ConfigScalar)
+        {
+            double factor = c.PositiveDouble(key);
+            if (factor > InputLimits.MaxSlowdown) throw c.Error(key, $"{factor:G4} is past the bound of {InputLimits.MaxSlowdown:N0} (docs/limits.md)", node);
+            return (Slowdown.Constant(factor), null, null);
+        }
         if (node is not ConfigMap m) throw c.Error(key, "expected a number (a constant factor) or a mapping { file: PATH, window_s: SECONDS, reference: file | calibration }", node);
         var r = new MapReader(m, c.File, c.KeyPath(key));
         var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scenarioFile)) ?? ".", r.RequiredString("file")));
@@ -235,6 +268,8 @@ public static partial class ScenarioLoader
         IReadOnlyList<(double TimeS, double Factor)> samples;
         try { samples = inputs.SlowdownSamples(path, againstCalibration ? calibration : null); }
         catch (UserInputException e) { throw r.Error("file", e.Message); }
+        if (samples.FirstOrDefault(s => !(s.Factor <= InputLimits.MaxSlowdown) || !(s.TimeS <= InputLimits.MaxHorizonS)) is { Factor: var f, TimeS: var t } && (f > InputLimits.MaxSlowdown || t > InputLimits.MaxHorizonS || !double.IsFinite(f) || !double.IsFinite(t)))
+            throw r.Error("file", $"{path}: slowdown {f:G4} at {t:G4} s is past the bounds (slowdown at most {InputLimits.MaxSlowdown:N0}, time at most {InputLimits.Seconds(InputLimits.MaxHorizonS)}; docs/limits.md)");
         return (Slowdown.FromSamples(samples, window), path, (window, againstCalibration ? "calibration" : "file"));
     }
 
@@ -320,9 +355,10 @@ public static partial class ScenarioLoader
 
     private static SyntheticWorkload BindWorkload(MapReader w, ModelArchitecture model)
     {
-        int requests = w.PositiveInt("requests");
+        int requests = Requests(w);
         var arrivalR = w.Map("arrival") ?? throw w.Error("arrival", "is required");
         var arrival = BindArrival(arrivalR);
+        CheckHorizon(w, arrival, requests);
         var prompt = w.Map("prompt_tokens") is { } p ? BindDistribution(p) : throw w.Error("prompt_tokens", "is required");
         int maxOutput = w.PositiveInt("max_output_tokens", model.MaxContext);
         int samples = w.PositiveInt("n", 1);
@@ -347,6 +383,27 @@ public static partial class ScenarioLoader
         }
         w.Done();
         return new SyntheticWorkload(requests, arrival, prompt, output, fraction, thinking, answer, maxOutput, maxThinking, priority) { Samples = samples };
+    }
+
+    /// <summary><c>workload.requests</c>, at most <see cref="InputLimits.MaxRequests"/>.</summary>
+    internal static int Requests(MapReader w)
+    {
+        int requests = w.PositiveInt("requests");
+        if (requests > InputLimits.MaxRequests) throw w.Error("requests", $"{requests:N0} is past the bound of {InputLimits.MaxRequests:N0} requests per run (docs/limits.md)");
+        return requests;
+    }
+
+    /// <summary>
+    /// Refuses an open-loop arrival rate whose requests would span more than <see cref="InputLimits.MaxHorizonS"/> of
+    /// simulated time (the expected span, requests over rate): a rate typed orders of magnitude too small.
+    /// </summary>
+    internal static void CheckHorizon(MapReader w, ArrivalProcess arrival, int requests)
+    {
+        double? rate = arrival switch { PoissonArrivals p => p.RatePerS, GammaArrivals g => g.RatePerS, ConstantArrivals c => c.RatePerS, _ => null };
+        if (rate is not { } r) return;
+        double spanS = requests / r;
+        if (spanS > InputLimits.MaxHorizonS)
+            throw w.Error("arrival", $"rate {r:G4} req/s for {requests:N0} requests spans about {InputLimits.Seconds(spanS)} of simulated time; at most {InputLimits.Seconds(InputLimits.MaxHorizonS)} (one year; docs/limits.md)");
     }
 
     private static ArrivalProcess BindArrival(MapReader a)
@@ -430,27 +487,13 @@ public static partial class ScenarioLoader
     private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
     /// <summary>
-    /// Parses YAML, turning every parser failure into a user error with a line number. YamlDotNet reports most
-    /// syntax errors as YamlException with a position, but a few (an unclosed flow sequence) as a bare
-    /// InvalidOperationException; for those the line of the last event parsed is the best position we have.
+    /// Parses YAML, turning every parser failure into a user error with a line number; the file is checked first (a
+    /// regular file of bounded size) and its events scanned for depth and alias expansion before any tree is built.
     /// </summary>
     public static YamlStream LoadYaml(string path)
     {
-        var text = File.ReadAllText(path);
-        var parser = new Parser(new StringReader(text));
-        try
-        {
-            while (parser.MoveNext()) { }
-        }
-        catch (YamlException e)
-        {
-            throw new UserInputException($"{path}: line {e.Start.Line}: malformed YAML: {Innermost(e).Message}");
-        }
-        catch (InvalidOperationException)
-        {
-            var line = parser.Current?.End.Line ?? 0;
-            throw new UserInputException($"{path}: line {line}: malformed YAML: unexpected end of a flow collection or scalar (unclosed bracket or quote?)");
-        }
+        var text = Files.InputFile.ReadAllText(path);
+        YamlGuard.Check(text, path);
         var stream = new YamlStream();
         try { stream.Load(new StringReader(text)); }
         catch (YamlException e) { throw new UserInputException($"{path}: line {e.Start.Line}: malformed YAML: {Innermost(e).Message}"); }

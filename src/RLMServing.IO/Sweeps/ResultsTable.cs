@@ -82,7 +82,13 @@ public sealed class ResultsTable(IReadOnlyList<ResultColumn> columns, List<objec
         }
     }
 
-    public static async Task<(ResultsTable Table, IReadOnlyDictionary<string, string> Metadata)> ReadAsync(string path)
+    public static Task<(ResultsTable Table, IReadOnlyDictionary<string, string> Metadata)> ReadAsync(string path)
+    {
+        ParquetColumns.CheckFile(path);
+        return ParquetColumns.GuardAsync(path, () => ReadCheckedAsync(path));
+    }
+
+    private static async Task<(ResultsTable Table, IReadOnlyDictionary<string, string> Metadata)> ReadCheckedAsync(string path)
     {
         await using var stream = File.OpenRead(path);
         await using var reader = await ParquetReader.CreateAsync(stream);

@@ -69,12 +69,20 @@ public sealed record SweepFile(
 /// <summary>Reads sweep YAML strictly (unknown keys, wrong types and bad ranges name the file, key and line).</summary>
 public static class SweepLoader
 {
+    /// <summary>Most runs (configurations x seeds) a sweep may hold unless <c>--max-configs</c> allows more.</summary>
+    public const int DefaultMaxRuns = 100_000;
+
+    /// <summary>Most seeds per configuration.</summary>
+    public const int MaxSeeds = 10_000;
+
     /// <param name="percentiles">--metric-percentiles: replaces the base scenario's metrics.percentiles.</param>
-    public static SweepFile Load(string path, IReadOnlyList<double>? percentiles = null)
+    /// <param name="maxRuns">Most configurations x seeds accepted (<c>--max-configs</c>); the sweep is counted before anything is expanded.</param>
+    public static SweepFile Load(string path, IReadOnlyList<double>? percentiles = null, int maxRuns = DefaultMaxRuns)
     {
         var root = ScenarioLoader.ReadTree(path);
         var r = new MapReader(root, path, "");
         var name = r.String("name") ?? System.IO.Path.GetFileNameWithoutExtension(path);
+        if (r.Has("name")) Results.OutputPath.CheckName(name, $"{path}: name (line {root.Get("name")!.Line})");
         r.String("description");
         var baseRel = r.RequiredString("base");
         var basePath = System.IO.Path.GetFullPath(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".", baseRel));
@@ -105,6 +113,7 @@ public static class SweepLoader
                 throw new UserInputException($"{path}: axes.{a.Key}: a grid needs 'step' or 'points' for a range (or use sampling: {{ method: random|latin_hypercube, samples: N }})");
 
         var seeds = BindSeeds(r, baseTree);
+        CheckSize(path, axes, sampling, baseTree, seeds.Count, maxRuns);
         var capacity = r.Map("capacity") is { } c ? BindCapacity(c) : null;
         if (capacity is not null && axes.Any(a => a.Key == capacity.RateKey))
             throw new UserInputException($"{path}: capacity.rate_key: '{capacity.RateKey}' is also an axis; the capacity search sets it");
@@ -210,6 +219,27 @@ public static class SweepLoader
         return result;
     }
 
+    /// <summary>
+    /// Counts the sweep's runs from the axes' sizes before any configuration exists: grid points (or samples) x the
+    /// base scenario's variants x seeds, refused past <paramref name="maxRuns"/> with the count it would be.
+    /// </summary>
+    private static void CheckSize(string path, IReadOnlyList<Axis> axes, Sampling sampling, ConfigMap baseTree, int seeds, int maxRuns)
+    {
+        static double GridCount(Axis a) => a switch
+        {
+            ListAxis l => l.Values.Count,
+            RangeAxis { Step: { } step } ra => Math.Floor((ra.To - ra.From) / step + 1e-9) + 1,
+            RangeAxis { Points: { } points } => points,
+            _ => 1,
+        };
+        double points = sampling.Method == SamplingMethod.Grid ? axes.Aggregate(1.0, (p, a) => p * GridCount(a)) : sampling.Samples;
+        int variants = baseTree.Get("variants") is ConfigList { Items.Count: > 0 } v ? v.Items.Count : 1;
+        double runs = points * variants * seeds;
+        if (!(runs <= maxRuns))
+            throw new UserInputException(string.Create(CultureInfo.InvariantCulture,
+                $"{path}: the sweep would be {runs:N0} runs ({points:N0} points x {variants} variant(s) x {seeds} seed(s)); at most {maxRuns:N0} (raise with --max-configs; docs/limits.md)"));
+    }
+
     private static IReadOnlyList<int> BindSeeds(MapReader r, ConfigMap baseTree)
     {
         int baseSeed = 0;
@@ -234,6 +264,7 @@ public static class SweepLoader
             }
             default:
                 int n = r.PositiveInt("seeds");
+                if (n > MaxSeeds) throw r.Error("seeds", string.Create(CultureInfo.InvariantCulture, $"{n:N0} seeds; at most {MaxSeeds:N0} per configuration (docs/limits.md)"), node);
                 // N seeds: the base scenario's seed and the N - 1 after it.
                 return Enumerable.Range(0, n).Select(i => baseSeed + i).ToList();
         }

@@ -62,9 +62,13 @@ public sealed class SweepStore
             return new SweepStore(dir, existing);
         }
         Directory.CreateDirectory(Path.Combine(dir, "parts"));
-        var tmp = Path.Combine(dir, $".{ManifestFile}.{Environment.ProcessId}.tmp");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(manifest, ResultWriter.Json) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        var tmp = TempFiles.For(path);
+        try
+        {
+            File.WriteAllText(tmp, JsonSerializer.Serialize(manifest, ResultWriter.Json) + "\n");
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally { TempFiles.Delete(tmp); }
         return new SweepStore(dir, manifest);
     }
 
@@ -74,7 +78,7 @@ public sealed class SweepStore
     {
         var path = Path.Combine(dir, ManifestFile);
         if (!File.Exists(path)) throw new UserInputException($"{dir}: no {ManifestFile}; not a sweep results folder");
-        try { return JsonSerializer.Deserialize<SweepManifest>(File.ReadAllText(path)) ?? throw new JsonException("empty"); }
+        try { return JsonSerializer.Deserialize<SweepManifest>(Files.InputFile.ReadAllText(path)) ?? throw new JsonException("empty"); }
         catch (JsonException e) { throw new UserInputException($"{path}: not a valid sweep manifest: {e.Message}"); }
     }
 
@@ -91,12 +95,13 @@ public sealed class SweepStore
         return ids;
     }
 
-    /// <summary>Removes temporary part files a killed run left for these configurations.</summary>
+    /// <summary>
+    /// Removes temporary part files that killed runs left for these configurations (a shard's own: other shards
+    /// sharing the folder, on this host or another, keep their in-flight parts).
+    /// </summary>
     public void RemoveStaleTemporaries(IEnumerable<int> configIds)
     {
-        if (!Directory.Exists(PartsDir)) return;
-        foreach (var id in configIds)
-            foreach (var f in Directory.EnumerateFiles(PartsDir, $".{PartName(id)}.*.tmp")) File.Delete(f);
+        foreach (var id in configIds) TempFiles.SweepStale(PartsDir, $".{PartName(id)}.*.tmp");
     }
 
     /// <summary>Commits one configuration's rows: a temporary file, then an atomic rename to parts/config-NNNNNN.parquet.</summary>
@@ -104,13 +109,13 @@ public sealed class SweepStore
     {
         Directory.CreateDirectory(PartsDir);
         var final = Path.Combine(PartsDir, PartName(configId));
-        var tmp = Path.Combine(PartsDir, $".{PartName(configId)}.{Environment.ProcessId}.tmp");
+        var tmp = TempFiles.For(final);
         try
         {
             new ResultsTable(columns, rows).WriteAsync(tmp, PartMetadata(configId)).GetAwaiter().GetResult();
             File.Move(tmp, final, overwrite: true);
         }
-        finally { if (File.Exists(tmp)) File.Delete(tmp); }
+        finally { TempFiles.Delete(tmp); }
     }
 
     private Dictionary<string, string> PartMetadata(int configId) => new()
@@ -171,9 +176,10 @@ public sealed class SweepStore
             ["rlms.sweep"] = first.Name,
             ["rlms.sweep.fingerprint"] = first.Fingerprint,
         };
-        var (tmp, final) = ResultWriter.Stage(outDir, ResultsFile, p => new ResultsTable(outColumns, rows).WriteAsync(p, meta2)).GetAwaiter().GetResult();
-        File.Move(tmp, final, overwrite: true);
-        return final;
+        using var staged = new StagedFiles();
+        staged.StageAsync(outDir, ResultsFile, p => new ResultsTable(outColumns, rows).WriteAsync(p, meta2)).GetAwaiter().GetResult();
+        staged.Commit();
+        return Path.Combine(outDir, ResultsFile);
     }
 
     private static double? AsDouble(object? v) => v switch

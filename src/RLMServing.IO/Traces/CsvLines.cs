@@ -15,12 +15,15 @@ internal sealed class CsvLines : IDisposable
 
     public CsvLines(string path)
     {
-        if (!System.IO.File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        Files.InputFile.CheckRegular(path);
         File = path;
         _reader = new StreamReader(path, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
     }
 
     public string File { get; }
+
+    /// <summary>Longest line read: 1 Mi characters.</summary>
+    public const int MaxLineChars = 1 << 20;
 
     /// <summary>1-based number of the line last returned.</summary>
     public long LineNumber { get; private set; }
@@ -59,7 +62,14 @@ internal sealed class CsvLines : IDisposable
                 _end = pending.Length;
                 _start = 0;
             }
-            if (_end == _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);
+            if (_end == _buffer.Length)
+            {
+                // A trace's line is a few hundred characters; a file of one endless line is not a trace, and reading
+                // it whole would take all memory.
+                if (_buffer.Length >= MaxLineChars)
+                    throw new UserInputException($"{File}:{LineNumber + 1}: a line longer than {MaxLineChars:N0} characters; not a trace file (docs/limits.md)");
+                Array.Resize(ref _buffer, _buffer.Length * 2);
+            }
             int read = _reader.Read(_buffer, _end, _buffer.Length - _end);
             if (read == 0) _eof = true;
             else _end += read;

@@ -81,7 +81,7 @@ internal abstract class CsvTraceSource : IRequestTraceSource
         public int Count(int i, string name)
         {
             if (CsvLines.TryParseCount(this[i], out int v)) return v;
-            throw new RowError(Column(i), $"{name}: '{this[i].ToString()}' is not a non-negative integer");
+            throw new RowError(Column(i), $"{name}: '{Files.ErrorText.Clip(this[i])}' is not a non-negative integer");
         }
 
         public int? OptionalCount(int? i, string name) => i is int k && !this[k].Trim().IsEmpty ? Count(k, name) : null;
@@ -89,7 +89,7 @@ internal abstract class CsvTraceSource : IRequestTraceSource
         public double Time(int i, string name)
         {
             if (CsvLines.TryParseTime(this[i], out double v)) return v;
-            throw new RowError(Column(i), $"{name}: '{this[i].ToString()}' is not a time in seconds >= 0");
+            throw new RowError(Column(i), $"{name}: '{Files.ErrorText.Clip(this[i])}' is not a time in seconds >= 0");
         }
 
         public string? Text(int? i) => i is int k && !this[k].Trim().IsEmpty ? this[k].Trim().ToString() : null;
@@ -159,7 +159,7 @@ internal sealed class AzureSource : CsvTraceSource
         return f =>
         {
             if (!TimestampParser.TryParseTicks(f[time], out long ticks))
-                throw new RowError(f.Column(time), $"TIMESTAMP: '{f[time].ToString()}' is not a timestamp like 2023-11-16 18:17:03.9799600");
+                throw new RowError(f.Column(time), $"TIMESTAMP: '{Files.ErrorText.Clip(f[time])}' is not a timestamp like 2023-11-16 18:17:03.9799600");
             if (origin is null)
             {
                 origin = ticks;

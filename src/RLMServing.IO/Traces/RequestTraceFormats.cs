@@ -26,14 +26,14 @@ public static class RequestTraceFormats
         string name = Path.GetFileName(path);
         if (Directory.Exists(path) || (name.StartsWith("chunk-", StringComparison.Ordinal) && (name.EndsWith("-trace.csv", StringComparison.Ordinal) || name.EndsWith("-dataset.json", StringComparison.Ordinal))))
             return Get("servegen");
-        if (!File.Exists(path)) throw new UserInputException($"{path}: file not found");
+        Files.InputFile.CheckRegular(path);
         string ext = Path.GetExtension(path).ToLowerInvariant();
         if (ext == ".parquet") return Get("parquet");
         if (ext is ".jsonl" or ".json") return Get("mooncake");
         if (ext == ".csv")
         {
             string first;
-            using (var reader = new StreamReader(path)) first = reader.ReadLine() ?? "";
+            using (var lines = new CsvLines(path)) first = lines.Next() ?? "";
             var header = CsvLines.Header(first);
             bool Has(string column) => header.ContainsKey(CsvLines.Normalize(column));
             if (Has("TIMESTAMP") && Has("ContextTokens")) return Get("azure");
@@ -67,7 +67,8 @@ public sealed class RequestTraceImporter(IRequestTraceSource source) : ITraceImp
             throw new UserInputException($"{outputPath}: the output would overwrite the input");
         string directory = Path.GetDirectoryName(output)!;
         Directory.CreateDirectory(directory);
-        string temp = Path.Combine(directory, $".{Path.GetFileName(output)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Results.TempFiles.SweepStale(directory);
+        string temp = Results.TempFiles.For(output);
         var context = new SourceContext(RequestTraceFormats.ToSourceOptions(options), new BadRows(inputPath, options.SkipBadRows));
         try
         {
@@ -90,11 +91,12 @@ public sealed class RequestTraceImporter(IRequestTraceSource source) : ITraceImp
                 writer.Complete(metadata);
             }
             File.Move(temp, output, overwrite: true);
+            Results.TempFiles.Forget(temp);
             return new ImportResult(rows, context.Bad.Count, context.Bad.Lines, RequestTraceSchema.SchemaName);
         }
         catch
         {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            Results.TempFiles.Delete(temp);
             throw;
         }
     }

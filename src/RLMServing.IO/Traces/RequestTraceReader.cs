@@ -42,18 +42,19 @@ public static class RequestTraceReader
         var order = new ArrivalOrder();
         for (int g = 0; g < reader.RowGroupCount; g++)
         {
-            using var group = reader.OpenRowGroupReader(g);
+            using var group = ParquetColumns.Guard(path, () => reader.OpenRowGroupReader(g));
             int n = checked((int)group.RowCount);
-            var arrival = ParquetColumns.ReadNumbers(path, group, arrivalField, n);
-            var prompt = ReadInts(path, group, promptField, n);
-            var output = ReadInts(path, group, outputField, n);
-            var thinking = thinkingField is null ? null : ReadInts(path, group, thinkingField, n);
-            var session = sessionField is null ? null : ReadStrings(path, group, sessionField, n);
-            var turn = turnField is null ? null : ReadInts(path, group, turnField, n);
-            var model = modelField is null ? null : ReadStrings(path, group, modelField, n);
-            var failed = failedField is null ? null : ReadBools(path, group, failedField, n);
-            var status = statusField is null ? null : ReadStrings(path, group, statusField, n);
-            var hashes = hashField is null ? null : ReadStrings(path, group, hashField, n);
+            var (arrival, prompt, output, thinking, session, turn, model, failed, status, hashes) = ParquetColumns.Guard(path, () => (
+                ParquetColumns.ReadNumbers(path, group, arrivalField, n),
+                ReadInts(path, group, promptField, n),
+                ReadInts(path, group, outputField, n),
+                thinkingField is null ? null : ReadInts(path, group, thinkingField, n),
+                sessionField is null ? null : ReadStrings(path, group, sessionField, n),
+                turnField is null ? null : ReadInts(path, group, turnField, n),
+                modelField is null ? null : ReadStrings(path, group, modelField, n),
+                failedField is null ? null : ReadBools(path, group, failedField, n),
+                statusField is null ? null : ReadStrings(path, group, statusField, n),
+                hashField is null ? null : ReadStrings(path, group, hashField, n)));
             for (int i = 0; i < n; i++)
             {
                 rowNumber++;

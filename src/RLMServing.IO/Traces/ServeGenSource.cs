@@ -91,7 +91,7 @@ public sealed class ServeGenSource : IRequestTraceSource
                 if (k >= 4 && text.IsEmpty) continue;
                 if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out v[k]) || !double.IsFinite(v[k]) || (k < 3 && v[k] < 0))
                 {
-                    problem = $"field {k + 1}: '{text.ToString()}' is not a valid number";
+                    problem = $"field {k + 1}: '{Files.ErrorText.Clip(text)}' is not a valid number";
                     column = ranges[k].Start.GetOffset(line.Length) + 1;
                     break;
                 }

@@ -40,11 +40,13 @@ public static class DatasetPresetLoader
     public static ReasoningPreset LoadFile(string path)
     {
         if (!File.Exists(path)) throw new UserInputException($"{path}: dataset preset file not found");
+        var text = RLMServing.IO.Files.InputFile.ReadAllText(path);
+        Scenarios.YamlGuard.Check(text, path);
         var deserializer = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
         PresetDocument doc;
         try
         {
-            using var reader = File.OpenText(path);
+            using var reader = new StringReader(text);
             doc = deserializer.Deserialize<PresetDocument>(reader) ?? throw new UserInputException($"{path}: the file is empty");
         }
         catch (YamlException e)

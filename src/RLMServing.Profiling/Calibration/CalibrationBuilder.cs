@@ -44,6 +44,8 @@ public sealed class CalibrationBuilder(HardwareCatalog catalog)
         if (files.Count == 0) throw new UserInputException("calibrate: no trace files given");
         var schemas = files.Select(f => (File: f, Schema: TraceReader.Metadata(f).GetValueOrDefault("rlms.schema") ?? "")).ToList();
         var schema = schemas[0].Schema;
+        _gpuGiven = request.Gpu is not null;
+        _cpuTraces = files.All(f => TraceReader.Metadata(f).GetValueOrDefault("rlms.execution_provider") == "CPUExecutionProvider");
         if (schemas.FirstOrDefault(x => x.Schema != schema) is { File: not null } other)
             throw new UserInputException($"{other.File}: a {other.Schema} trace cannot be calibrated together with {schemas[0].File} ({schema})");
         if (request.Statistic != "median" && schema != "iteration")
@@ -277,7 +279,8 @@ public sealed class CalibrationBuilder(HardwareCatalog catalog)
             var found = File.Exists(f) ? f : Directory.EnumerateFiles(path, "*.parquet").Order(StringComparer.Ordinal).FirstOrDefault();
             return found ?? throw new UserInputException($"{path}: no iterations.parquet in this folder");
         }
-        return File.Exists(path) ? path : throw new UserInputException($"{path}: trace file not found");
+        RLMServing.IO.Files.InputFile.CheckRegular(path, "trace");
+        return path;
     }
 
     private ModelArchitecture ResolveModel(string name)
@@ -291,8 +294,18 @@ public sealed class CalibrationBuilder(HardwareCatalog catalog)
     {
         foreach (var candidate in new[] { device, device.Replace("NVIDIA ", "", StringComparison.OrdinalIgnoreCase).Trim() })
             if (catalog.Gpus.Any(g => Eq(g.Name, candidate) || g.Aliases.Any(a => Eq(a, candidate)))) return catalog.Gpu(candidate);
-        throw new UserInputException($"--gpu: the traces' device '{device}' is not a catalog GPU name or alias; pass --gpu NAME");
+        // Our own CPU profiles name the processor model as their device; the catalog's CPU entry is that device.
+        if (!_gpuGiven && _cpuTraces && catalog.Gpus.FirstOrDefault(g => Eq(g.Name, CpuDevice)) is { } cpu) return cpu;
+        string what = _gpuGiven ? $"'{device}'" : $"the traces' device '{device}'";
+        throw new UserInputException($"--gpu: {what} is not a catalog GPU name or alias; pass --gpu NAME, one of: {string.Join(", ", catalog.Gpus.Select(g => g.Name).Order(StringComparer.Ordinal))}");
     }
+
+    /// <summary>The catalog's entry for the host processor (catalog/gpus.yaml).</summary>
+    private const string CpuDevice = "CPU";
+
+    // Set per Build: whether --gpu was given, and whether the traces were measured on ONNX Runtime's CPU provider.
+    private bool _gpuGiven;
+    private bool _cpuTraces;
 
     internal static string Percent(double v) => double.IsNaN(v) ? "n/a" : (v * 100).ToString("F1", CultureInfo.InvariantCulture) + "%";
 }

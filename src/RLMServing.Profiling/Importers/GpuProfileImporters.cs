@@ -93,7 +93,8 @@ internal abstract class GpuProfileImporterBase : ITraceImporter
     {
         var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(outputPath))!;
         Directory.CreateDirectory(dir);
-        var tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(outputPath)}.{Environment.ProcessId}.tmp");
+        RLMServing.IO.Results.TempFiles.SweepStale(dir);
+        var tmp = RLMServing.IO.Results.TempFiles.For(outputPath);
         try
         {
             new TraceWriter<T>(tmp, metadata).Append(rows);
@@ -101,7 +102,7 @@ internal abstract class GpuProfileImporterBase : ITraceImporter
         }
         finally
         {
-            if (File.Exists(tmp)) File.Delete(tmp);
+            RLMServing.IO.Results.TempFiles.Delete(tmp);
         }
     }
 

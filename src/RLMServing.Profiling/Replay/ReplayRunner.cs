@@ -95,6 +95,25 @@ public static class ReplayRunner
             throw new UserInputException($"{file}: model: {run.Model.Name}: head_dim {run.Model.HeadDim} is not a multiple of 16, which GroupQueryAttention with rotary needs");
     }
 
+    /// <summary>
+    /// Refuses a replay whose weights and KV slots (max_num_seqs + 1 slots of the longest request) would not fit in
+    /// <paramref name="availableBytes"/> — a 70B model on a laptop's CPU — before anything is allocated.
+    /// </summary>
+    public static void CheckMemory(PreparedRun run, string file, OnnxType dtype, long availableBytes)
+    {
+        var s = run.Scenario;
+        var requests = s.ReplayRequests ?? s.Workload!.Generate(s.Seed);
+        long longest = requests.Count == 0 ? 16 : requests.Max(r => (long)r.PromptTokens + r.OutputTokens);
+        int element = TransformerGraphs.ElementBytes(dtype);
+        double weights = (double)run.Model.ParameterCount * element;
+        double kv = (double)(s.Scheduler.MaxNumSeqs + 1) * longest * 2 * run.Model.Layers * run.Model.KvHeads * run.Model.HeadDim * element;
+        if (weights + kv > availableBytes)
+            throw new UserInputException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{file}: model: {run.Model.Name} needs about {(weights + kv) / (1L << 30):F1} GiB to replay ({weights / (1L << 30):F1} GiB of weights, " +
+                $"{kv / (1L << 30):F1} GiB of KV slots for max_num_seqs {s.Scheduler.MaxNumSeqs} and requests of up to {longest:N0} tokens); " +
+                $"{availableBytes / (double)(1L << 30):F1} GiB are available (run {run.Name})"));
+    }
+
     public static ReplayResult Run(PreparedRun run, string? variant, DeviceContext device, OnnxType dtype,
         IProgress<double>? progress = null, CancellationToken cancel = default, bool checkInvariants = false,
         EngineClockKind clock = EngineClockKind.Wall, InterleaveOptions? interleave = null)

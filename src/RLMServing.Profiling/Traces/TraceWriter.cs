@@ -1,4 +1,5 @@
 using Parquet;
+using RLMServing.IO.ParquetFiles;
 using Parquet.Serialization;
 
 namespace RLMServing.Profiling.Traces;
@@ -29,8 +30,11 @@ public sealed class TraceWriter<T>(string path, IReadOnlyDictionary<string, stri
 /// <summary>Reads trace files back (tests, calibration, <c>rlms trace stats</c>).</summary>
 public static class TraceReader
 {
-    public static IList<T> Read<T>(string path) where T : class, new() =>
-        ParquetSerializer.DeserializeAsync<T>(path).GetAwaiter().GetResult().Data;
+    public static IList<T> Read<T>(string path) where T : class, new()
+    {
+        ParquetColumns.CheckFile(path);
+        return ParquetColumns.Guard(path, () => ParquetSerializer.DeserializeAsync<T>(path).GetAwaiter().GetResult().Data);
+    }
 
     /// <summary>The names of the file's columns.</summary>
     public static IReadOnlyList<string> Columns(string path) => WithReader(path, r => r.Schema.DataFields.Select(f => f.Name).ToList());
@@ -39,9 +43,8 @@ public static class TraceReader
 
     private static T WithReader<T>(string path, Func<ParquetReader, T> read)
     {
-        using var stream = File.OpenRead(path);
-        var reader = ParquetReader.CreateAsync(stream).GetAwaiter().GetResult();
-        try { return read(reader); }
+        var reader = ParquetColumns.Open(path);
+        try { return ParquetColumns.Guard(path, () => read(reader)); }
         finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 }

@@ -5,18 +5,7 @@ namespace RLMServing.Tests.Cli;
 /// <summary>User mistakes: one line naming the file and key (or line), exit code 2, no stack trace, no output written.</summary>
 public class BadInputTests
 {
-    private const string Valid = """
-        name: t
-        seed: 1
-        hardware: { gpu: H100-SXM-80G, replicas: 1, tensor_parallel: 1 }
-        model: DeepSeek-R1-Distill-Qwen-7B
-        workload:
-          requests: 20
-          arrival: { process: poisson, rate: 4.0 }
-          prompt_tokens: { dist: constant, value: 100 }
-          output_tokens: { dist: constant, value: 50 }
-        scheduler: { batching: continuous, max_num_seqs: 16, max_num_batched_tokens: 2048 }
-        """;
+    private const string Valid = SmallScenario.Yaml;
 
     private static (RlmsProcess.Outcome Outcome, string File, string Out) Simulate(string yaml, params string[] extra)
     {

@@ -16,6 +16,8 @@ using Xunit;
 namespace RLMServing.Tests.Replay;
 
 /// <summary>rlms replay --interleave-profile: the serving engine profiled in the replay's idle moments, off its record.</summary>
+// Waits on the wall clock to the millisecond: runs alone with the other timing tests, where load from parallel tests cannot deschedule it.
+[Collection("timing")]
 public class InterleavedProfileTests
 {
     /// <summary>Four small generation points (12 decode steps each, so some survive calibration's warm-up rule).</summary>

@@ -80,8 +80,9 @@ public sealed class MoeAndEngineTests
         var dir = RlmsProcess.TempDir();
         try
         {
+            // calibrated-h200.yaml models the ORT engine its calibration measured; asked to predict vLLM V1 instead, it warns.
             var outcome = RlmsProcess.RunIn(root, "simulate", "scenarios/calibrated-h200.yaml", "--out", dir, "--quiet",
-                "--set", "workload.requests=40");
+                "--set", "workload.requests=40", "--set", "engine=vllm-v1");
             Assert.Equal(0, outcome.ExitCode);
             var lines = outcome.Stderr.Split('\n').Where(l => l.Contains("used to predict engine vllm-v1")).ToList();
             Assert.Single(lines);

@@ -33,8 +33,9 @@ public class OpenAiClientTests(ITestOutputHelper output)
             output.WriteLine("SKIPPED: node is not on PATH; the openai npm client test needs Node.js 18+");
             return;
         }
+        if (!Directory.Exists(Path.Combine(folder, "node_modules", "openai"))) NpmCi(folder);
         Assert.True(Directory.Exists(Path.Combine(folder, "node_modules", "openai")),
-            "tests/openai-node/node_modules/openai is missing: run `npm ci` in tests/openai-node (.ci/run does)");
+            "tests/openai-node/node_modules/openai is missing and `npm ci` in tests/openai-node did not install it");
         await using var s = await RunningServer.StartAsync(options: new ServeOptions { ApiKey = Key });
         var psi = new ProcessStartInfo(node) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = folder };
         foreach (var a in new[] { "client.mjs", s.Host.BaseAddress.ToString().TrimEnd('/'), s.Model, Key }) psi.ArgumentList.Add(a);
@@ -103,5 +104,16 @@ public class OpenAiClientTests(ITestOutputHelper output)
         Assert.Contains("does not exist", notFound.Message);
         var wrongKey = new ChatClient(s.Model, new ApiKeyCredential("wrong"), options);
         Assert.Equal(401, (await Assert.ThrowsAsync<ClientResultException>(() => wrongKey.CompleteChatAsync(messages))).Status);
+    }
+
+    /// <summary>Installs the pinned client (package-lock.json) the way .ci/run does, so a plain `dotnet test` runs it too.</summary>
+    private static void NpmCi(string folder)
+    {
+        var psi = new ProcessStartInfo("npm") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "ci", "--no-audit", "--no-fund" }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        p.WaitForExit(300_000);
     }
 }
