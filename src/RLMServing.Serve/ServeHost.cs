@@ -44,6 +44,7 @@ public sealed class ServeHost : IAsyncDisposable
     private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     private long _nextId;
     private bool _stopped;
+    private readonly TwinExecutor? _twin;
 
     private ServeHost(PreparedRun run, ServeOptions o, string? variant, string command)
     {
@@ -64,6 +65,7 @@ public sealed class ServeHost : IAsyncDisposable
         {
             var priced = new PricedCostModel(run.Cost);
             var twin = new TwinExecutor(priced, o.TimeScale, s.CostModel.Slowdown);
+            _twin = twin;
             _replica = new LiveReplica(run, priced, twin, twin, null, _metrics, keep);
             _maxModelLen = Math.Min(o.MaxModelLen ?? long.MaxValue, _replica.KvCapacityTokens);
         }
@@ -94,6 +96,12 @@ public sealed class ServeHost : IAsyncDisposable
 
     /// <summary>The name clients send as <c>model</c>.</summary>
     public string ModelName => _model;
+
+    /// <summary>
+    /// The twin: the most an iteration's tokens came out after their simulated time, in wall seconds (a host too slow
+    /// for real time); null for the ONNX Runtime engine.
+    /// </summary>
+    public double? TwinMaxLateWallS => _twin is null ? null : _twin.MaxLateS / _o.TimeScale;
 
     /// <summary>The live replica (tests read its gauges).</summary>
     public LiveReplica Replica => _replica;

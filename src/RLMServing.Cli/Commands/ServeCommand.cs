@@ -110,7 +110,8 @@ public sealed class ServeCommand : ICommand
                 Console.Error.WriteLine($"rlms serve: {run.Name} ({options.Engine.ToString().ToLowerInvariant()}, model '{host.ModelName}'" +
                     (options.Engine == ServeEngineKind.Twin ? $", time scale {options.TimeScale:R}" : "") + $") on {host.BaseAddress}; Ctrl-C stops");
                 stop.Token.WaitHandle.WaitOne();
-                Console.Error.WriteLine("rlms serve: stopping");
+                Console.Error.WriteLine("rlms serve: stopping" + (host.TwinMaxLateWallS is > 0.001 and var late
+                    ? $" (the host fell behind the twin: tokens came out up to {late * 1000:F0} ms late on the wall clock)" : ""));
             }
             finally
             {

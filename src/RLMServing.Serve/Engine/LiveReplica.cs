@@ -56,6 +56,7 @@ public sealed class LiveReplica : IDisposable
     private readonly PreparedRun _run;
     private readonly KvCachePlan _plan;
     private volatile bool _stopping;
+    private volatile bool _ended;
     private long _iterations;
     private double _newestArrivalS;
     private double _lastIterationEndS;
@@ -134,6 +135,8 @@ public sealed class LiveReplica : IDisposable
         Interlocked.Increment(ref _pendingArrivals);
         _arrivals.Enqueue(r);
         _signal.Release();
+        // The engine thread may have ended between the check above and the enqueue: end what it will not take.
+        if (_ended) EndQueued();
         return r;
     }
 
@@ -223,6 +226,13 @@ public sealed class LiveReplica : IDisposable
         var reason = _failure is null ? "the server is shutting down" : $"the engine failed: {_failure.Message}";
         foreach (var r in _active) r.End(new LiveOutcome(LiveFinish.Shutdown, r.Emitted, r.EmittedReasoning, reason));
         _active.Clear();
+        _ended = true;
+        EndQueued();
+    }
+
+    private void EndQueued()
+    {
+        var reason = _failure is null ? "the server is shutting down" : $"the engine failed: {_failure.Message}";
         while (_arrivals.TryDequeue(out var r)) r.End(new LiveOutcome(LiveFinish.Shutdown, 0, 0, reason));
     }
 
@@ -243,7 +253,7 @@ public sealed class LiveReplica : IDisposable
         }
         while (_cancels.TryDequeue(out var r))
         {
-            _cancelledIds.Add(r.Id);
+            if (KeepRecords) _cancelledIds.Add(r.Id);   // its row is marked when the engine finishes it
             if (r.InEngine) Cut(r);
         }
     }

@@ -64,8 +64,8 @@ internal sealed class TwinExecutor : IIterationExecutor, ILiveClock
     public void Release(long requestId, bool finished) { }
 
     /// <summary>
-    /// Sleeps to within about a millisecond of the target, then spins: a sleep alone overshoots by up to a scheduler
-    /// tick, and yielding instead of spinning gives the core away for whole time slices on a loaded machine.
+    /// Sleeps until the target: tokens come out up to about a millisecond late (a sleep's granularity), which does not
+    /// add up because the clock is the simulation's. No spinning: the twin shares its machine with its clients.
     /// </summary>
     private void SleepUntil(double timeS)
     {
@@ -74,8 +74,7 @@ internal sealed class TwinExecutor : IIterationExecutor, ILiveClock
         {
             double left = targetWallS - Stopwatch.GetElapsedTime(_startTicks).TotalSeconds;
             if (left <= 0) return;
-            if (left > 0.0015) Thread.Sleep(TimeSpan.FromSeconds(left - 0.0012));
-            else Thread.SpinWait(64);
+            Thread.Sleep(Math.Max(1, (int)(left * 1000)));
         }
     }
 }

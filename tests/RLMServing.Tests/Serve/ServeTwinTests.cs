@@ -55,23 +55,26 @@ public class ServeTwinTests
         var simulated = ScenarioRunner.Simulate(RunningServer.Prepare(yaml), null).Requests.Single();
         SimulationResult served;
         (double TtftS, double E2eS, int Tokens) client;
+        double lateMs;
         await using (var s = await RunningServer.StartAsync(yaml, new ServeOptions { TimeScale = scale, RecordDir = RlmsProcess.TempDir() }))
         {
             client = await Stream(s, prompt, thinking + answer);
             await s.Host.StopAsync();
             served = s.Host.Result();
+            lateMs = s.Host.TwinMaxLateWallS!.Value * 1000;
         }
         var row = served.Requests.Single();
         Assert.Equal(thinking + answer, client.Tokens);
         // The twin's own clock is the simulator's: the same request takes the same simulated time.
         Assert.Equal(simulated.TtftMs!.Value, row.TtftMs!.Value, 1e-6);
         Assert.Equal(simulated.E2elMs!.Value, row.E2elMs!.Value, 1e-6);
-        // On the wall clock the client sees it divided by the scale, never sooner; later only by the host's own
-        // delays (HTTP, thread wake-ups: the twin releases tokens late, never early, when the machine is loaded).
+        // On the wall clock the client sees it divided by the scale, never sooner. How much later depends on the
+        // test process's load (its thread pool serves the tests beside this one), so only the twin's own lateness is
+        // bounded here; the client-side match is the serve-closed-loop benchmark's (docs/performance.md).
         double wallTtftMs = simulated.TtftMs.Value / scale, wallE2eMs = simulated.E2elMs.Value / scale;
         Assert.True(client.TtftS * 1000 >= wallTtftMs * 0.99, $"client TTFT {client.TtftS * 1000} ms < {wallTtftMs} ms");
         Assert.True(client.E2eS * 1000 >= wallE2eMs * 0.99, $"client E2E {client.E2eS * 1000} ms < {wallE2eMs} ms");
-        Assert.True(client.E2eS * 1000 <= wallE2eMs * 1.5 + 250, $"client E2E {client.E2eS * 1000} ms, simulated {wallE2eMs} ms");
+        Assert.True(lateMs <= 1000, $"the twin released tokens up to {lateMs} ms late");
     }
 
     [Fact]
@@ -120,10 +123,11 @@ public class ServeTwinTests
         Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges is { Running: 1, KvUsage: > 0 }), $"running: {s.Host.Replica.Gauges}");
         tcp.Close();
         var sw = Stopwatch.StartNew();
-        // 5,000 tokens would take tens of seconds; freed within a few iterations of the disconnect instead.
-        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges is { Running: 0, Waiting: 0, KvUsage: 0 }, seconds: 2),
+        // 5,000 tokens would take over 30 seconds; freed as soon as the server notices the closed connection instead
+        // (a few iterations; the bound leaves room for a loaded machine).
+        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges is { Running: 0, Waiting: 0, KvUsage: 0 }, seconds: 5),
             $"still {s.Host.Replica.Gauges}");
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(2));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5));
         string metrics = await s.Http.GetStringAsync("/metrics");
         Assert.Matches("vllm:request_success_total\\{[^}]*finished_reason=\"abort\"\\} 1\\n", metrics);
     }
