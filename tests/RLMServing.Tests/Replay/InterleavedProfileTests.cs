@@ -129,7 +129,8 @@ public class InterleavedProfileTests
         // machine may deschedule it for a few milliseconds; the profile took at least 50 times the 21 steps' time).
         Assert.InRange(profiler.NowS, arrival, arrival + (clock == EngineClockKind.Cpu ? 0.0005 : 0.05));
         Assert.Equal(1, profiler.Sessions);
-        Assert.True(profiler.ProfileS >= 50 * busy && profiler.ProfileS > 0.1, $"profile {profiler.ProfileS:F4} s for {busy:F4} s busy");
+        // Relative to the steps' own time only: an absolute floor depends on the machine's speed and load.
+        Assert.True(profiler.ProfileS >= 50 * busy && profiler.ProfileS > 0, $"profile {profiler.ProfileS:F4} s for {busy:F4} s busy");
         Assert.Equal(21, engine.Iterations.Count);
         // Waiting with a request holding a slot runs nothing.
         profiler.Execute([new ChunkWork(2, 16, 0, true)], []);
