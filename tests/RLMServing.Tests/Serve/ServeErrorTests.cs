@@ -81,8 +81,9 @@ public class ServeErrorTests
     public async Task AFullWaitingQueueIs429()
     {
         // One sequence at a time and room for one waiting request: of five long requests sent at once, two are
-        // taken (one running, one waiting) and the rest are turned away.
-        await using var s = await RunningServer.StartAsync(options: new ServeOptions { MaxWaiting = 1 }, sets: ["scheduler.max_num_seqs=1"]);
+        // taken (one running, one waiting) and the rest are turned away. The twin runs ten times slower than real
+        // time, so the running request outlasts the test however slowly a loaded machine runs the test's own steps.
+        await using var s = await RunningServer.StartAsync(options: new ServeOptions { MaxWaiting = 1, TimeScale = 0.1 }, sets: ["scheduler.max_num_seqs=1"]);
         using var cancel = new CancellationTokenSource();
         var first = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
             cancel: cancel.Token, completion: HttpCompletionOption.ResponseHeadersRead);
