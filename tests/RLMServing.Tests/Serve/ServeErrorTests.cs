@@ -85,19 +85,28 @@ public class ServeErrorTests
         // time, so the running request outlasts the test however slowly a loaded machine runs the test's own steps.
         await using var s = await RunningServer.StartAsync(options: new ServeOptions { MaxWaiting = 1, TimeScale = 0.1 }, sets: ["scheduler.max_num_seqs=1"]);
         using var cancel = new CancellationTokenSource();
-        var first = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
-            cancel: cancel.Token, completion: HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
-        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges.Running == 1));
-        var second = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
-            cancel: cancel.Token, completion: HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
-        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges.Waiting == 1));
-        var third = await Error(await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 10)), HttpStatusCode.TooManyRequests);
-        Assert.Equal("queue_full", third.GetProperty("code").GetString());
-        first.Dispose();
-        second.Dispose();
-        cancel.Cancel();
+        HttpResponseMessage? first = null, second = null;
+        try
+        {
+            first = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
+                cancel: cancel.Token, completion: HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges.Running == 1));
+            second = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
+                cancel: cancel.Token, completion: HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+            Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges.Waiting == 1));
+            var third = await Error(await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 10)), HttpStatusCode.TooManyRequests);
+            Assert.Equal("queue_full", third.GetProperty("code").GetString());
+        }
+        finally
+        {
+            // The two streams are never read: drop them before the server stops, whatever the asserts said, or its
+            // shutdown would wait on streams whose client is gone.
+            cancel.Cancel();
+            first?.Dispose();
+            second?.Dispose();
+        }
     }
 
     [Theory]
