@@ -139,7 +139,7 @@ public sealed class ServeHost : IAsyncDisposable
             result = result with { Summary = result.Summary with { Variant = _variant } };
             var meta = ScenarioRunner.IdentityMetadata(_run, _variant, _command);
             meta["rlms.source"] = "serve";
-            meta["rlms.engine"] = _o.Engine == ServeEngineKind.Twin ? "twin" : "onnx";
+            meta["rlms.serve_engine"] = _o.Engine == ServeEngineKind.Twin ? "twin" : "onnx";   // rlms.engine is the scenario's engine model
             meta["rlms.time_scale"] = _o.TimeScale.ToString("R", CultureInfo.InvariantCulture);
             await ResultWriter.WriteRunAsync(dir, result, meta);
         }
