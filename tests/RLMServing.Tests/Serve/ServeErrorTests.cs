@@ -109,6 +109,21 @@ public class ServeErrorTests
         }
     }
 
+    [Fact]
+    public async Task AStalledStreamDoesNotHoldTheServersShutdown()
+    {
+        // A client that opens a long stream and stops reading (its response never disposed): stopping the server
+        // must still end, within its grace period and some slack, not wait on the stream.
+        var s = await RunningServer.StartAsync(sets: ["scheduler.max_num_seqs=1"]);
+        var stalled = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(8, maxTokens: 2000, stream: true, ignoreEos: true),
+            completion: HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, stalled.StatusCode);
+        var stop = s.Host.StopAsync();
+        Assert.Same(stop, await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(30))));
+        await s.DisposeAsync();
+        stalled.Dispose();
+    }
+
     [Theory]
     [InlineData(FailureType.ServerError, HttpStatusCode.InternalServerError)]
     [InlineData(FailureType.RateLimit, HttpStatusCode.TooManyRequests)]
