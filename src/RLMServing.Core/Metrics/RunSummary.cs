@@ -115,6 +115,9 @@ public sealed record RunSummary
     /// <summary>The merged ITL sketch the ITL statistics came from, so further percentiles can be read (not written).</summary>
     [JsonIgnore]
     public QuantileSketch? ItlSketch { get; init; }
+    /// <summary>The steady window the stability verdict came from, so completing the summary does not analyse the run again (not written).</summary>
+    [JsonIgnore]
+    public SteadyWindow? SteadyWindow { get; init; }
     /// <summary>Shapes the run reached far outside its calibration's measured grid (absent when none).</summary>
     [JsonPropertyName("calibration_warnings")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -48,9 +48,10 @@ public static class SummaryBuilder
         var ttfat = Percentiles.Sorted(ttfatList);
         double busy = replicas.Sum(r => r.BusyS);
         long iterations = replicas.Sum(r => r.Iterations);
-        var (unstable, reason) = Stability(records);
+        var steadyWindow = SteadyState.Analyze(records);
         return identity with
         {
+            SteadyWindow = steadyWindow,
             Completed = completed,
             Failed = n - completed,
             Rejected = n - completed,
@@ -76,8 +77,8 @@ public static class SummaryBuilder
             EstComputeUtilization = replicas.Sum(r => r.Flops) / (replicas.Sum(r => r.PeakFlops) * duration),
             MeanThinkingTokens = completed == 0 ? 0 : thinking / completed,
             ThinkingTruncated = truncated,
-            Unstable = unstable,
-            UnstableReason = reason,
+            Unstable = steadyWindow.Unstable,
+            UnstableReason = steadyWindow.Reason,
             ItlSketch = itl,
         };
     }
@@ -106,7 +107,8 @@ public static class SummaryBuilder
     public static RunSummary Complete(RunSummary summary, IReadOnlyList<RequestRecord> records, IReadOnlyList<double> percentiles, Scenarios.SloConfig slo)
     {
         var wanted = MetricPercentiles.WithKeys(percentiles, slo.Limits.Select(l => l.Key));
-        var window = SteadyState.Analyze(records);
+        // Build analysed these very rows for its stability verdict; a summary read back from a file has no window.
+        var window = summary.SteadyWindow ?? SteadyState.Analyze(records);
         var all = new Samples(records, _ => true);
         var steady = new Samples(records, r => r.ArrivalTimeS >= window.StartS && r.ArrivalTimeS <= window.EndS);
 

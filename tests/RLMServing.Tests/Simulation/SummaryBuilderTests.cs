@@ -134,6 +134,7 @@ public class SummaryBuilderTests
             Unstable = unstable,
             UnstableReason = reason,
             ItlSketch = itl,
+            SteadyWindow = SteadyState.Analyze(records),
         };
     }
 
