@@ -118,6 +118,9 @@ public sealed record RunSummary
     /// <summary>The steady window the stability verdict came from, so completing the summary does not analyse the run again (not written).</summary>
     [JsonIgnore]
     public SteadyWindow? SteadyWindow { get; init; }
+    /// <summary>The sorted latencies the statistics came from, so completing the summary does not sort them again (not written).</summary>
+    [JsonIgnore]
+    public LatencySamples? Latencies { get; init; }
     /// <summary>Shapes the run reached far outside its calibration's measured grid (absent when none).</summary>
     [JsonPropertyName("calibration_warnings")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

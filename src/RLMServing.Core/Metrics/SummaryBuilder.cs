@@ -22,6 +22,7 @@ public static class SummaryBuilder
         var tpotList = new List<double>(n);
         var e2elList = new List<double>(n);
         var ttfatList = new List<double>(n);
+        var serviceList = new List<double>(n);
         for (int i = 0; i < n; i++)
         {
             var r = records[i];
@@ -38,14 +39,13 @@ public static class SummaryBuilder
             if (r.TpotMs is { } tpotMs) tpotList.Add(tpotMs);
             e2elList.Add(r.E2elMs!.Value);
             if (r.TtfatMs is { } ttfatMs) ttfatList.Add(ttfatMs);
+            if (r.FirstScheduledTimeS is { } firstScheduled) serviceList.Add(completion - firstScheduled);
             if (MeetsSlo(r, slo)) good++;
         }
         if (completed == 0) end = start;
         double duration = Math.Max(end - start, 1e-12);
-        var ttft = Percentiles.Sorted(ttftList);
-        var tpot = Percentiles.Sorted(tpotList);
-        var e2el = Percentiles.Sorted(e2elList);
-        var ttfat = Percentiles.Sorted(ttfatList);
+        var latencies = new LatencySamples(n, completed, ttftList, tpotList, e2elList, ttfatList, serviceList);
+        var (ttft, tpot, e2el, ttfat) = (latencies.Ttft, latencies.Tpot, latencies.E2el, latencies.Ttfat);
         double busy = replicas.Sum(r => r.BusyS);
         long iterations = replicas.Sum(r => r.Iterations);
         var steadyWindow = SteadyState.Analyze(records);
@@ -80,6 +80,7 @@ public static class SummaryBuilder
             Unstable = steadyWindow.Unstable,
             UnstableReason = steadyWindow.Reason,
             ItlSketch = itl,
+            Latencies = latencies,
         };
     }
 
@@ -109,8 +110,9 @@ public static class SummaryBuilder
         var wanted = MetricPercentiles.WithKeys(percentiles, slo.Limits.Select(l => l.Key));
         // Build analysed these very rows for its stability verdict; a summary read back from a file has no window.
         var window = summary.SteadyWindow ?? SteadyState.Analyze(records);
-        var all = new Samples(records, _ => true);
-        var steady = new Samples(records, r => r.ArrivalTimeS >= window.StartS && r.ArrivalTimeS <= window.EndS);
+        // Build sorted these very rows' latencies; sorting is most of this method's work at 100k rows.
+        var all = summary.Latencies ?? LatencySamples.All(records);
+        var steady = LatencySamples.Arriving(records, window.StartS, window.EndS);
 
         var extra = new Dictionary<string, object>();
         foreach (var p in wanted)
@@ -149,7 +151,7 @@ public static class SummaryBuilder
             RequestThroughput = length > 0 ? completedInWindow / length : summary.RequestThroughput,
             OutputThroughput = length > 0 ? outputInWindow / length : summary.OutputThroughput,
             RequestGoodput = !slo.IsSet ? null : length > 0 ? goodInWindow / length : summary.RequestGoodput,
-            GoodputFraction = !slo.IsSet ? null : steady.Count == 0 ? 0 : (double)steady.Good(slo) / steady.Count,
+            GoodputFraction = !slo.IsSet ? null : steady.Count == 0 ? 0 : (double)Good(records, window, slo) / steady.Count,
             MeanTtftMs = Mean(steady.Of("ttft")),
             MeanTpotMs = Mean(steady.Of("tpot")),
             MeanE2elMs = Mean(steady.Of("e2el")),
@@ -178,37 +180,13 @@ public static class SummaryBuilder
         _ => null,
     };
 
-    /// <summary>Sorted per-request latencies of the rows a filter keeps.</summary>
-    private sealed class Samples
+    /// <summary>Rows arriving inside the steady window that met the slo.</summary>
+    private static int Good(IReadOnlyList<RequestRecord> records, SteadyWindow window, Scenarios.SloConfig slo)
     {
-        private readonly Dictionary<string, double[]> _sorted;
-        private readonly List<RequestRecord> _rows = [];
-
-        public Samples(IReadOnlyList<RequestRecord> records, Func<RequestRecord, bool> keep)
-        {
-            var ttft = new List<double>(); var tpot = new List<double>(); var e2el = new List<double>();
-            var ttfat = new List<double>(); var service = new List<double>();
-            foreach (var r in records)
-            {
-                if (!keep(r)) continue;
-                _rows.Add(r);
-                if (r.Status != RequestStatus.Completed) continue;
-                Completed++;
-                ttft.Add(r.TtftMs!.Value);
-                if (r.TpotMs is { } t) tpot.Add(t);
-                e2el.Add(r.E2elMs!.Value);
-                if (r.TtfatMs is { } a) ttfat.Add(a);
-                if (r.FirstScheduledTimeS is { } f) service.Add(r.CompletionTimeS!.Value - f);
-            }
-            _sorted = new() { ["ttft"] = Percentiles.Sorted(ttft), ["tpot"] = Percentiles.Sorted(tpot), ["e2el"] = Percentiles.Sorted(e2el), ["ttfat"] = Percentiles.Sorted(ttfat) };
-            ServiceS = Percentiles.Sorted(service);
-        }
-
-        public int Count => _rows.Count;
-        public int Completed { get; }
-        public double[] ServiceS { get; }
-        public double[] Of(string metric) => _sorted[metric];
-        public int Good(Scenarios.SloConfig slo) => _rows.Count(r => MeetsSlo(r, slo));
+        int good = 0;
+        foreach (var r in records)
+            if (r.ArrivalTimeS >= window.StartS && r.ArrivalTimeS <= window.EndS && MeetsSlo(r, slo)) good++;
+        return good;
     }
 
     private static double Mean(double[] a) => a.Length == 0 ? 0 : a.Average();

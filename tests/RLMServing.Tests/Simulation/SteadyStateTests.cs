@@ -35,6 +35,49 @@ public class SteadyStateTests
         Assert.Equal(8 / Math.Sqrt(21), r.Z, 9);
     }
 
+    /// <summary>
+    /// The per-window time averages come from interval overlaps (no sort); they must equal the event-sweep reference
+    /// (sort the +1/-1 steps, integrate the level window by window) for intervals that start or end outside the
+    /// span, on window boundaries, or span no time at all.
+    /// </summary>
+    [Property(MaxTest = 200)]
+    public void WindowAveragesEqualAnEventSweep(int seed)
+    {
+        var rng = new Random(seed);
+        int windows = 1 + rng.Next(40);
+        double t0 = rng.NextDouble() * 10, width = 0.1 + rng.NextDouble() * 5, end = t0 + width * windows;
+        double Time() => rng.Next(6) switch
+        {
+            0 => t0 + rng.Next(windows + 1) * width,          // a boundary
+            1 => t0 - rng.NextDouble() * width,               // before the span
+            2 => end + rng.NextDouble() * width,              // after it
+            _ => t0 + rng.NextDouble() * (end - t0),
+        };
+        var intervals = Enumerable.Range(0, rng.Next(200)).Select(_ => { double a = Time(); return (a, b: Math.Max(a, rng.Next(8) == 0 ? a : Time())); }).ToList();
+
+        var fast = new SteadyState.WindowAverage(t0, width, windows);
+        foreach (var (a, b) in intervals) fast.Add(a, b);
+        var actual = fast.Averages();
+
+        var events = intervals.SelectMany(x => new[] { (T: x.a, D: 1), (T: x.b, D: -1) }).OrderBy(e => e.T).ToList();
+        var area = new double[windows];
+        double prev = t0;
+        int level = 0;
+        foreach (var (t, d) in events.Append((T: end, D: 0)))
+        {
+            double at = Math.Clamp(t, t0, end);
+            for (int k = 0; k < windows && level > 0; k++)
+            {
+                double lo = Math.Max(prev, t0 + k * width), hi = Math.Min(at, t0 + (k + 1) * width);
+                if (hi > lo) area[k] += level * (hi - lo);
+            }
+            prev = Math.Max(prev, at);
+            level += d;
+        }
+        for (int k = 0; k < windows; k++)
+            Assert.True(Math.Abs(area[k] / width - actual[k]) <= 1e-9 * (1 + intervals.Count), $"window {k}: {area[k] / width} vs {actual[k]}");
+    }
+
     [Property(MaxTest = 50)]
     public bool MannKendallFindsANoisyLinearTrend(int seed)
     {

@@ -135,6 +135,7 @@ public class SummaryBuilderTests
             UnstableReason = reason,
             ItlSketch = itl,
             SteadyWindow = SteadyState.Analyze(records),
+            Latencies = LatencySamples.All(records),
         };
     }
 
