@@ -39,14 +39,41 @@ public static partial class ScenarioLoader
             k.Fraction("watermark", d.Watermark, allowZero: true));
     }
 
+    /// <summary>
+    /// One replica group's GPU, replica count and tensor parallelism, checked against the model, the scheduler, the
+    /// calibration and the KV-cache plan. <c>hardware:</c> and every item of <c>cluster.groups</c> bind through here, so
+    /// a single-GPU scenario and a cluster get the same checks and the same messages (each naming its own keys).
+    /// </summary>
+    private static ReplicaGroupConfig BindGroup(MapReader g, string name, ReplicaRole role, SchedulerConfig scheduler, string schedulerPath,
+        string file, HardwareCatalog catalog, ModelArchitecture model, KvCacheConfig kv, CostModelConfig cost, DraftMemory? draftMemory)
+    {
+        GpuSpec gpu;
+        try { gpu = catalog.Gpu(g.RequiredString("gpu")); }
+        catch (CatalogException e) { throw g.Error("gpu", e.Message); }
+        int replicas = g.PositiveInt("replicas", 1);
+        int tp = g.PositiveInt("tensor_parallel", 1);
+        if (model.Heads % tp != 0)
+            throw g.Error("tensor_parallel", $"{tp} does not divide the {model.Heads} attention heads of {model.Name}");
+        if (RLMServing.Simulation.Batching.BatchPlanners.Get(scheduler.Batching).DecodesShareTokenBudget && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
+            throw new UserInputException($"{file}: {schedulerPath}.max_num_batched_tokens: must be at least max_num_seqs ({scheduler.MaxNumSeqs}) with {scheduler.Batching.Name}, so every running decode fits an iteration");
+        if (cost.Calibration is { } cal && (!string.Equals(cal.Gpu, gpu.Name, StringComparison.OrdinalIgnoreCase) || cal.TensorParallel != tp))
+            throw g.Error("gpu", $"the calibrated cost model ({cost.File}) was fitted on {cal.TensorParallel} x {cal.Gpu}; this group runs {tp} x {gpu.Name}");
+        try { KvCachePlan.For(model, gpu, tp, kv, scheduler, draftMemory); }
+        // The plan's message names the key that does not fit (kv_cache..., speculative...); in a cluster, also the group.
+        catch (UserInputException e) { throw new UserInputException(g.Path == "hardware" ? $"{file}: {e.Message}" : $"{file}: {g.Path}: {e.Message}"); }
+        return new ReplicaGroupConfig(name, gpu.Name, replicas, tp, scheduler, role);
+    }
+
     /// <summary>The first group's GPU and tensor parallelism stand for the cluster in <c>hardware</c> (result metadata, the default cost model).</summary>
-    private static HardwareConfig FirstGroupHardware(MapReader cluster, string file)
+    private static HardwareConfig FirstGroupHardware(MapReader cluster, string file, HardwareCatalog catalog)
     {
         if (cluster.List("groups") is not { Items.Count: > 0 } list)
             throw cluster.Error("groups", "expected a non-empty list of { name, gpu, replicas, tensor_parallel, scheduler }");
         if (list.Items[0] is not ConfigMap first) throw cluster.Error("groups", "item 0 must be a mapping", list.Items[0]);
         var g = new MapReader(first, file, "cluster.groups[0]");
         var gpu = g.RequiredString("gpu");
+        try { catalog.Gpu(gpu); }
+        catch (CatalogException e) { throw g.Error("gpu", e.Message); }
         int tp = g.Int("tensor_parallel") ?? 1;
         return new HardwareConfig(gpu, 1, tp);
     }
@@ -76,16 +103,9 @@ public static partial class ScenarioLoader
                 var g = new MapReader(m, file, path);
                 string name = g.String("name") ?? $"group{i}";
                 if (groups.Any(x => x.Name == name)) throw g.Error("name", $"duplicate group name '{name}'");
-                string gpuName = g.RequiredString("gpu");
-                GpuSpec gpu;
-                try { gpu = catalog.Gpu(gpuName); }
-                catch (CatalogException e) { throw g.Error("gpu", e.Message); }
-                int replicas = g.PositiveInt("replicas", 1);
                 var role = g.Enum("role", ReplicaRole.Both, ("both", ReplicaRole.Both), ("prefill", ReplicaRole.Prefill), ("decode", ReplicaRole.Decode));
-                int tp = g.PositiveInt("tensor_parallel", 1);
-                if (model.Heads % tp != 0)
-                    throw g.Error("tensor_parallel", $"{tp} does not divide the {model.Heads} attention heads of {model.Name}");
                 var groupScheduler = scheduler;
+                string schedulerPath = "scheduler";
                 if (g.Map("scheduler") is { } sr)
                 {
                     var merged = (ConfigMap?)schedulerTree?.Clone() ?? new ConfigMap([], m.Line);
@@ -95,16 +115,11 @@ public static partial class ScenarioLoader
                         if (key == "router") throw sr.Error("router", "the router is cluster-wide: set cluster.router");
                         merged.SetPath(key, value.Clone(), $"{file}: {path}.scheduler.{key}");
                     }
-                    groupScheduler = BindScheduler(new MapReader(merged, file, $"{path}.scheduler"), defaults) with { Router = scheduler.Router };
+                    schedulerPath = $"{path}.scheduler";
+                    groupScheduler = BindScheduler(new MapReader(merged, file, schedulerPath), defaults) with { Router = scheduler.Router };
                 }
-                if (RLMServing.Simulation.Batching.BatchPlanners.Get(groupScheduler.Batching).DecodesShareTokenBudget && groupScheduler.MaxNumBatchedTokens < groupScheduler.MaxNumSeqs)
-                    throw g.Error("scheduler", $"max_num_batched_tokens must be at least max_num_seqs ({groupScheduler.MaxNumSeqs}) with {groupScheduler.Batching.Name}");
-                if (cost.Calibration is { } cal && (!string.Equals(cal.Gpu, gpu.Name, StringComparison.OrdinalIgnoreCase) || cal.TensorParallel != tp))
-                    throw g.Error("gpu", $"the calibrated cost model ({cost.File}) was fitted on {cal.TensorParallel} x {cal.Gpu}; this group runs {tp} x {gpu.Name}");
-                try { KvCachePlan.For(model, gpu, tp, kv, groupScheduler, draftMemory); }
-                catch (UserInputException e) { throw new UserInputException($"{file}: {path}: {e.Message}"); }
+                groups.Add(BindGroup(g, name, role, groupScheduler, schedulerPath, file, catalog, model, kv, cost, draftMemory));
                 g.Done();
-                groups.Add(new ReplicaGroupConfig(name, gpu.Name, replicas, tp, groupScheduler, role));
             }
         }
         KvTransferConfig? link = null;

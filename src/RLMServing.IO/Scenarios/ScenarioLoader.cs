@@ -137,7 +137,7 @@ public static partial class ScenarioLoader
         var hwR = r.Map("hardware");
         if (groupsGiven && hwR is not null) throw r.Error("hardware", "give either hardware or cluster.groups, not both");
         // With cluster.groups, hardware stands for the first group (GPU, tensor parallelism) and the total replica count.
-        var hardware = groupsGiven ? FirstGroupHardware(clusterR!, file) : null;
+        var hardware = groupsGiven ? FirstGroupHardware(clusterR!, file, catalog) : null;
         if (hwR is null && !groupsGiven) throw r.Error("hardware", "is required (or cluster.groups)");
         if (hwR is not null)
         {
@@ -193,14 +193,8 @@ public static partial class ScenarioLoader
         }
         // Serving policies apply to clusters of replica groups too (each replica runs them).
         var engine = CompleteEngine(engineRead, scheduler);
-        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine };
-        if (model.Heads % hardware.TensorParallel != 0)
-            throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
-        if (BatchPlanners.Get(scheduler.Batching).DecodesShareTokenBudget && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
-            throw new UserInputException($"{file}: scheduler.max_num_batched_tokens: must be at least max_num_seqs ({scheduler.MaxNumSeqs}) with {scheduler.Batching.Name}, so every running decode fits an iteration");
-        try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler, policies.Speculative?.Memory); }
-        catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
-
+        // hardware: is a cluster of one group, checked by the same code as each of cluster.groups.
+        if (hwR is not null) BindGroup(hwR, "default", ReplicaRole.Both, scheduler, "scheduler", file, catalog, model, kv, cost, policies.Speculative?.Memory);
         return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine };
     }
 

@@ -41,6 +41,23 @@ public class ClusterScenarioTests
         Assert.Equal(PreemptionMode.Recompute, s.Scheduler.Preemption);
     }
 
+    /// <summary>
+    /// <c>hardware:</c> is a cluster of one group: the same checks, with the same words, each naming its own keys.
+    /// </summary>
+    [Theory]
+    [InlineData("tensor_parallel: 3", "tensor_parallel: 3 does not divide the 28 attention heads of DeepSeek-R1-Distill-Qwen-7B")]
+    [InlineData("gpu: H100-SXM-8OG", "gpu: ")]
+    [InlineData("replicas: 0", "replicas: ")]
+    public void HardwareAndAOneGroupClusterAreCheckedAlike(string setting, string message)
+    {
+        string keys = setting.StartsWith("gpu:") ? setting : $"gpu: H100-SXM-80G, {setting}";
+        var hardware = Error($"hardware: {{ {keys} }}\n" + Workload);
+        var cluster = Error($"cluster: {{ groups: [ {{ name: a, {keys} }} ] }}\n" + Workload);
+        Assert.Contains("hardware." + message, hardware);
+        Assert.Contains("cluster.groups[0]." + message, cluster);
+        Assert.Equal(hardware[(hardware.IndexOf("hardware.") + "hardware.".Length)..], cluster[(cluster.IndexOf("cluster.groups[0].") + "cluster.groups[0].".Length)..]);
+    }
+
     [Theory]
     [InlineData("least_outstanding", RouterKind.LeastOutstanding)]
     [InlineData("least_kv", RouterKind.LeastKv)]
