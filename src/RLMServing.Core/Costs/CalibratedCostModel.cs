@@ -26,7 +26,7 @@ public sealed class CalibratedCostModel(CalibratedIterationModel model, Roofline
         return w with { TimeS = (shape.TotalTokens == 0 ? 0 : Model.PredictUs(shape) / 1e6) + scoringS };
     }
 
-    public IterationCost Decode(int decodeCount, long kvSum)
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default)
     {
         var w = work.Decode(decodeCount, kvSum);
         return w with { TimeS = decodeCount == 0 ? 0 : Model.PredictDecodeUs(decodeCount, kvSum) / 1e6 };

@@ -42,5 +42,8 @@ public sealed class CudaGraphCostModel : ICostModel
         return _inner.Iteration(shape with { DecodeCount = shape.DecodeCount + padding });
     }
 
-    public IterationCost Decode(int decodeCount, long kvSum) => _inner.Decode(PaddedTokens(decodeCount), kvSum);
+    // The padding reads no KV: the real requests' longest and shortest KV stay what they are.
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default) => _inner.Decode(PaddedTokens(decodeCount), kvSum, spread);
+
+    public bool UsesKvSpread => _inner.UsesKvSpread;
 }

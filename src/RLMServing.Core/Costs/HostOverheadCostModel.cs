@@ -24,9 +24,11 @@ public sealed class HostOverheadCostModel(ICostModel inner, double overheadS, bo
         return c.TimeS > 0 ? c with { TimeS = WithHost(c.TimeS) } : c;
     }
 
-    public IterationCost Decode(int decodeCount, long kvSum)
+    public bool UsesKvSpread => inner.UsesKvSpread;
+
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default)
     {
-        var c = inner.Decode(decodeCount, kvSum);
+        var c = inner.Decode(decodeCount, kvSum, spread);
         return decodeCount > 0 ? c with { TimeS = WithHost(c.TimeS) } : c;
     }
 

@@ -12,8 +12,9 @@ namespace RLMServing.Costs;
 /// Lookups interpolate linearly between measured points on every axis, clamp below the grid and extrapolate
 /// linearly above it, as the simulator does — except that above the grid a falling last segment (measurement noise
 /// between the two largest points) is held flat instead of extrapolated downwards, so more work never costs less.
-/// Not modelled: LLMServingSim's skew correction (it needs the batch's
-/// longest and shortest decode KV, which a <see cref="BatchShape"/> does not carry).
+/// Decode batches of unequal KV lengths get the profile's skew correction where the calibration carries it
+/// (<see cref="AttentionSkewFit"/>, trace_generator._lookup_attention_with_skew): the attention lookup at the mean KV
+/// moved by the bucket's alpha towards the lookup at the longest KV, from the batch's <see cref="KvSpread"/>.
 /// </summary>
 public sealed class OperatorTableCostModel : ICostModel
 {
@@ -24,6 +25,7 @@ public sealed class OperatorTableCostModel : ICostModel
     private readonly (double[] X, double[] Y)[] _perSequence;
     private readonly AttentionGrid? _attention;
     private readonly MoeGrid? _moe;
+    private readonly SkewAlphas? _skew;
     private readonly int _expertParallel;
 
     /// <param name="expertParallel">Ranks the experts are spread over (data-parallel replicas with expert parallelism; 1 otherwise).</param>
@@ -37,7 +39,11 @@ public sealed class OperatorTableCostModel : ICostModel
         _perSequence = tables.SequenceOps.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Value.X, p.Value.Us)).ToArray();
         if (tables.Attention is { } a) _attention = new AttentionGrid(a);
         if (tables.Moe is { } m) _moe = new MoeGrid(m);
+        if (tables.AttentionSkew is { } k && _attention is not null) _skew = new SkewAlphas(k);
     }
+
+    /// <summary>The decode batch's longest and shortest KV change the price when the profile carries a skew fit.</summary>
+    public bool UsesKvSpread => _skew is not null;
 
     public double PeakFlops => _work.PeakFlops;
     public double PeakBandwidth => _work.PeakBandwidth;
@@ -51,28 +57,51 @@ public sealed class OperatorTableCostModel : ICostModel
         foreach (var c in shape.Prefills.Span) { chunk += c.Tokens; kvPrefill += c.ContextTokens; }
         int decodes = shape.DecodeCount * (1 + shape.SpeculativeTokens);
         long kvMean = shape.DecodeCount > 0 ? shape.DecodeKvSum / shape.DecodeCount : 0;
-        double us = PredictUs(shape.TotalTokens, chunk, kvPrefill, decodes, kvMean, shape.Prefills.Length + shape.DecodeCount);
+        var spread = shape.DecodeKvSpread;
+        double us = PredictUs(shape.TotalTokens, chunk, kvPrefill, decodes, kvMean, shape.Prefills.Length + shape.DecodeCount, spread.Longest, spread.Shortest);
         return w with { TimeS = us / 1e6 + _work.Scoring(shape).TimeS };
     }
 
-    public IterationCost Decode(int decodeCount, long kvSum)
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default)
     {
         var w = _work.Decode(decodeCount, kvSum);
-        return w with { TimeS = decodeCount == 0 ? 0 : PredictUs(decodeCount, 0, 0, decodeCount, kvSum / decodeCount, decodeCount) / 1e6 };
+        return w with { TimeS = decodeCount == 0 ? 0 : PredictUs(decodeCount, 0, 0, decodeCount, kvSum / decodeCount, decodeCount, spread.Longest, spread.Shortest) / 1e6 };
     }
 
-    /// <summary>One iteration's time, µs: <paramref name="tokens"/> through the layers, <paramref name="sequences"/> sampled.</summary>
-    public double PredictUs(long tokens, long prefillChunk, long kvPrefill, int decodes, long kvDecodeMean, int sequences)
+    /// <summary>
+    /// One iteration's time, µs: <paramref name="tokens"/> through the layers, <paramref name="sequences"/> sampled;
+    /// the decodes' longest and shortest KV (0: not known) for the skew correction.
+    /// </summary>
+    public double PredictUs(long tokens, long prefillChunk, long kvPrefill, int decodes, long kvDecodeMean, int sequences,
+        long kvDecodeMax = 0, long kvDecodeMin = 0)
     {
         double layer = 0;
         foreach (var (x, y, times) in _perLayer) layer += times * Lookup1D(x, y, tokens);
-        if (_attention is not null && (prefillChunk > 0 || decodes > 0)) layer += _attention.At(prefillChunk, kvPrefill, decodes, kvDecodeMean);
+        if (_attention is not null && (prefillChunk > 0 || decodes > 0))
+            layer += AttentionUs(prefillChunk, kvPrefill, decodes, kvDecodeMean, kvDecodeMax, kvDecodeMin);
         if (_moe is not null) layer += _moe.At(tokens, _expertParallel);
         if (_t.AllReduce is { } ar) layer += 2 * (ar.LatencyUs + 2.0 * (ar.Ranks - 1) / ar.Ranks * tokens * _t.HiddenBytesPerToken / ar.BytesPerUs);
         double once = 0;
         foreach (var (x, y) in _perIteration) once += Lookup1D(x, y, tokens);
         foreach (var (x, y) in _perSequence) once += Lookup1D(x, y, Math.Max(sequences, 1));
         return _t.Layers * layer + once;
+    }
+
+    /// <summary>
+    /// One layer's attention (trace_generator._lookup_attention_with_skew): the table at the mean decode KV; for a
+    /// batch of several decodes whose longest KV exceeds the mean, moved by the bucket's alpha towards the table at
+    /// the longest KV (never when that lookup is not dearer: an interpolation artefact at the grid's edge).
+    /// </summary>
+    public double AttentionUs(long prefillChunk, long kvPrefill, int decodes, long kvMean, long kvMax = 0, long kvMin = 0)
+    {
+        double tMean = _attention!.At(prefillChunk, kvPrefill, decodes, kvMean);
+        if (_skew is null || decodes <= 1 || kvMax <= 0 || kvMax == kvMean) return tMean;
+        long gap = kvMax - kvMin;
+        double skewRate = gap > 0 ? (double)(kvMean - kvMin) / gap : 0.5;
+        double alpha = _skew.Alpha(prefillChunk, decodes, skewRate, kvMax, kvPrefill);
+        if (alpha == 0) return tMean;
+        double tMax = _attention.At(prefillChunk, kvPrefill, decodes, kvMax);
+        return tMax <= tMean ? tMean : tMean + alpha * (tMax - tMean);
     }
 
     /// <summary>Linear between measured points, the first value below them, extrapolated from the last two above (trace_generator._lookup_1d).</summary>
@@ -107,6 +136,30 @@ public sealed class OperatorTableCostModel : ICostModel
             if (double.CreateChecked(values[mid]) <= q) lo = mid + 1; else hi = mid;
         }
         return lo;
+    }
+
+    /// <summary>The skew fit's alpha per bucket key (trace_generator._skew_alpha), the pooled default for a bucket not in the fit.</summary>
+    private sealed class SkewAlphas
+    {
+        private readonly AttentionSkewFit _f;
+        private readonly Dictionary<string, double> _alpha = new(StringComparer.Ordinal);
+
+        public SkewAlphas(AttentionSkewFit f)
+        {
+            _f = f;
+            for (int i = 0; i < f.Alpha.Length; i++) _alpha[AttentionSkewFit.Key(f.Pc[i], f.N[i], f.SkewRate[i], f.KvBig[i], f.Kp[i])] = f.Alpha[i];
+        }
+
+        public double Alpha(long pc, int n, double skewRate, long kvBig, long kp)
+        {
+            double sr = Math.Clamp(skewRate, 0, 1);
+            var key = AttentionSkewFit.Key((int)pc,
+                AttentionSkewFit.Label(_f.NBins, _f.NLabels, n),
+                AttentionSkewFit.Label(_f.SkewRateBins, _f.SkewRateLabels, sr),
+                AttentionSkewFit.Label(_f.KvBigBins, _f.KvBigLabels, kvBig),
+                AttentionSkewFit.Label(_f.KpBins, _f.KpLabels, kp));
+            return _alpha.TryGetValue(key, out double a) ? a : _f.AlphaDefault;
+        }
     }
 
     /// <summary>attention.csv as slices per (prefill_chunk, n_decode), each a grid over (kv_prefill, kv_decode).</summary>

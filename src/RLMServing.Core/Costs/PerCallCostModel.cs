@@ -26,7 +26,7 @@ public sealed class PerCallCostModel(ICostModel inner) : ICostModel
         }
         if (shape.DecodeCount > 0)
         {
-            var d = inner.Decode(shape.DecodeCount, shape.DecodeKvSum);
+            var d = inner.Decode(shape.DecodeCount, shape.DecodeKvSum, shape.DecodeKvSpread);
             time += d.TimeS;
             flops += d.Flops;
             bytes += d.Bytes;
@@ -34,5 +34,7 @@ public sealed class PerCallCostModel(ICostModel inner) : ICostModel
         return new IterationCost(time, flops, bytes);
     }
 
-    public IterationCost Decode(int decodeCount, long kvSum) => inner.Decode(decodeCount, kvSum);
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default) => inner.Decode(decodeCount, kvSum, spread);
+
+    public bool UsesKvSpread => inner.UsesKvSpread;
 }

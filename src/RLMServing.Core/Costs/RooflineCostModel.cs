@@ -89,7 +89,7 @@ public sealed class RooflineCostModel : ICostModel
 
     public static IterationCost Add(in IterationCost a, in IterationCost b) => new(a.TimeS + b.TimeS, a.Flops + b.Flops, a.Bytes + b.Bytes);
 
-    public IterationCost Decode(int decodeCount, long kvSum) => Price(decodeCount, decodeCount, kvSum, kvSum);
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default) => Price(decodeCount, decodeCount, kvSum, kvSum);
 
     private IterationCost Price(int tokens, int sampled, double attnPairs, double kvReadTokens)
     {

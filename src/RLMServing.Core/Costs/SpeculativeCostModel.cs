@@ -23,7 +23,9 @@ public sealed class SpeculativeCostModel(ICostModel target, ICostModel? draft, S
         return RooflineCostModel.Add(main, DraftCost(shape));
     }
 
-    public IterationCost Decode(int decodeCount, long kvSum) => Iteration(BatchShape.DecodeOnly(decodeCount, kvSum));
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default) => Iteration(BatchShape.DecodeOnly(decodeCount, kvSum, spread));
+
+    public bool UsesKvSpread => target.UsesKvSpread;
 
     /// <summary>Fixed cost of one draft step, s: the override, else the pricing model's own fixed term (ngram: the lookup constant).</summary>
     public double DraftStepOverheadS => (config.DraftStepOverheadMs ?? config.Method switch
@@ -43,11 +45,11 @@ public sealed class SpeculativeCostModel(ICostModel target, ICostModel? draft, S
         {
             case SpeculativeMethod.Draft:
                 var prefill = shape.Prefills.IsEmpty ? none : draft!.Iteration(new BatchShape(shape.Prefills, 0, 0));
-                var decode = shape.DecodeCount == 0 ? none : Scale(Step(draft!.Decode(shape.DecodeCount, shape.DecodeKvSum), draft.FixedStepS, 1), k);
+                var decode = shape.DecodeCount == 0 ? none : Scale(Step(draft!.Decode(shape.DecodeCount, shape.DecodeKvSum, shape.DecodeKvSpread), draft.FixedStepS, 1), k);
                 return RooflineCostModel.Add(prefill, decode);
             case SpeculativeMethod.Eagle:
                 return shape.DecodeCount == 0 ? none
-                    : Scale(Step(target.Decode(shape.DecodeCount, shape.DecodeKvSum), target.FixedStepS, config.DraftCostFraction), k);
+                    : Scale(Step(target.Decode(shape.DecodeCount, shape.DecodeKvSum, shape.DecodeKvSpread), target.FixedStepS, config.DraftCostFraction), k);
             default:
                 return shape.DecodeCount == 0 ? none : new IterationCost(DraftStepOverheadS, 0, 0);
         }

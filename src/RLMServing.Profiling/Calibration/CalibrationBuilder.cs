@@ -217,7 +217,7 @@ public sealed class CalibrationBuilder(HardwareCatalog catalog)
     {
         var all = files.SelectMany(f => TraceReader.Read<OperatorRow>(f)).ToList();
         bool IsNetwork(OperatorRow r) => r.SourceOp is "all_reduce" or "send_recv";
-        var compute = all.Where(r => !IsNetwork(r) && r.SourceOp is not ("skew" or "moe") && Keep(q, r.Model, r.Device, r.Tp)).ToList();
+        var compute = all.Where(r => !IsNetwork(r) && r.SourceOp is not ("skew" or "skew_fit" or "moe") && Keep(q, r.Model, r.Device, r.Tp)).ToList();
         var (traceModel, device, tp) = OneCombination(files, compute, r => (r.Model, r.Device, r.Tp));
         var model = ResolveModel(q.Model ?? traceModel);
         var gpu = ResolveGpu(q.Gpu ?? device);
@@ -231,11 +231,14 @@ public sealed class CalibrationBuilder(HardwareCatalog catalog)
         var derived = new Dictionary<string, string>(composed.Derived);
         if (network.Count > 0 && tp > 1) derived["all_reduce_source"] = $"measured NCCL all_reduce, topology {topology}, {tp} workers";
         var source = compute[0].Source;
-        var tables = source == "llmservingsim" ? OperatorComposer.LlmServingSimTables(compute, moe, model, gpu, tp) : null;
+        var skewFit = all.Where(r => r.SourceOp == "skew_fit" && r.Tp == tp && Eq(r.Model, traceModel) && Eq(r.Device, device)).ToList();
+        var tables = source == "llmservingsim" ? OperatorComposer.LlmServingSimTables(compute, moe, model, gpu, tp, skewFit) : null;
         // With the tables kept, the regression and residuals are fitted to what the tables compose, so the fit
         // quality reported describes the model the simulator runs.
         var samples = tables is null ? composed.Samples.ToList() : OperatorComposer.SamplesFrom(tables, composed.Samples);
-        if (tables is not null) derived["composition"] = "per iteration from the operator tables, as LLMServingSim's trace_generator composes its profile (no skew correction)";
+        if (tables is not null)
+            derived["composition"] = "per iteration from the operator tables, as LLMServingSim's trace_generator composes its profile" +
+                (tables.AttentionSkew is null ? " (no skew correction: the profile has no skew fit)" : ", with its skew correction of decode attention (skew_fit)");
         var meta = TraceReader.Metadata(files[0]);
         var stack = source switch
         {

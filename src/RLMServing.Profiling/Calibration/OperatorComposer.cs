@@ -34,7 +34,7 @@ public static class OperatorComposer
     /// post-attention norms, same shape). Vidur lists both norms as separate columns, so they count once each.
     /// </summary>
     private static readonly Dictionary<string, int> TimesPerLayer = new() { ["layernorm"] = 2 };
-    private static readonly HashSet<string> NotTokenOps = ["attention", "skew", "lm_head", "sampler", "all_reduce", "send_recv", "moe"];
+    private static readonly HashSet<string> NotTokenOps = ["attention", "skew", "skew_fit", "lm_head", "sampler", "all_reduce", "send_recv", "moe"];
 
     /// <summary>LLMServingSim v0 profiles measure each expert's matrices alone (expert.w1, w2, w3), at the tokens one expert receives.</summary>
     private static bool IsExpertOp(string op) => op.StartsWith("expert.", StringComparison.Ordinal);
@@ -151,7 +151,7 @@ public static class OperatorComposer
     /// operator the bundle measured is kept as its own table; the cost model composes them per iteration.
     /// </summary>
     public static OperatorTables LlmServingSimTables(IReadOnlyList<OperatorRow> compute, IReadOnlyList<OperatorRow> moe,
-        ModelArchitecture model, GpuSpec gpu, int tp)
+        ModelArchitecture model, GpuSpec gpu, int tp, IReadOnlyList<OperatorRow>? skewFit = null)
     {
         static MeasuredSeries Series(IEnumerable<(double X, double Y)> points)
         {
@@ -190,9 +190,42 @@ public static class OperatorComposer
                 Experts = model.Experts, ExpertsPerToken = model.ExpertsPerToken,
                 Tokens = [.. moe.Select(r => (int)r.Tokens)], ActivatedExperts = [.. moe.Select(r => r.Batch)], Us = [.. moe.Select(r => r.TimeUsMedian)],
             },
+            AttentionSkew = skewFit is { Count: > 0 } ? SkewFit(skewFit) : null,
             // The profile is of one GPU's shard; the simulator adds the TP all-reduce after o_proj and down_proj.
             AllReduce = tp > 1 ? new AllReduceLink { LatencyUs = AllReduceLatencyUs, BytesPerUs = gpu.InterconnectBytesPerS / 1e6, Ranks = tp } : null,
             HiddenBytesPerToken = (double)model.Hidden * bytes,
+        };
+    }
+
+    /// <summary>The importer's <c>skew_fit</c> rows of one TP degree (LlmServingSimProfileImporter.SkewFitRows) as the calibration's fit.</summary>
+    private static AttentionSkewFit SkewFit(IReadOnlyList<OperatorRow> rows)
+    {
+        static Dictionary<string, string> Pairs(string extra) => extra.Split(';', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
+        static double Number(Dictionary<string, string> kv, string key) =>
+            kv.TryGetValue(key, out var v) && double.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double x)
+                ? x : throw new UserInputException($"skew_fit row: '{key}' missing or not a number");
+        var defaults = rows.Where(r => r.Skew == "default").ToList();
+        if (defaults.Count != 1) throw new UserInputException($"skew_fit rows: expected one 'default' row (alpha and bucket axes), found {defaults.Count}");
+        var d = Pairs(defaults[0].Extra);
+        string[] Labels(string key) => d.TryGetValue(key, out var v) ? v.Split(',') : throw new UserInputException($"skew_fit default row: '{key}' missing");
+        double[] Bins(string key) => [.. Labels(key).Select(x => double.Parse(x, System.Globalization.CultureInfo.InvariantCulture))];
+        var buckets = rows.Where(r => r.Skew != "default").Select(r => (Parts: r.Skew.Split('|'), Alpha: Number(Pairs(r.Extra), "alpha"))).ToList();
+        if (buckets.FirstOrDefault(b => b.Parts.Length != 5 || !b.Parts[0].StartsWith("pc=", StringComparison.Ordinal)) is { Parts: not null } bad)
+            throw new UserInputException($"skew_fit row: bucket '{string.Join("|", bad.Parts)}' is not pc=N|n|skew rate|kv big|kp");
+        return new AttentionSkewFit
+        {
+            AlphaDefault = Number(d, "alpha"),
+            NBins = Bins("n_bins"), NLabels = Labels("n_labels"),
+            SkewRateBins = Bins("skew_rate_bins"), SkewRateLabels = Labels("skew_rate_labels"),
+            KvBigBins = Bins("kv_big_bins"), KvBigLabels = Labels("kv_big_labels"),
+            KpBins = Bins("kp_bins"), KpLabels = Labels("kp_labels"),
+            Pc = [.. buckets.Select(b => int.Parse(b.Parts[0][3..], System.Globalization.CultureInfo.InvariantCulture))],
+            N = [.. buckets.Select(b => b.Parts[1])],
+            SkewRate = [.. buckets.Select(b => b.Parts[2])],
+            KvBig = [.. buckets.Select(b => b.Parts[3])],
+            Kp = [.. buckets.Select(b => b.Parts[4])],
+            Alpha = [.. buckets.Select(b => b.Alpha)],
         };
     }
 

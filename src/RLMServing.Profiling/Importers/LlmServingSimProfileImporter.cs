@@ -9,7 +9,9 @@ namespace RLMServing.Profiling.Importers;
 /// dense.csv (per-layer token-parallel ops), per_sequence.csv (lm_head, sampler), attention.csv (mixed prefill+decode
 /// batches) and skew.csv (decode attention with unequal KV lengths). Times are already µs per single layer.
 /// Mixture-of-experts bundles add moe.csv (the sparse block against tokens and activated experts, in <c>batch</c>).
-/// skew_fit.csv holds fitted factors derived from skew.csv and is not imported.
+/// When meta.yaml's <c>skew_fit</c> is enabled, its fit of skew.csv is imported too, as <c>skew_fit</c> rows (the
+/// simulator's correction for decode batches of unequal KV lengths, <see cref="SkewFitRows"/>): one row per bucket of
+/// tpN/skew_fit.csv and one <c>default</c> row with the TP's pooled alpha and the bucket axes.
 /// </summary>
 internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
 {
@@ -68,6 +70,7 @@ internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
                 files.Add($"{name}/{file}");
                 lines.AddRange(reader(new CsvTable(path)));
             }
+            if (SkewFitRows(meta: metaPath, dir, tp, Base, files) is { } fit) lines.Add(fit);
             // Mixture-of-experts bundles add the sparse block, profiled at TP1 only (the simulator's _lookup_moe reads tp1).
             var moePath = Path.Combine(dir, "moe.csv");
             if (File.Exists(moePath))
@@ -86,6 +89,80 @@ internal sealed class LlmServingSimProfileImporter : GpuProfileImporterBase
         WriteAtomically(outputPath, rows, metadata);
         return new ImportResult(rows.Count, skipped.Count, skipped, "operator");
     }
+
+    /// <summary>
+    /// The skew fit of one TP degree as LLMServingSim's simulator resolves it (trace_generator.py at 4a23e9f,
+    /// <c>_hydrate_skew_fit_tables</c>, <c>_skew_alpha</c>): nothing when <c>skew_fit.enabled</c> is false (it applies no
+    /// correction then); otherwise a <c>default</c> row (Skew = "default") whose Extra holds <c>alpha</c> (the TP's
+    /// <c>alpha_default</c>, else the block's, else 0) and the bucket axes (<c>n_bins</c>, <c>n_labels</c>, ...,
+    /// comma-separated), and one row per line of the TP's <c>bucket_table</c> (Skew = the bucket key, PrefillTokens =
+    /// its pc, Extra <c>alpha</c> and <c>n_samples</c>). TimeUsMedian is 0: these rows are fitted factors, not times.
+    /// </summary>
+    private static Func<IEnumerable<OperatorRow>>? SkewFitRows(string meta, string dir, int tp, Func<string, string, OperatorRow> make, List<string> files)
+    {
+        var root = ReadYaml(meta);
+        if (Child(root, "skew_fit") is not YamlDotNet.RepresentationModel.YamlMappingNode fit) return null;
+        if (!string.Equals(Scalar(fit, "enabled"), "true", StringComparison.OrdinalIgnoreCase)) return null;
+        var entry = Child(fit, "per_tp") is YamlDotNet.RepresentationModel.YamlMappingNode perTp ? Child(perTp, tp.ToString(CultureInfo.InvariantCulture)) as YamlDotNet.RepresentationModel.YamlMappingNode : null;
+        var axes = (entry is null ? null : Child(entry, "bucket_axes")) ?? Child(fit, "bucket_axes");
+        if (axes is not YamlDotNet.RepresentationModel.YamlMappingNode axesMap)
+            throw new UserInputException($"{meta}: skew_fit.bucket_axes missing (needed to resolve the skew fit's buckets)");
+        string alpha = (entry is null ? null : Scalar(entry, "alpha_default")) ?? Scalar(fit, "alpha_default") ?? "0";
+        var extra = new List<string> { "alpha=" + alpha };
+        foreach (var axis in new[] { "n_bins", "n_labels", "skew_rate_bins", "skew_rate_labels", "kv_big_bins", "kv_big_labels", "kp_bins", "kp_labels" })
+        {
+            if (Child(axesMap, axis) is not YamlDotNet.RepresentationModel.YamlSequenceNode seq)
+                throw new UserInputException($"{meta}: skew_fit.bucket_axes.{axis} missing or not a list");
+            extra.Add(axis + "=" + string.Join(",", seq.Children.Select(c => ((YamlDotNet.RepresentationModel.YamlScalarNode)c).Value)));
+        }
+        string? table = entry is null ? null : Scalar(entry, "bucket_table");
+        string? tablePath = table is null ? null : Path.Combine(Path.GetDirectoryName(dir)!, table);
+        // A bucket table named but missing: the simulator warns and uses alpha_default alone.
+        if (tablePath is not null && File.Exists(tablePath)) files.Add(table!);
+        return () =>
+        {
+            var rows = new List<OperatorRow>();
+            var d = make("attention", "skew_fit");
+            d.Skew = "default";
+            d.Extra = string.Join(";", extra);
+            rows.Add(d);
+            if (tablePath is null || !File.Exists(tablePath)) return rows;
+            var t = new CsvTable(tablePath);
+            foreach (var (line, cells) in t.Rows())
+            {
+                var r = make("attention", "skew_fit");
+                long pc = (long)Num(t, cells, "pc", line);
+                r.PrefillTokens = pc;
+                r.Skew = string.Create(CultureInfo.InvariantCulture,
+                    $"pc={pc}|{Str(t, cells, "n_label")}|{Str(t, cells, "skew_rate_label")}|{Str(t, cells, "kv_big_label")}|{Str(t, cells, "kp_label")}");
+                r.Extra = string.Create(CultureInfo.InvariantCulture, $"alpha={Num(t, cells, "alpha", line)};n_samples={Str(t, cells, "n_samples")}");
+                rows.Add(r);
+            }
+            return rows;
+        };
+    }
+
+    private static YamlDotNet.RepresentationModel.YamlMappingNode ReadYaml(string path)
+    {
+        var stream = new YamlDotNet.RepresentationModel.YamlStream();
+        try
+        {
+            using var reader = new StreamReader(path);
+            stream.Load(reader);
+        }
+        catch (YamlDotNet.Core.YamlException e)
+        {
+            throw new UserInputException($"{path}: line {e.Start.Line}: {e.Message}");
+        }
+        return stream.Documents.Count > 0 && stream.Documents[0].RootNode is YamlDotNet.RepresentationModel.YamlMappingNode m
+            ? m : throw new UserInputException($"{path}: not a YAML mapping");
+    }
+
+    private static YamlDotNet.RepresentationModel.YamlNode? Child(YamlDotNet.RepresentationModel.YamlMappingNode m, string key) =>
+        m.Children.TryGetValue(new YamlDotNet.RepresentationModel.YamlScalarNode(key), out var v) ? v : null;
+
+    private static string? Scalar(YamlDotNet.RepresentationModel.YamlMappingNode m, string key) =>
+        Child(m, key) is YamlDotNet.RepresentationModel.YamlScalarNode s ? s.Value : null;
 
     /// <summary>Unindented "key: value" lines of a YAML file (all the bundle's identity fields are top-level scalars).</summary>
     private static Dictionary<string, string> TopLevelYaml(string path)

@@ -13,7 +13,9 @@ internal sealed class PricedCostModel(ICostModel inner) : ICostModel
 
     public IterationCost Iteration(in BatchShape shape) => Last = inner.Iteration(shape);
 
-    public IterationCost Decode(int decodeCount, long kvSum) => Last = inner.Decode(decodeCount, kvSum);
+    public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default) => Last = inner.Decode(decodeCount, kvSum, spread);
+
+    public bool UsesKvSpread => inner.UsesKvSpread;
 
     public double PeakFlops => inner.PeakFlops;
 

@@ -133,6 +133,6 @@ public class EngineModelTests
 
         public IterationCost Iteration(in BatchShape shape) { LastShape = shape; return new IterationCost(TimeS, 0, 0); }
 
-        public IterationCost Decode(int decodeCount, long kvSum) { LastDecode = (decodeCount, kvSum); return new IterationCost(TimeS, 0, 0); }
+        public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default) { LastDecode = (decodeCount, kvSum); return new IterationCost(TimeS, 0, 0); }
     }
 }

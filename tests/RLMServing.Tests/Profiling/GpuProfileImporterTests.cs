@@ -85,13 +85,23 @@ public sealed class GpuProfileImporterTests : IDisposable
         var output = Path.Combine(_dir, "lss.parquet");
         var result = Importer("llmservingsim-profile").Import(bundle, output, new ImportOptions());
 
-        Assert.Equal(67_642, result.Rows);
+        // 67,642 measured rows plus the skew fit (meta.yaml skew_fit.enabled: true): per TP one default row and one
+        // row per line of tpN/skew_fit.csv (3,982 and 3,966).
+        Assert.Equal(67_642 + 3_983 + 3_967, result.Rows);
         var rows = TraceReader.Read<OperatorRow>(output);
         var tp1 = rows.Where(r => r.Tp == 1).ToList();
-        Assert.Equal(1_368, tp1.Count(r => r.SourceOp is not ("attention" or "skew" or "lm_head" or "sampler")));
+        Assert.Equal(1_368, tp1.Count(r => r.SourceOp is not ("attention" or "skew" or "skew_fit" or "lm_head" or "sampler")));
         Assert.Equal(80, tp1.Count(r => r.SourceOp is "lm_head" or "sampler"));
         Assert.Equal(19_364, tp1.Count(r => r.SourceOp == "attention"));
         Assert.Equal(13_009, tp1.Count(r => r.SourceOp == "skew"));
+        Assert.Equal(3_983, tp1.Count(r => r.SourceOp == "skew_fit"));
+        // meta.yaml: per_tp 1 alpha_default 0.0543 and the bucket axes; tp1/skew_fit.csv line 2: pc 0, n<=128, sr<=15%, kvB<=16k, kp=0, alpha 0.0328.
+        var fitDefault = tp1.Single(r => r.SourceOp == "skew_fit" && r.Skew == "default");
+        Assert.StartsWith("alpha=0.0543;n_bins=0,2,4,8,16,32,64,128,256,1000000;n_labels=n<=2,", fitDefault.Extra);
+        var bucket = tp1.First(r => r.SourceOp == "skew_fit" && r.Skew != "default");
+        Assert.Equal("pc=0|n<=128|sr<=15%|kvB<=16k|kp=0", bucket.Skew);
+        Assert.Equal("alpha=0.0328;n_samples=4", bucket.Extra);
+        Assert.Equal(0.0, bucket.TimeUsMedian);
 
         // attention.csv line 2: no prefill, 1 decode sequence at KV 16 -> 8.35233 µs (already µs, unchanged).
         var first = tp1.First(r => r.SourceOp == "attention");

@@ -40,9 +40,10 @@ public sealed class OperatorTableCompositionTests : IDisposable
         var catalog = CatalogLoader.LoadDefault([]);
         model = catalog.Model(modelName);
         var rows = TraceReader.Read<OperatorRow>(parquet).ToList();
-        var compute = rows.Where(r => r.Tp == tp && r.SourceOp is not ("skew" or "moe")).ToList();
+        var compute = rows.Where(r => r.Tp == tp && r.SourceOp is not ("skew" or "skew_fit" or "moe")).ToList();
         var moe = rows.Where(r => r.Tp == 1 && r.SourceOp == "moe").ToList();
-        return OperatorComposer.LlmServingSimTables(compute, moe, model, catalog.Gpu("RTXPRO6000"), tp);
+        var skewFit = rows.Where(r => r.Tp == tp && r.SourceOp == "skew_fit").ToList();
+        return OperatorComposer.LlmServingSimTables(compute, moe, model, catalog.Gpu("RTXPRO6000"), tp, skewFit);
     }
 
     [SharedDataFact]
@@ -60,6 +61,48 @@ public sealed class OperatorTableCompositionTests : IDisposable
         double expected = 32 * layer + Dense("embedding", 128) + Dense("final_layernorm", 128) + PerSeq("lm_head", 128) + PerSeq("sampler", 128);
         Assert.Equal(expected, cost.PredictUs(128, 0, 0, 128, 1024, 128), 6);
         Assert.Equal(expected / 1e6, cost.Decode(128, 128 * 1024).TimeS, 9);
+    }
+
+    /// <summary>
+    /// LLMServingSim's skew correction (trace_generator._lookup_attention_with_skew): by hand from tp1/attention.csv
+    /// and tp1/skew_fit.csv, 64 decodes of mean KV 1,024 whose longest is 4,096 and shortest 512 (skew rate 0.14)
+    /// fall in bucket pc=0|n&lt;=64|sr&lt;=15%|kvB&lt;=4k|kp=0, alpha 0.0672; each layer's attention moves from the
+    /// table at 1,024 by alpha of the way to the table at 4,096.
+    /// </summary>
+    [SharedDataFact]
+    public void SkewedDecodeBatch_MovesAttentionByTheBucketsAlphaTowardsTheLongestKv()
+    {
+        var bundle = Bundle("RTXPRO6000", "meta-llama", "Llama-3.1-8B");
+        var tables = Tables(bundle, "Llama-3.1-8B", 1, out _);
+        Assert.NotNull(tables.AttentionSkew);
+        var cost = new OperatorTableCostModel(tables, new RooflineCostModel(CatalogLoader.LoadDefault([]).Model("Llama-3.1-8B"), CatalogLoader.LoadDefault([]).Gpu("RTXPRO6000"), 1, 0.6, 0.85, 0, 0));
+        Assert.True(cost.UsesKvSpread);
+        var att = Csv(Path.Combine(bundle, "tp1", "attention.csv"));
+        double At(int kd) => D(att.Single(r => r["prefill_chunk"] == "0" && r["kv_prefill"] == "0" && r["n_decode"] == "64" && r["kv_decode"] == $"{kd}")["time_us"]);
+        double alpha = D(Csv(Path.Combine(bundle, "tp1", "skew_fit.csv")).Single(r => r["pc"] == "0" && r["n_label"] == "n<=64"
+            && r["skew_rate_label"] == "sr<=15%" && r["kv_big_label"] == "kvB<=4k" && r["kp_label"] == "kp=0")["alpha"]);
+        Assert.Equal(0.0672, alpha);
+        double uniform = cost.Decode(64, 64 * 1024).TimeS, skewed = cost.Decode(64, 64 * 1024, new KvSpread(4096, 512)).TimeS;
+        Assert.Equal(32 * alpha * (At(4096) - At(1024)) / 1e6, skewed - uniform, 9);
+        Assert.Equal(skewed, cost.Iteration(BatchShape.DecodeOnly(64, 64 * 1024, new KvSpread(4096, 512))).TimeS, 12);
+        // A uniform batch (longest = mean) and a single decode are the table's value.
+        Assert.Equal(uniform, cost.Decode(64, 64 * 1024, new KvSpread(1024, 1024)).TimeS, 12);
+        Assert.Equal(cost.Decode(1, 4096).TimeS, cost.Decode(1, 4096, new KvSpread(4096, 4096)).TimeS, 12);
+        // A bucket the fit has no row for takes the TP's pooled alpha_default (meta.yaml: 0.0543).
+        Assert.Equal(0.0543, tables.AttentionSkew!.AlphaDefault);
+        // Wrappers pass the spread and the need for it on.
+        Assert.True(new CudaGraphCostModel(cost, [1, 2, 4, 8]).UsesKvSpread);
+        Assert.True(new HostOverheadCostModel(cost, 1e-4, overlapped: true).UsesKvSpread);
+        Assert.Equal(skewed, new HostOverheadCostModel(cost, 0).Decode(64, 64 * 1024, new KvSpread(4096, 512)).TimeS, 12);
+    }
+
+    /// <summary>The RTX 4090 bundle ships skew_fit.csv but its meta.yaml says skew_fit.enabled: false, so LLMServingSim applies none; neither do we.</summary>
+    [SharedDataFact]
+    public void DisabledSkewFit_IsNotImported()
+    {
+        var tables = Tables(Bundle("RTX4090", "meta-llama", "Llama-3.1-8B"), "Llama-3.1-8B", 1, out _);
+        Assert.Null(tables.AttentionSkew);
+        Assert.False(new OperatorTableCostModel(tables, null!).UsesKvSpread);
     }
 
     [SharedDataFact]

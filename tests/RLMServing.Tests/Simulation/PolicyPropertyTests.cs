@@ -55,6 +55,50 @@ public class PolicyPropertyTests
         TestScenarios.AssertIdentical(step, fast);
     }
 
+    /// <summary>
+    /// With a cost model that prices the decode batch's longest and shortest KV, the engine tracks them (heaps of
+    /// anchor offsets in fast-forward, a scan when stepping); both modes must price every iteration alike, and the
+    /// invariant checks compare the heaps with the members each turn.
+    /// </summary>
+    [Property(MaxTest = Cases)]
+    public void FastForwardEqualsSteppingWhenTheCostModelPricesKvSpread(int seed)
+    {
+        var (s, gpu) = Draw(seed);
+        SimulationResult Run(Scenario sc) =>
+            Simulator.Run(sc, TestScenarios.Tiny, gpu, new SpreadPricedCost(CostModelFactory.Build(sc, TestScenarios.Tiny, gpu, sc.Hardware.TensorParallel, TestScenarios.Catalog)), checkInvariants: true);
+        var fast = Run(s);
+        var step = Run(s with { Simulation = new SimulationConfig(FastForward: false) });
+        TestScenarios.AssertIdentical(step, fast);
+    }
+
+    /// <summary>Adds a price per KV entry of the longest and of the shortest decoding request; refuses a decode batch without them.</summary>
+    private sealed class SpreadPricedCost(ICostModel inner) : ICostModel
+    {
+        public double PeakFlops => inner.PeakFlops;
+        public double PeakBandwidth => inner.PeakBandwidth;
+        public double FixedStepS => inner.FixedStepS;
+        public bool UsesKvSpread => true;
+
+        public IterationCost Iteration(in BatchShape shape)
+        {
+            var c = inner.Iteration(shape);
+            return shape.DecodeCount == 0 ? c : c with { TimeS = c.TimeS + Extra(shape.DecodeCount, shape.DecodeKvSum, shape.DecodeKvSpread) };
+        }
+
+        public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default)
+        {
+            var c = inner.Decode(decodeCount, kvSum, spread);
+            return decodeCount == 0 ? c : c with { TimeS = c.TimeS + Extra(decodeCount, kvSum, spread) };
+        }
+
+        private static double Extra(int decodes, long kvSum, KvSpread spread)
+        {
+            if (!spread.Known || spread.Shortest > spread.Longest || spread.Longest * decodes < kvSum || spread.Shortest * decodes > kvSum)
+                throw new InvalidOperationException($"decode batch of {decodes} (KV sum {kvSum}) priced with spread {spread}");
+            return spread.Longest * 1e-7 + spread.Shortest * 3e-8;
+        }
+    }
+
     [Property(MaxTest = 40)]
     public void SameSeedGivesIdenticalOutputWithPolicies(int seed)
     {
@@ -127,10 +171,10 @@ public class PolicyPropertyTests
             return inner.Iteration(shape);
         }
 
-        public IterationCost Decode(int decodeCount, long kvSum)
+        public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default)
         {
             DecodeKvSums.Add(kvSum);
-            return inner.Decode(decodeCount, kvSum);
+            return inner.Decode(decodeCount, kvSum, spread);
         }
     }
 

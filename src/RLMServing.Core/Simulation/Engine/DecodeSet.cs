@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using RLMServing.Costs;
 
 namespace RLMServing.Simulation.Engine;
 
@@ -10,6 +11,11 @@ namespace RLMServing.Simulation.Engine;
 /// modulo the block size); completions and milestones are events keyed by decode step. With fast-forward off it is
 /// the naive reference instead: each member's tokens and KV entries are counted one by one, new blocks are found by
 /// looking at each member, and no events are kept (the engine scans for completions).
+/// When the cost model prices skew (<see cref="Costs.ICostModel.UsesKvSpread"/>) the set also keeps the longest and
+/// shortest member KV: every member's KV is its anchor offset (KV length minus decode counter at its anchor) plus
+/// <see cref="Dc"/>, so the extremes move with Dc and change only when a member joins, leaves or is re-anchored. Two
+/// heaps of offsets with lazy removal hold them (O(log n) per membership change, O(1) per step); the reference mode
+/// scans the members instead.
 /// </summary>
 internal sealed class DecodeSet
 {
@@ -19,12 +25,27 @@ internal sealed class DecodeSet
     private readonly long[] _phaseCount;
     private readonly int _blockSize;
 
-    public DecodeSet(int blockSize, bool fastForward)
+    // Offsets (KvAtJoin - JoinDc) of members for the longest / shortest KV; entries of departed or re-anchored
+    // members stay until they reach the top (lazy removal) or the heaps are rebuilt.
+    private readonly PriorityQueue<SimRequest, long>? _longest, _shortest;
+    private long _longestOffset, _shortestOffset;
+    private bool _spreadStale;
+
+    public DecodeSet(int blockSize, bool fastForward, bool trackSpread = false)
     {
         _blockSize = blockSize;
         _phaseCount = new long[blockSize];
         FastForward = fastForward;
+        if (trackSpread && fastForward)
+        {
+            _longest = new PriorityQueue<SimRequest, long>(Comparer<long>.Create((a, b) => b.CompareTo(a)));
+            _shortest = new PriorityQueue<SimRequest, long>();
+        }
+        TracksSpread = trackSpread;
     }
+
+    /// <summary>Whether <see cref="Spread"/> is kept (the cost model prices skew).</summary>
+    public bool TracksSpread { get; }
 
     public bool FastForward { get; }
 
@@ -50,6 +71,7 @@ internal sealed class DecodeSet
         _phaseCount[Phase(r)]++;
         r.NaiveGenerated = r.GenAtJoin;
         r.NaiveKv = r.KvAtJoin;
+        PushSpread(r);
     }
 
     /// <summary>Removes a member whose KV length is <paramref name="kvNow"/>; its pending events lapse.</summary>
@@ -64,6 +86,7 @@ internal sealed class DecodeSet
         _kvSum -= kvNow;
         _phaseCount[Phase(r)]--;
         r.Version++;
+        _spreadStale = true;
     }
 
     /// <summary>
@@ -82,6 +105,8 @@ internal sealed class DecodeSet
         _phaseCount[Phase(r)]++;
         r.NaiveGenerated = generated;
         r.NaiveKv = kv;
+        _spreadStale = true;
+        PushSpread(r);
         return oldKv;
     }
 
@@ -94,6 +119,67 @@ internal sealed class DecodeSet
         long sum = 0;
         foreach (var r in _members) sum += r.NaiveKv;
         return sum;
+    }
+
+    /// <summary>
+    /// The longest and shortest member KV (without the next token); default when the set is empty or does not track
+    /// them. O(1) between membership changes.
+    /// </summary>
+    public KvSpread Spread()
+    {
+        if (!TracksSpread || _members.Count == 0) return default;
+        if (!FastForward)
+        {
+            long longest = long.MinValue, shortest = long.MaxValue;
+            foreach (var r in _members) { longest = Math.Max(longest, r.NaiveKv); shortest = Math.Min(shortest, r.NaiveKv); }
+            return new KvSpread(longest, shortest);
+        }
+        if (_spreadStale) RefreshSpread();
+        return new KvSpread(_longestOffset + Dc, _shortestOffset + Dc);
+    }
+
+    private static long Offset(SimRequest r) => r.KvAtJoin - r.JoinDc;
+
+    private void PushSpread(SimRequest r)
+    {
+        if (_longest is null) return;
+        long o = Offset(r);
+        _longest.Enqueue(r, o);
+        _shortest!.Enqueue(r, o);
+        if (_members.Count == 1 || o > _longestOffset) _longestOffset = o;
+        if (_members.Count == 1 || o < _shortestOffset) _shortestOffset = o;
+        // Entries of departed members accumulate below the tops; a rebuild every ~n changes keeps the heaps O(n).
+        if (_longest.Count > 2 * _members.Count + 64) RebuildSpread();
+    }
+
+    /// <summary>Drops heap tops that no longer describe a member (it left, or was re-anchored to another offset).</summary>
+    private void RefreshSpread()
+    {
+        _spreadStale = false;
+        _longestOffset = ValidTop(_longest!);
+        _shortestOffset = ValidTop(_shortest!);
+    }
+
+    private long ValidTop(PriorityQueue<SimRequest, long> heap)
+    {
+        while (heap.TryPeek(out var r, out long o))
+        {
+            if (_index.ContainsKey(r) && Offset(r) == o) return o;
+            heap.Dequeue();
+        }
+        return 0;
+    }
+
+    private void RebuildSpread()
+    {
+        _longest!.Clear();
+        _shortest!.Clear();
+        foreach (var r in _members)
+        {
+            _longest.Enqueue(r, Offset(r));
+            _shortest.Enqueue(r, Offset(r));
+        }
+        RefreshSpread();
     }
 
     /// <summary>KV blocks the next decode step opens: from the phase histogram, or (reference mode) member by member.</summary>
@@ -164,5 +250,11 @@ internal sealed class DecodeSet
         foreach (var r in _members) phases[Phase(r)]++;
         if (!phases.AsSpan().SequenceEqual(_phaseCount)) throw new InvalidOperationException("block phase histogram out of step");
         if (_members.Any(r => r.GeneratedAt(Dc) >= r.Target)) throw new InvalidOperationException("a finished request is still decoding");
+        if (TracksSpread && _members.Count > 0)
+        {
+            var s = Spread();
+            if (s.Longest != _members.Max(r => r.KvAt(Dc)) || s.Shortest != _members.Min(r => r.KvAt(Dc)))
+                throw new InvalidOperationException("decode KV spread out of step");
+        }
     }
 }

@@ -70,7 +70,7 @@ internal sealed partial class ReplicaEngine : IReplicaScheduler, IPolicyHost, Ro
         Timeseries = timeseries;
         _waiting = new WaitingQueue(sched.Queue);
         _ledger = new KvBlockLedger(kv, stats);
-        _decode = new DecodeSet(kv.BlockSize, fastForward);
+        _decode = new DecodeSet(kv.BlockSize, fastForward, trackSpread: cost.UsesKvSpread);
         _planner = BatchPlanners.Create(sched.Batching);
         _policies = new ServingPolicies(this, PolicyConfig.None);
     }
@@ -320,13 +320,15 @@ internal sealed partial class ReplicaEngine : IReplicaScheduler, IPolicyHost, Ro
     {
         int decodes = 0;
         long kvSum = 0;
+        KvSpread spread = default;
         if (withDecodes && _decode.Count > 0)
         {
             decodes = _decode.Count;
             kvSum = _decode.KvSum() + decodes;
+            spread = NextTokenSpread();
         }
         if (_chunkOwners.Count == 0 && decodes == 0) return;
-        var shape = _policies.WithPendingScoring(new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum));
+        var shape = _policies.WithPendingScoring(new BatchShape(_chunkBuffer.ToArray(), decodes, kvSum) { DecodeKvSpread = spread });
         var cost = _cost.Iteration(shape);
         double start = _clock;
         if (_executor is not null) cost = Execute(cost, start, withChunks: true, withDecodes: decodes > 0);
@@ -509,13 +511,21 @@ internal sealed partial class ReplicaEngine : IReplicaScheduler, IPolicyHost, Ro
     [MethodImpl(MethodImplOptions.NoInlining)]
     private IterationCost DecodeCost(int decodes, long kvSum, double startS)
     {
-        if (!_policies.HasPendingScoring && _executor is null) return _cost.Decode(decodes, kvSum);
+        if (!_policies.HasPendingScoring && _executor is null) return _decode.TracksSpread ? _cost.Decode(decodes, kvSum, NextTokenSpread()) : _cost.Decode(decodes, kvSum);
         return ScoredOrExecutedDecodeCost(decodes, kvSum, startS);
+    }
+
+    /// <summary>The decoding requests' longest and shortest KV, each with the token this step adds (as the KV sum counts it).</summary>
+    private KvSpread NextTokenSpread()
+    {
+        var s = _decode.Spread();
+        return s.Known ? new KvSpread(s.Longest + 1, s.Shortest + 1) : default;
     }
 
     private IterationCost ScoredOrExecutedDecodeCost(int decodes, long kvSum, double startS)
     {
-        var priced = !_policies.HasPendingScoring ? _cost.Decode(decodes, kvSum) : _cost.Iteration(_policies.WithPendingScoring(BatchShape.DecodeOnly(decodes, kvSum)));
+        var spread = NextTokenSpread();
+        var priced = !_policies.HasPendingScoring ? _cost.Decode(decodes, kvSum, spread) : _cost.Iteration(_policies.WithPendingScoring(BatchShape.DecodeOnly(decodes, kvSum, spread)));
         return _executor is null ? priced : Execute(priced, startS, withChunks: false, withDecodes: true);
     }
 
