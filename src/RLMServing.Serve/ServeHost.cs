@@ -127,12 +127,14 @@ public sealed class ServeHost : IAsyncDisposable
     {
         if (_stopped) return;
         _stopped = true;
+        // The engine first: requests in flight end with a 503 error event, and their streams close, so the server's
+        // own stop finds nothing to wait for. A client that does not read its stream is cut after the grace period.
+        _replica.Dispose();
         using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
         {
             try { await _app.StopAsync(grace.Token); }
             catch (OperationCanceledException) { }
         }
-        _replica.Dispose();
         if (_o.RecordDir is { } dir)
         {
             var result = _replica.Result();

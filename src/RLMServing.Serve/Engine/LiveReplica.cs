@@ -153,6 +153,7 @@ public sealed class LiveReplica : IDisposable
     public void Dispose()
     {
         _stopping = true;
+        _arrivalClock.Interrupt();
         _signal.Release();
         if (_thread.IsAlive) _thread.Join();
     }
@@ -218,6 +219,10 @@ public sealed class LiveReplica : IDisposable
                     _signal.Wait(1);
                 }
             }
+        }
+        catch (OperationCanceledException) when (_stopping)
+        {
+            // Stopped mid-iteration (Interrupt): its tokens are not released; the requests end below.
         }
         catch (Exception e)
         {

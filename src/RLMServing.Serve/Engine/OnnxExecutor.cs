@@ -17,6 +17,8 @@ internal sealed class OnnxExecutor(OrtServingEngine engine) : IIterationExecutor
 
     public void CatchUp() { }   // the engine's clock is the wall clock already
 
+    public void Interrupt() { }   // an ONNX Runtime step is not cut short; the engine thread stops after it
+
     public void WaitUntil(double timeS) => engine.WaitUntil(timeS);
 
     public double Execute(IReadOnlyList<ChunkWork> chunks, IReadOnlyList<DecodeWork> decodes)
