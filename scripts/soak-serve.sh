@@ -104,18 +104,25 @@ wait "$sampler" 2>/dev/null || true
 sampler=
 rm -f "$out/.round"
 
-# Least-squares slope of RSS against time over the samples of the second half, in MB per minute.
+# Least-squares slope of RSS against time over the samples of the second half, in MB per minute, with its standard
+# error (samples taken a few seconds apart are not independent: the GC's sawtooth makes the error an underestimate),
+# and each round's peak RSS, so a trend across rounds can be told from the sawtooth within them.
 verdict=$(awk -F, -v half="$(awk -v e="$elapsed" 'BEGIN { print e / 2 }')" -v limit="$slope_limit" -v lost="$lost" '
   NR == 1 { next }
   NR == 2 { first = $2 }
-  { last = $2; if ($2 > peak) peak = $2 }
-  $1 >= half { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2; if (n == 1) mid = $2 }
+  { last = $2; if ($2 > peak) peak = $2; if (!($3 in rp) || $2 > rp[$3]) rp[$3] = $2; if ($3 > rounds) rounds = $3 }
+  $1 >= half { n++; x[n] = $1; y[n] = $2 }
   END {
     if (n < 3) { print "too few samples in the second half (" n "): run longer or sample more often (INTERVAL)"; exit }
-    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx) * 60
-    flat = (slope <= limit)
-    printf "RSS %.1f MB at the first sample, %.1f MB at half time, %.1f MB at the end, peak %.1f MB; ", first, mid, last, peak
-    printf "slope over the second half %+.2f MB/min (%d samples; flat means <= %s MB/min): %s; ", slope, n, limit, flat ? "FLAT" : "GROWING"
+    for (i = 1; i <= n; i++) { mx += x[i] / n; my += y[i] / n }
+    for (i = 1; i <= n; i++) { sxx += (x[i] - mx) ^ 2; sxy += (x[i] - mx) * (y[i] - my) }
+    b = sxy / sxx
+    for (i = 1; i <= n; i++) ssr += (y[i] - my - b * (x[i] - mx)) ^ 2
+    se = sqrt(ssr / (n - 2) / sxx) * 60
+    slope = b * 60
+    printf "RSS %.1f MB at the first sample, %.1f MB at half time, %.1f MB at the end, peak %.1f MB; per-round peaks", first, y[1], last, peak
+    for (r = 1; r <= rounds; r++) printf " %.1f", rp[r]
+    printf " MB; slope over the second half %+.2f +- %.2f MB/min (%d samples; flat means <= %s MB/min): %s; ", slope, se, n, limit, slope <= limit ? "FLAT" : "GROWING"
     printf "%s\n", lost ? "REQUESTS LOST OR FAILED (see rounds.csv)" : "every request a completed row"
   }' "$out/rss.csv")
 total=$(awk -F, 'NR > 1 { r += $4; c += $5 } END { printf "%d requests in %d rounds, %d completed", r, NR - 1, c }' "$out/rounds.csv")
