@@ -76,10 +76,12 @@ public sealed class ServeHost : IAsyncDisposable
             var spec = DeviceSpec.Parse(o.Device);
             var device = new DeviceContext(spec, o.Threads);
             _resources.Add(device);
+            var stopEngine = new CancellationTokenSource();
+            _resources.Add(stopEngine);
             var engine = new OrtServingEngine(device, run.Model, TransformerGraphs.ParseDtype(spec.Cuda ? "fp16" : "fp32"),
-                s.Scheduler.MaxNumSeqs, maxLen);
+                s.Scheduler.MaxNumSeqs, maxLen, stopEngine.Token);
             _resources.Add(engine);
-            var onnx = new OnnxExecutor(engine);
+            var onnx = new OnnxExecutor(engine, stopEngine);
             _replica = new LiveReplica(run, run.Cost, onnx, onnx, onnx, _metrics, keep, () =>
             {
                 engine.WarmUp(Math.Min(s.Scheduler.MaxNumBatchedTokens, maxLen));
