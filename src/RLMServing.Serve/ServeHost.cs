@@ -76,10 +76,12 @@ public sealed class ServeHost : IAsyncDisposable
             var spec = DeviceSpec.Parse(o.Device);
             var device = new DeviceContext(spec, o.Threads);
             _resources.Add(device);
+            var stopEngine = new CancellationTokenSource();
+            _resources.Add(stopEngine);
             var engine = new OrtServingEngine(device, run.Model, TransformerGraphs.ParseDtype(spec.Cuda ? "fp16" : "fp32"),
-                s.Scheduler.MaxNumSeqs, maxLen);
+                s.Scheduler.MaxNumSeqs, maxLen, stopEngine.Token);
             _resources.Add(engine);
-            var onnx = new OnnxExecutor(engine);
+            var onnx = new OnnxExecutor(engine, stopEngine);
             _replica = new LiveReplica(run, run.Cost, onnx, onnx, onnx, _metrics, keep, () =>
             {
                 engine.WarmUp(Math.Min(s.Scheduler.MaxNumBatchedTokens, maxLen));
@@ -127,12 +129,14 @@ public sealed class ServeHost : IAsyncDisposable
     {
         if (_stopped) return;
         _stopped = true;
+        // The engine first: requests in flight end with a 503 error event, and their streams close, so the server's
+        // own stop finds nothing to wait for. A client that does not read its stream is cut after the grace period.
+        _replica.Dispose();
         using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
         {
             try { await _app.StopAsync(grace.Token); }
             catch (OperationCanceledException) { }
         }
-        _replica.Dispose();
         if (_o.RecordDir is { } dir)
         {
             var result = _replica.Result();

@@ -35,7 +35,7 @@ public interface ILiveObserver
 public sealed class LiveReplica : IDisposable
 {
     private readonly ReplicaEngine _engine;
-    private readonly IIterationExecutor _executor;
+    private readonly CountingExecutor _executor;
     private readonly ILiveClock _arrivalClock;
     private readonly ITokenIds? _tokenIds;
     private readonly ILiveObserver? _observer;
@@ -153,6 +153,7 @@ public sealed class LiveReplica : IDisposable
     public void Dispose()
     {
         _stopping = true;
+        _arrivalClock.Interrupt();
         _signal.Release();
         if (_thread.IsAlive) _thread.Join();
     }
@@ -208,6 +209,7 @@ public sealed class LiveReplica : IDisposable
                 // One scheduler turn: the horizon just past the clock stops the loop after the next iteration.
                 // An arrival newer than the clock (an idle replica) moves the horizon to it, so the turn idles up to
                 // the arrival and runs the iteration that admits it.
+                _executor.Freeze();
                 _engine.Advance(Math.Max(_executor.NowS, _newestArrivalS) + 1e-9);
                 AfterTurn();
                 // A turn with nothing to run (a static batch waiting for its timeout): the clock follows the wall
@@ -218,6 +220,10 @@ public sealed class LiveReplica : IDisposable
                     _signal.Wait(1);
                 }
             }
+        }
+        catch (OperationCanceledException) when (_stopping)
+        {
+            // Stopped mid-iteration (Interrupt): its tokens are not released; the requests end below.
         }
         catch (Exception e)
         {
@@ -351,15 +357,32 @@ public sealed class LiveReplica : IDisposable
     }
 
     /// <summary>Counts iterations and remembers when the last one ended.</summary>
+    /// <remarks>
+    /// The engine sees a clock that moves only with its own steps: read at the start of a turn (<see cref="Freeze"/>),
+    /// then set by each wait and iteration. A real engine's clock (the ONNX Runtime engine's wall clock) moves by
+    /// itself, and a turn's horizon just past "now" would already lie behind the clock the next time the engine read
+    /// it: the turn would end before its iteration, and the thread would idle a scheduler wait per token. The twin's
+    /// clock moves only with its steps anyway, so for it this changes nothing.
+    /// </remarks>
     private sealed class CountingExecutor(IIterationExecutor inner, LiveReplica owner) : IIterationExecutor
     {
-        public double NowS => inner.NowS;
+        private double _nowS;
 
-        public void WaitUntil(double timeS) => inner.WaitUntil(timeS);
+        public double NowS => _nowS;
+
+        /// <summary>Reads the executor's clock: the time this turn starts at.</summary>
+        public void Freeze() => _nowS = Math.Max(_nowS, inner.NowS);
+
+        public void WaitUntil(double timeS)
+        {
+            inner.WaitUntil(timeS);
+            _nowS = Math.Max(_nowS, timeS);
+        }
 
         public double Execute(IReadOnlyList<ChunkWork> chunks, IReadOnlyList<DecodeWork> decodes)
         {
             double end = inner.Execute(chunks, decodes);
+            _nowS = Math.Max(_nowS, end);
             owner._iterations++;
             owner._lastIterationEndS = end;
             return end;

@@ -7,7 +7,8 @@ namespace RLMServing.Serve.Engine;
 /// The ONNX Runtime serving engine (rlms replay's) behind the live scheduler: real token generation on the
 /// synthesised model, on the engine's wall clock. Keeps each request's generated token ids for its stream.
 /// </summary>
-internal sealed class OnnxExecutor(OrtServingEngine engine) : IIterationExecutor, ILiveClock, ITokenIds
+/// <param name="stop">The engine's cancellation: cancelled, its waits end and its next step throws instead of running.</param>
+internal sealed class OnnxExecutor(OrtServingEngine engine, CancellationTokenSource stop) : IIterationExecutor, ILiveClock, ITokenIds
 {
     private readonly Dictionary<long, List<long>> _generated = new();
 
@@ -16,6 +17,8 @@ internal sealed class OnnxExecutor(OrtServingEngine engine) : IIterationExecutor
     public double ArrivalS => engine.NowS;
 
     public void CatchUp() { }   // the engine's clock is the wall clock already
+
+    public void Interrupt() => stop.Cancel();   // a step already in ONNX Runtime finishes; none starts after it
 
     public void WaitUntil(double timeS) => engine.WaitUntil(timeS);
 

@@ -21,6 +21,7 @@ internal sealed class TwinExecutor : IIterationExecutor, ILiveClock
     private readonly double _timeScale;
     private readonly Slowdown? _slowdown;
     private readonly long _startTicks = Stopwatch.GetTimestamp();
+    private readonly ManualResetEventSlim _interrupted = new();
     private double _clockS;
 
     public TwinExecutor(PricedCostModel prices, double timeScale, Slowdown? slowdown)
@@ -43,6 +44,12 @@ internal sealed class TwinExecutor : IIterationExecutor, ILiveClock
 
     /// <summary>An idle replica's clock follows the wall clock (a static batch waiting for its timeout).</summary>
     public void CatchUp() => _clockS = Math.Max(_clockS, WallS);
+
+    /// <summary>
+    /// The server is stopping: a wait in progress ends at once. At a small time scale one iteration lasts many wall
+    /// seconds, and the shutdown must not wait it out.
+    /// </summary>
+    public void Interrupt() => _interrupted.Set();
 
     public void WaitUntil(double timeS)
     {
@@ -74,7 +81,8 @@ internal sealed class TwinExecutor : IIterationExecutor, ILiveClock
         {
             double left = targetWallS - Stopwatch.GetElapsedTime(_startTicks).TotalSeconds;
             if (left <= 0) return;
-            Thread.Sleep(Math.Max(1, (int)(left * 1000)));
+            if (_interrupted.Wait(Math.Max(1, (int)Math.Min(left * 1000, int.MaxValue))))
+                throw new OperationCanceledException("the server is stopping");
         }
     }
 }
@@ -87,4 +95,10 @@ public interface ILiveClock
 
     /// <summary>Called on the engine thread when the replica idles with nothing to run: the clock may move to now.</summary>
     void CatchUp();
+
+    /// <summary>
+    /// Called from any thread when the server stops: a wait of the engine thread may end early by throwing
+    /// <see cref="OperationCanceledException"/>.
+    /// </summary>
+    void Interrupt();
 }

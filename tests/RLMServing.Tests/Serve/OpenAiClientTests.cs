@@ -42,7 +42,11 @@ public class OpenAiClientTests(ITestOutputHelper output)
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(60_000), "node client did not finish");
+        if (!p.WaitForExit(60_000))
+        {
+            p.Kill(entireProcessTree: true);   // a stuck client must not keep a connection to the server open past the test
+            Assert.Fail("node client did not finish within 60 s");
+        }
         Assert.True(p.ExitCode == 0, await stderr);
         var r = JsonDocument.Parse(await stdout).RootElement;
 
@@ -76,7 +80,8 @@ public class OpenAiClientTests(ITestOutputHelper output)
     public async Task TheOpenAiDotNetSdkChatsStreamsAndSeesErrors()
     {
         await using var s = await RunningServer.StartAsync(options: new ServeOptions { ApiKey = Key });
-        var options = new OpenAIClientOptions { Endpoint = new Uri(s.Host.BaseAddress, "v1") };
+        using var limit = new CancellationTokenSource(RunningServer.Limit);
+        var options = new OpenAIClientOptions { Endpoint = new Uri(s.Host.BaseAddress, "v1"), NetworkTimeout = RunningServer.Limit };
         var chat = new ChatClient(s.Model, new ApiKeyCredential(Key), options);
         ChatMessage[] messages = [new UserChatMessage("hello there model")];
 
@@ -88,7 +93,7 @@ public class OpenAiClientTests(ITestOutputHelper output)
         int updates = 0;
         ChatTokenUsage? usage = null;
         ChatFinishReason? finish = null;
-        await foreach (var update in chat.CompleteChatStreamingAsync(messages, new ChatCompletionOptions { MaxOutputTokenCount = 8 }))
+        await foreach (var update in chat.CompleteChatStreamingAsync(messages, new ChatCompletionOptions { MaxOutputTokenCount = 8 }, limit.Token))
         {
             updates++;
             usage ??= update.Usage;
@@ -114,6 +119,6 @@ public class OpenAiClientTests(ITestOutputHelper output)
         using var p = Process.Start(psi)!;
         _ = p.StandardOutput.ReadToEndAsync();
         _ = p.StandardError.ReadToEndAsync();
-        p.WaitForExit(300_000);
+        if (!p.WaitForExit(300_000)) p.Kill(entireProcessTree: true);
     }
 }

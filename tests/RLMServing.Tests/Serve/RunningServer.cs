@@ -57,10 +57,17 @@ internal sealed class RunningServer : IAsyncDisposable
         return new RunningServer(host, run);
     }
 
+    /// <summary>How long a test waits on one response stream, or on the server's shutdown, before failing instead of hanging.</summary>
+    public static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
+
     public async ValueTask DisposeAsync()
     {
+        // The client first: disposing it cancels whatever it still has in flight, so no open stream of the test's own
+        // holds the server's shutdown. The shutdown itself is bounded (a grace period, then connections are cut), and
+        // the wait here too, so that a regression fails the test instead of hanging the run.
         Http.Dispose();
-        await Host.DisposeAsync();
+        try { await Host.DisposeAsync().AsTask().WaitAsync(Limit); }
+        catch (TimeoutException) { throw new TimeoutException($"the server did not stop within {Limit.TotalSeconds} s"); }
     }
 
     /// <summary>A prompt of exactly <paramref name="tokens"/> tokens (one word each, as the server counts them).</summary>
@@ -89,11 +96,17 @@ internal sealed class RunningServer : IAsyncDisposable
     }
 
     /// <summary>Reads an SSE response's data lines (without the <c>data: </c> prefix), [DONE] included.</summary>
+    /// <remarks>
+    /// The response is disposed afterwards, and the read is bounded by <see cref="Limit"/>: HttpClient's timeout
+    /// covers only the headers of a response read as a stream.
+    /// </remarks>
     public static async Task<List<string>> DataLines(HttpResponseMessage response)
     {
+        using var _ = response;
+        using var limit = new CancellationTokenSource(Limit);
         var lines = new List<string>();
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        while (await reader.ReadLineAsync() is { } line)
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(limit.Token));
+        while (await reader.ReadLineAsync(limit.Token) is { } line)
             if (line.StartsWith("data: ", StringComparison.Ordinal)) lines.Add(line[6..]);
         return lines;
     }

@@ -124,6 +124,27 @@ public class ServeErrorTests
         stalled.Dispose();
     }
 
+    [Fact]
+    public async Task StoppingDoesNotWaitOutALongIteration()
+    {
+        // At a time scale of 1/5000 the twin's prefill of 2,000 tokens lasts minutes of wall time: stopping the server
+        // while it runs ends the wait at once, and the client gets its stream's end instead of a hang.
+        var s = await RunningServer.StartAsync(options: new ServeOptions { TimeScale = 0.0002 });
+        var response = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(2000, maxTokens: 10, stream: true, ignoreEos: true),
+            completion: HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        // Taken in by the engine (the gauges of a turn come after its iteration, so Running stays 0 until then).
+        Assert.True(await RunningServer.Eventually(() => s.Host.Replica.Gauges.Waiting == 0), $"{s.Host.Replica.Gauges}");
+        await Task.Delay(200);
+        var stop = s.Host.StopAsync();
+        Assert.Same(stop, await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(30))));
+        await stop;
+        var lines = await RunningServer.DataLines(response);
+        Assert.Contains(lines, l => l.Contains("\"error\"", StringComparison.Ordinal));   // the 503 error event, never a token
+        Assert.Equal("[DONE]", lines[^1]);
+        await s.DisposeAsync();
+    }
+
     [Theory]
     [InlineData(FailureType.ServerError, HttpStatusCode.InternalServerError)]
     [InlineData(FailureType.RateLimit, HttpStatusCode.TooManyRequests)]

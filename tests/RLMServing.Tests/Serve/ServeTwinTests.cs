@@ -26,12 +26,13 @@ public class ServeTwinTests
     private static async Task<(double TtftS, double E2eS, int Tokens)> Stream(RunningServer s, int prompt, int maxTokens)
     {
         var sw = Stopwatch.StartNew();
-        var response = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(prompt, maxTokens, stream: true, ignoreEos: true),
-            completion: HttpCompletionOption.ResponseHeadersRead);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using var limit = new CancellationTokenSource(RunningServer.Limit);   // HttpClient's timeout ends at the headers
+        using var response = await s.PostAsync("/v1/chat/completions", RunningServer.Chat(prompt, maxTokens, stream: true, ignoreEos: true),
+            cancel: limit.Token, completion: HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(limit.Token));
         double? ttft = null;
         int tokens = 0;
-        while (await reader.ReadLineAsync() is { } line)
+        while (await reader.ReadLineAsync(limit.Token) is { } line)
         {
             if (!line.StartsWith("data: {", StringComparison.Ordinal)) continue;
             var delta = JsonDocument.Parse(line[6..]).RootElement.GetProperty("choices");
