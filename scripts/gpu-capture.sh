@@ -13,7 +13,7 @@ bin="$root/artifacts/rlms-gpu"
 command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || { echo "error: no NVIDIA GPU visible (nvidia-smi)" >&2; exit 4; }
 echo "publishing the CUDA build of rlms into $bin ..." >&2
 dotnet publish "$root/src/RLMServing.Cli/RLMServing.Cli.csproj" -c Release -r linux-x64 --self-contained true -p:OrtGpu=true \
-  --artifacts-path "$root/artifacts/gpu-build" -o "$bin" -v quiet -nologo
+  -p:PublishReadyToRun=false -p:TieredCompilation=false --artifacts-path "$root/artifacts/gpu-build" -o "$bin" -v quiet -nologo
 cd "$root"
 exec "$root/scripts/gpu-run-on-device.sh" --bin "$bin" --model "$model" --grid "$grid" --device "${DEVICE:-cuda}" \
   --timeout "${TIMEOUT_S:-1800}" --gen-layers "${GEN_LAYERS:-0}" --out "$root" --no-tiny -- --dtype "${DTYPE:-fp16}"

@@ -21,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 
 echo "publishing rlms (Release, linux-x64, self-contained, OrtGpu=$ort_gpu)..." >&2
 dotnet publish "$root/src/RLMServing.Cli/RLMServing.Cli.csproj" -c Release -r linux-x64 --self-contained true \
-  -p:OrtGpu="$ort_gpu" --artifacts-path "$work/artifacts" -o "$work/rlms" -v quiet -nologo >&2
+  -p:OrtGpu="$ort_gpu" -p:PublishReadyToRun=false -p:TieredCompilation=false --artifacts-path "$work/artifacts" -o "$work/rlms" -v quiet -nologo >&2
 natives=(libonnxruntime.so libonnxruntime_providers_shared.so)
 [[ "$ort_gpu" == true ]] && natives+=(libonnxruntime_providers_cuda.so)
 for lib in "${natives[@]}"; do
