@@ -134,6 +134,15 @@ public sealed record Scenario(
     /// </summary>
     public EngineConfig Engine { get; init; } = EngineConfig.OrtEngine;
 
+    /// <summary>
+    /// Closed batches for a dataset preset's requests (<c>workload.arrival</c>); a synthetic workload carries its
+    /// arrival process itself. Null: the requests' own arrival times.
+    /// </summary>
+    public ClosedBatchArrivals? DatasetBatches { get; init; }
+
+    /// <summary>The closed batches the requests are sent in (synthetic workload or dataset preset), or null.</summary>
+    public ClosedBatchArrivals? ClosedBatches => Workload?.Arrival as ClosedBatchArrivals ?? DatasetBatches;
+
     /// <summary>The requests the simulator runs: replayed or generated from the seed, with shared system prompts applied.</summary>
     public IReadOnlyList<RequestSpec> Requests()
     {

@@ -49,6 +49,40 @@ internal static class ClusterDriver
     }
 
     /// <summary>
+    /// Closed batches: each batch (requests in id order) arrives at once, is routed by the scenario's router as an
+    /// open-loop arrival would be (a state-reading router sees the batch's earlier requests as outstanding), and every
+    /// replica runs until the batch has drained; the next batch arrives when the batch's last request finished (a
+    /// rejection finishes at its arrival) plus the gap. Replicas are idle at each boundary, so draining them one after
+    /// another is exact. Returns each batch's arrival time.
+    /// </summary>
+    public static IReadOnlyList<double> RunClosedBatches(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines, IRouter router,
+        ClosedBatchArrivals batches)
+    {
+        var records = engines[0].Records;   // the replicas share one list of rows
+        var starts = new List<double>();
+        double atS = 0;
+        for (int first = 0; first < requests.Count; first += batches.Batch)
+        {
+            starts.Add(atS);
+            int seen = records.Count;
+            int end = Math.Min(requests.Count, first + batches.Batch);
+            for (int i = first; i < end; i++)
+            {
+                var spec = requests[i] with { ArrivalTimeS = atS };
+                engines[router.Route(spec, engines)].AddArrival(new SimRequest(spec, atS));
+            }
+            foreach (var e in engines) e.Advance(double.PositiveInfinity);
+            double lastS = atS;
+            for (int i = seen; i < records.Count; i++) lastS = Math.Max(lastS, records[i].CompletionTimeS ?? records[i].ArrivalTimeS);
+            if (records.Count - seen != end - first)
+                throw new InvalidOperationException($"closed batch from request {first}: {records.Count - seen} of {end - first} requests finished");
+            atS = lastS + batches.GapMs / 1000.0;
+        }
+        foreach (var e in engines) e.Run();
+        return starts;
+    }
+
+    /// <summary>
     /// Disaggregated serving. Prefill replicas do not depend on decode replicas (no back-pressure: a prefill replica
     /// frees the KV once it is sent), so the prefill pool runs first and records each hand-off; each request's KV
     /// then travels once, taking prompt KV bytes / link bandwidth + latency, and the decode pool runs in lockstep to

@@ -58,6 +58,7 @@ public static class Simulator
         };
 
         var closedLoop = scenario.Workload?.Arrival as ClosedLoopArrivals;
+        var closedBatches = scenario.ClosedBatches;
         bool sampled = ParallelSampling.Sampled(requests);
         for (int g = 0, i = 0; g < groups.Count; g++)
         {
@@ -83,7 +84,7 @@ public static class Simulator
         var transfers = new ClusterDriver.KvTransferStats();
         if (groups.Any(g => g.Role != ReplicaRole.Both))
         {
-            if (closedLoop is not null) throw new InvalidOperationException("closed-loop clients cannot drive a disaggregated cluster");
+            if (closedLoop is not null || closedBatches is not null) throw new InvalidOperationException("closed-loop clients cannot drive a disaggregated cluster");
             var decodeRouter = Routers.Create(scenario.Scheduler.Router, SyntheticWorkload.Mix(scenario.Seed, 18), scenario.Cluster?.BalanceThreshold ?? 32);
             var link = scenario.Cluster?.KvTransfer ?? throw new InvalidOperationException("a disaggregated cluster needs cluster.kv_transfer");
             transfers = ClusterDriver.RunDisaggregated(requests, engines.Where((_, i) => groups[groupOf[i]].Role == ReplicaRole.Prefill).ToArray(),
@@ -94,6 +95,11 @@ public static class Simulator
             if (sampled) throw new InvalidOperationException("closed-loop clients cannot send parallel samples");
             SeedClosedLoop(closedLoop, requests, engines);
             foreach (var e in engines) e.Run();
+        }
+        else if (closedBatches is not null)
+        {
+            if (sampled) throw new InvalidOperationException("closed batches cannot send parallel samples");
+            ClusterDriver.RunClosedBatches(requests, engines, router, closedBatches);
         }
         else if (router.StateDependent || lockstep) ClusterDriver.RunLockstep(requests, engines, router);
         else

@@ -7,6 +7,9 @@ public abstract record ArrivalProcess
 {
     /// <summary>Gap to the next arrival in seconds (open-loop processes only).</summary>
     public abstract double NextGapS(Random rng);
+
+    /// <summary>Closed processes send on completions, so the simulator assigns arrival times, not the workload.</summary>
+    public virtual bool IsClosed => false;
 }
 
 public sealed record PoissonArrivals(double RatePerS) : ArrivalProcess
@@ -36,4 +39,20 @@ public sealed record ClosedLoopArrivals(int Concurrency, double ThinkTimeMs) : A
 {
     public override double NextGapS(Random rng) =>
         throw new InvalidOperationException("closed-loop arrivals are driven by completions, not by gaps");
+
+    public override bool IsClosed => true;
+}
+
+/// <summary>
+/// A client that sends <see cref="Batch"/> requests at once, waits until the last of them has finished (completed or
+/// rejected), and sends the next batch <see cref="GapMs"/> later, as a benchmark script looping over a dataset in
+/// batches does (<c>rlms bench --closed-batches N</c>). The batch goes to the whole cluster, so its boundary is
+/// global: the next batch waits for the slowest replica. Requests are taken in id order, the last batch may be short.
+/// </summary>
+public sealed record ClosedBatchArrivals(int Batch, double GapMs = 0) : ArrivalProcess
+{
+    public override double NextGapS(Random rng) =>
+        throw new InvalidOperationException("closed-batch arrivals are driven by completions, not by gaps");
+
+    public override bool IsClosed => true;
 }

@@ -27,7 +27,7 @@ public sealed record SyntheticWorkload(
     /// <summary>
     /// Draws every request from the seed. Separate generator streams for arrivals, prompts and outputs keep
     /// arrivals identical across variants that change only the lengths (common random numbers).
-    /// Closed-loop workloads get arrival time 0 here; the simulator assigns real ones.
+    /// Closed-loop and closed-batch workloads get arrival time 0 here; the simulator assigns real ones.
     /// </summary>
     public IReadOnlyList<RequestSpec> Generate(int seed)
     {
@@ -37,7 +37,7 @@ public sealed record SyntheticWorkload(
         var priorityRng = new Random(Mix(seed, 4));
         var list = new List<RequestSpec>(Requests);
         double t = 0;
-        bool open = Arrival is not ClosedLoopArrivals;
+        bool open = !Arrival.IsClosed;
         for (int i = 0; i < Requests; i++)
         {
             if (open && i > 0) t += Arrival.NextGapS(arrivalRng);

@@ -119,7 +119,7 @@ public static partial class ScenarioLoader
             if (groups.Any(g => g.Role == ReplicaRole.Both) || !groups.Any(g => g.Role == ReplicaRole.Prefill) || !groups.Any(g => g.Role == ReplicaRole.Decode))
                 throw c.Error("groups", "a disaggregated cluster needs every group to be role: prefill or role: decode, with at least one of each");
             if (link is null) throw c.Error("kv_transfer", "is required with prefill and decode groups: { bandwidth_gbps: GB/s per transfer, latency_ms }");
-            if (arrivalIsClosedLoop) throw c.Error("groups", "closed-loop arrivals cannot drive a disaggregated cluster yet; use an open-loop arrival process or a trace");
+            if (arrivalIsClosedLoop) throw c.Error("groups", "closed-loop arrivals (closed_loop, closed_batches) cannot drive a disaggregated cluster yet; use an open-loop arrival process or a trace");
         }
         else if (link is not null) throw c.Error("kv_transfer", "only applies to a disaggregated cluster (groups with role: prefill and role: decode)");
         c.Done();

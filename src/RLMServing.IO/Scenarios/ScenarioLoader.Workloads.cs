@@ -17,8 +17,10 @@ public static partial class ScenarioLoader
     /// Both take <c>n</c> (parallel sampling: each row sent as n samples sharing its prompt).
     /// Returns null for synthetic workloads. Both draw every random choice from the scenario seed.
     /// </summary>
-    private static IReadOnlyList<RequestSpec>? BindTraceOrDataset(MapReader w, ModelArchitecture model, string file, int seed)
+    private static IReadOnlyList<RequestSpec>? BindTraceOrDataset(MapReader w, ModelArchitecture model, string file, int seed,
+        out ClosedBatchArrivals? batches)
     {
+        batches = null;
         bool trace = w.Has("trace"), dataset = w.Has("dataset");
         if (!trace && !dataset) return null;
         if (trace && dataset) throw w.Error("dataset", "give either trace or dataset, not both");
@@ -26,7 +28,7 @@ public static partial class ScenarioLoader
         if (maxThinking < 0) throw w.Error("max_thinking_tokens", $"must not be negative, got {maxThinking}");
         int maxOutput = w.PositiveInt("max_output_tokens", trace ? int.MaxValue : model.MaxContext);
         int samples = w.PositiveInt("n", 1);
-        var requests = trace ? BindTrace(w, file, seed, samples) : BindDataset(w, model, seed, samples);
+        var requests = trace ? BindTrace(w, file, seed, samples) : BindDataset(w, model, seed, samples, out batches);
         w.Done();
         var limited = new RequestSpec[requests.Count];
         for (int i = 0; i < requests.Count; i++)
@@ -83,7 +85,7 @@ public static partial class ScenarioLoader
     /// A dataset preset's requests; with n &gt; 1 each prompt's samples 1..n-1 draw their thinking and answer from the
     /// prompt's own difficulty component (the same problem) on the seeded sample stream.
     /// </summary>
-    private static IReadOnlyList<RequestSpec> BindDataset(MapReader w, ModelArchitecture model, int seed, int samples)
+    private static IReadOnlyList<RequestSpec> BindDataset(MapReader w, ModelArchitecture model, int seed, int samples, out ClosedBatchArrivals? batches)
     {
         ReasoningPreset preset;
         try { preset = DatasetPresetLoader.Load(w.RequiredString("dataset")); }
@@ -91,7 +93,9 @@ public static partial class ScenarioLoader
         int count = Requests(w);
         var arrival = BindArrival(w.Map("arrival") ?? throw w.Error("arrival", "is required"));
         CheckHorizon(w, arrival, count);
-        if (arrival is ClosedLoopArrivals) throw w.Error("arrival", "closed_loop arrivals are not supported with dataset presets yet; use poisson, gamma or constant");
+        if (arrival is ClosedLoopArrivals) throw w.Error("arrival", "closed_loop arrivals are not supported with dataset presets yet; use poisson, gamma, constant or closed_batches");
+        batches = arrival as ClosedBatchArrivals;
+        if (batches is not null && samples > 1) throw w.Error("n", "parallel sampling is not supported with closed_batches arrivals; use poisson, gamma or constant");
         var sampler = new ReasoningPresetSampler(preset, model.Reasoning);
         // Same stream split as synthetic workloads: arrivals do not change when only the dataset changes.
         var arrivalRng = new Random(SyntheticWorkload.Mix(seed, 1));
@@ -101,7 +105,7 @@ public static partial class ScenarioLoader
         double t = 0;
         for (int i = 0; i < count; i++)
         {
-            if (i > 0) t += arrival.NextGapS(arrivalRng);
+            if (i > 0 && batches is null) t += arrival.NextGapS(arrivalRng);   // closed batches: the simulator times arrivals
             var lengths = sampler.Sample(lengthRng);
             list.Add(ReasoningPresetSampler.ToRequest(i, t, lengths));
             components.Add(lengths.Component);

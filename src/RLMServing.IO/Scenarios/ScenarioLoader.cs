@@ -177,7 +177,7 @@ public static partial class ScenarioLoader
         var workloadR = r.Map("workload") ?? throw r.Error("workload", "is required");
         var systemPrompt = BindSystemPrompt(workloadR);
         // workload.trace replays a request trace and workload.dataset samples a reasoning preset (ScenarioLoader.Workloads.cs).
-        var replay = BindTraceOrDataset(workloadR, model, file, seed);
+        var replay = BindTraceOrDataset(workloadR, model, file, seed, out var datasetBatches);
         var workload = replay is null ? BindWorkload(workloadR, model) : null;
         var policies = BindPolicies(tree, r, file, model, inputs);
         r.Done();
@@ -185,7 +185,7 @@ public static partial class ScenarioLoader
         ClusterConfig? cluster = null;
         if (clusterR is not null)
         {
-            (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival is ClosedLoopArrivals,
+            (cluster, scheduler) = BindCluster(clusterR, schedulerTree, scheduler, file, catalog, model, kv, cost, workload?.Arrival.IsClosed == true || datasetBatches is not null,
                 policies.Speculative?.Memory, defaults);
             if (cluster.Groups.Count > 0) hardware = hardware with { Replicas = cluster.Groups.Sum(g => g.Replicas) };
             if (cluster.Disaggregated && (workload is { Samples: > 1 } || replay is not null && ParallelSampling.Sampled(replay)))
@@ -193,7 +193,7 @@ public static partial class ScenarioLoader
         }
         // Serving policies apply to clusters of replica groups too (each replica runs them).
         var engine = CompleteEngine(engineRead, scheduler);
-        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine };
+        if (hwR is null) return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine, DatasetBatches = datasetBatches };
         if (model.Heads % hardware.TensorParallel != 0)
             throw hwR.Error("tensor_parallel", $"{hardware.TensorParallel} does not divide the {model.Heads} attention heads of {model.Name}");
         if (BatchPlanners.Get(scheduler.Batching).DecodesShareTokenBudget && scheduler.MaxNumBatchedTokens < scheduler.MaxNumSeqs)
@@ -201,7 +201,7 @@ public static partial class ScenarioLoader
         try { KvCachePlan.For(model, gpu, hardware.TensorParallel, kv, scheduler, policies.Speculative?.Memory); }
         catch (UserInputException e) { throw new UserInputException($"{file}: {e.Message}"); }
 
-        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine };
+        return new Scenario(name, seed, hardware, model.Name, cost, workload, replay, scheduler, kv, slo, metrics, simulation, WithBlockSize(policies, kv)) { Cluster = cluster, SystemPrompt = systemPrompt, Engine = engine, DatasetBatches = datasetBatches };
     }
 
     private static CostModelConfig BindCostModel(MapReader? c, string scenarioFile, ModelArchitecture model, GpuSpec gpu, int tp, ScenarioInputs inputs)
@@ -362,7 +362,7 @@ public static partial class ScenarioLoader
         var prompt = w.Map("prompt_tokens") is { } p ? BindDistribution(p) : throw w.Error("prompt_tokens", "is required");
         int maxOutput = w.PositiveInt("max_output_tokens", model.MaxContext);
         int samples = w.PositiveInt("n", 1);
-        if (samples > 1 && arrival is ClosedLoopArrivals) throw w.Error("n", "parallel sampling is not supported with closed_loop arrivals; use poisson, gamma or constant");
+        if (samples > 1 && arrival.IsClosed) throw w.Error("n", $"parallel sampling is not supported with {ArrivalName(arrival)} arrivals; use poisson, gamma or constant");
         int? maxThinking = w.Int("max_thinking_tokens");
         if (maxThinking < 0) throw w.Error("max_thinking_tokens", $"must not be negative, got {maxThinking}");
         var priority = w.Map("priority") is { } pr ? BindDistribution(pr, minDefault: 0) : null;
@@ -400,6 +400,13 @@ public static partial class ScenarioLoader
     internal static void CheckHorizon(MapReader w, ArrivalProcess arrival, int requests)
     {
         double? rate = arrival switch { PoissonArrivals p => p.RatePerS, GammaArrivals g => g.RatePerS, ConstantArrivals c => c.RatePerS, _ => null };
+        if (arrival is ClosedBatchArrivals b)
+        {
+            // The gaps alone; the batches' service time is what the run measures.
+            double gapsS = (double)((requests - 1) / b.Batch) * b.GapMs / 1000;
+            if (gapsS > InputLimits.MaxHorizonS)
+                throw w.Error("arrival", $"gap_ms {b.GapMs:G4} between {(requests - 1) / b.Batch + 1:N0} batches spans {InputLimits.Seconds(gapsS)} of simulated time; at most {InputLimits.Seconds(InputLimits.MaxHorizonS)} (one year; docs/limits.md)");
+        }
         if (rate is not { } r) return;
         double spanS = requests / r;
         if (spanS > InputLimits.MaxHorizonS)
@@ -415,11 +422,14 @@ public static partial class ScenarioLoader
             "gamma" => new GammaArrivals(a.PositiveDouble("rate"), a.PositiveDouble("burstiness", 1.0)),
             "constant" => new ConstantArrivals(a.PositiveDouble("rate")),
             "closed_loop" => new ClosedLoopArrivals(a.PositiveInt("concurrency"), a.NonNegativeDouble("think_time_ms", 0)),
-            _ => throw a.Error("process", $"unknown arrival process '{process}'; expected poisson, gamma, constant or closed_loop"),
+            "closed_batches" => new ClosedBatchArrivals(a.PositiveInt("batch"), a.NonNegativeDouble("gap_ms", 0)),
+            _ => throw a.Error("process", $"unknown arrival process '{process}'; expected poisson, gamma, constant, closed_loop or closed_batches"),
         };
         a.Done();
         return result;
     }
+
+    private static string ArrivalName(ArrivalProcess arrival) => arrival is ClosedBatchArrivals ? "closed_batches" : "closed_loop";
 
     /// <summary>Binds <c>{ dist: ..., min, max }</c>; token counts are clamped to [min, max] (min defaults to 1).</summary>
     public static ITokenDistribution BindDistribution(MapReader d, int minDefault = 1)

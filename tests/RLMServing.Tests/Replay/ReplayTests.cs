@@ -139,6 +139,23 @@ public class ReplayTests
         return doc.RootElement.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
     }
 
+    /// <summary>rlms replay sends closed batches as the simulator does: each batch at the last finish of the one before plus the gap.</summary>
+    [Fact]
+    public void ClosedBatchesWaitForTheirLastRequestOnTheRealEngine()
+    {
+        var run = Prepare(Small("continuous", requests: 8, arrival: "{ process: closed_batches, batch: 3, gap_ms: 20 }"));
+        var (result, _, _) = ReplayRecorded(run);
+        var rows = result.Requests.OrderBy(r => r.RequestId).ToList();
+        Assert.Equal(8, rows.Count);
+        double start = 0;
+        foreach (var batch in rows.Chunk(3))
+        {
+            Assert.All(batch, r => Assert.Equal(start, r.ArrivalTimeS));
+            Assert.All(batch, r => Assert.True(r.FirstScheduledTimeS >= start, $"request {r.RequestId} scheduled before its batch arrived"));
+            start = batch.Max(r => r.CompletionTimeS!.Value) + 0.020;
+        }
+    }
+
     [Theory]
     [InlineData("static")]
     [InlineData("continuous")]

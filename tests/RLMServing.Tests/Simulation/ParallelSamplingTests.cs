@@ -20,7 +20,7 @@ public class ParallelSamplingTests
         var rng = new Random(seed ^ 0x5a3b1e);
         n = 1 + rng.Next(4);
         var workload = s.Workload! with { Samples = n };
-        if (workload.Arrival is ClosedLoopArrivals) workload = workload with { Arrival = new PoissonArrivals(1 + rng.Next(200)) };
+        if (workload.Arrival.IsClosed) workload = workload with { Arrival = new PoissonArrivals(1 + rng.Next(200)) };
         s = TestScenarios.WithRandomPolicies(s, seed, rng.Next(4)) with
         {
             Workload = workload,
