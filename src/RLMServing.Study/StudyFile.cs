@@ -17,7 +17,14 @@ public sealed record BimodalExperiment(IReadOnlyList<string> Datasets);
 
 public sealed record BatchingExperiment(string Dataset, int Batch, IReadOnlyList<string> Policies);
 
-public sealed record SpeculativeExperiment(string Dataset, string Method, string? DraftModel, int NumSpeculativeTokens, IReadOnlyList<double> Rates);
+/// <summary>Speculative decoding at several loads: closed batches of each size, or open-loop Poisson rates.</summary>
+public sealed record SpeculativeExperiment(string Dataset, string Method, string? DraftModel, int NumSpeculativeTokens, IReadOnlyList<int>? Batches, IReadOnlyList<double> Rates)
+{
+    /// <summary>Each load: its variant suffix, its value (batch size or req/s) and how it reads.</summary>
+    public IEnumerable<(string Suffix, double Value, string Text)> Loads() => Batches is { } b
+        ? b.Select(n => ($"b{n}", (double)n, $"batch {n}"))
+        : Rates.Select(r => ($"r{StudyPlan.Num(r)}", r, $"{StudyPlan.Num(r)} req/s"));
+}
 
 public sealed record KvCompressionExperiment(string Dataset, string Policy, IReadOnlyList<int> Budgets, double Rate, double KeptQuality);
 
@@ -134,10 +141,13 @@ public static class StudyLoader
             if (!methods.Contains(method)) throw sp.Error("method", $"unknown method '{method}'; expected one of {string.Join(", ", methods)}{Suggest(method, methods)}");
             string? draft = method == "draft" ? Model(sp, "draft_model", catalog, reasoning: null) ?? throw sp.Error("draft_model", "is required for method draft") : null;
             int k = sp.PositiveInt("num_speculative_tokens", 2);
-            var specRates = DoubleList(sp, "rates") ?? throw sp.Error("rates", "is required (the loads to compare, req/s, e.g. [0.1, 1, 4, 16])");
-            if (specRates.Count < 2) throw sp.Error("rates", "give at least two loads (the finding is about how the gain moves with load)");
+            var specBatches = IntList(sp, "batches");
+            var specRates = DoubleList(sp, "rates");
+            if (specBatches is not null && specRates is not null) throw sp.Error("rates", "give batches (closed batches of each size) or rates (Poisson), not both");
+            int loads = specBatches?.Count ?? specRates?.Count ?? throw sp.Error("batches", "is required: the loads to compare, closed-batch sizes (e.g. [1, 8, 64, 256]) or rates: [req/s, ...]");
+            if (loads < 2) throw sp.Error(specBatches is null ? "rates" : "batches", "give at least two loads (the finding is about how the gain moves with load)");
             sp.Done();
-            spec = new SpeculativeExperiment(ds, method, draft, k, specRates);
+            spec = new SpeculativeExperiment(ds, method, draft, k, specBatches, specRates ?? []);
         }
         KvCompressionExperiment? kv = null;
         if (ex.Map("kv_compression") is { } kc)

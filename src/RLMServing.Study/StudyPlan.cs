@@ -83,14 +83,17 @@ public static class StudyPlan
                 ? $"{{ method: draft, draft_model: {sp.DraftModel}, num_speculative_tokens: {sp.NumSpeculativeTokens}, dataset: {sp.Dataset} }}"
                 : $"{{ method: {sp.Method}, num_speculative_tokens: {sp.NumSpeculativeTokens}, dataset: {sp.Dataset} }}";
             var variants = new List<string>();
-            foreach (var r in sp.Rates)
+            foreach (var (suffix, value, _) in sp.Loads())
             {
-                variants.Add(Variant($"base-r{Num(r)}", $"workload.arrival: {{ process: poisson, rate: {Num(r)} }}"));
-                variants.Add(Variant($"spec-r{Num(r)}", $"workload.arrival: {{ process: poisson, rate: {Num(r)} }}, speculative: {spec}"));
+                string arrival = sp.Batches is not null ? $"{{ process: closed_batches, batch: {Num(value)} }}" : $"{{ process: poisson, rate: {Num(value)} }}";
+                variants.Add(Variant($"base-{suffix}", $"workload.arrival: {arrival}"));
+                variants.Add(Variant($"spec-{suffix}", $"workload.arrival: {arrival}, speculative: {spec}"));
             }
+            // Batches larger than the engine's default 256 sequences would queue in the engine instead of the client.
+            int specSeqs = Math.Max(256, sp.Batches?.Max() ?? 0);
             list.Add(new(Experiments.Speculative, Scenario(s, Experiments.Speculative,
-                $"Speculative decoding ({sp.Method}, k = {sp.NumSpeculativeTokens}) against none at each load (Poisson rates).",
-                s.Primary.Reasoning, sp.Dataset, $"{{ process: poisson, rate: {Num(sp.Rates[0])} }}", maxBudget, "continuous", 256, variants)));
+                $"Speculative decoding ({sp.Method}, k = {sp.NumSpeculativeTokens}) against none at each load ({(sp.Batches is null ? "Poisson rates" : "closed batches of each size")}).",
+                s.Primary.Reasoning, sp.Dataset, Arrival(s.Load), maxBudget, "continuous", specSeqs, variants)));
         }
         if (s.KvCompression is { } kv)
         {

@@ -96,12 +96,12 @@ public static class StudyReport
         var traces = new List<GenericChart>();
         if (p is { Points.Count: > 0 })
         {
-            traces.Add(Chart.Scatter<double, double, string>(p.Points.Select(x => x.Rate).ToArray(), p.Points.Select(x => x.Speedup).ToArray(), StyleParam.Mode.Lines_Markers, Name: "speed-up (TPOT)"));
-            var rates = new[] { p.Points.Min(x => x.Rate), p.Points.Max(x => x.Rate) };
+            traces.Add(Chart.Scatter<double, double, string>(p.Points.Select(x => x.Load).ToArray(), p.Points.Select(x => x.Speedup).ToArray(), StyleParam.Mode.Lines_Markers, Name: "speed-up (TPOT)"));
+            var rates = new[] { p.Points.Min(x => x.Load), p.Points.Max(x => x.Load) };
             traces.Add(Chart.Scatter<double, double, string>(rates, new[] { 1.15, 1.15 }, StyleParam.Mode.Lines, Name: "claim: 1.15").TraceStyle("line", new Dictionary<string, object> { ["dash"] = "dot" }));
             traces.Add(Chart.Scatter<double, double, string>(rates, new[] { 1.20, 1.20 }, StyleParam.Mode.Lines, Name: "claim: 1.20").TraceStyle("line", new Dictionary<string, object> { ["dash"] = "dot" }));
         }
-        return ChartKit.Combine(traces).Axes("Speculative decoding", "load (req/s)", "speed-up (x)", logX: true);
+        return ChartKit.Combine(traces).Axes("Speculative decoding", p?.LoadAxis ?? "load", "speed-up (x)", logX: true);
     }
 
     private static GenericChart KvChart(KvPanel? p)

@@ -47,6 +47,7 @@ public class StudyTests
     [InlineData("load: { rates: [2] }", "load: { closed_batches: 8, rates: [2] }", "load.rates: give closed_batches or rates, not both")]
     [InlineData("policies: [static, continuous, chunked_prefill]", "policies: [static, chunked]", "experiments.batching.policies: unknown policy 'chunked'")]
     [InlineData("rates: [0.5, 4] }", "rates: [0.5] }", "experiments.speculative_decoding.rates: give at least two loads")]
+    [InlineData("rates: [0.5, 4] }", "rates: [0.5, 4], batches: [1, 8] }", "experiments.speculative_decoding.rates: give batches (closed batches of each size) or rates (Poisson), not both")]
     public void ABadStudyFileIsOneLineNamingTheKeyAndExitsWith2(string from, string to, string expected)
     {
         var path = Write(Tiny.Replace(from, to));
@@ -76,6 +77,9 @@ public class StudyTests
         Assert.Equal(64, s.Load.ClosedBatch);
         Assert.Equal("{ process: closed_batches, batch: 64 }", StudyPlan.Arrival(s.Load));
         Assert.Contains("arrival: { process: closed_batches, batch: 64 }", StudyPlan.Build(s).Single(e => e.Experiment == Experiments.TokenBudget).Yaml);
+        var spec = Load(Tiny.Replace("rates: [0.5, 4] }", "batches: [1, 64] }"));
+        var yaml = StudyPlan.Build(spec).Single(e => e.Experiment == Experiments.Speculative).Yaml;
+        Assert.Contains("{ name: spec-b64, set: { workload.arrival: { process: closed_batches, batch: 64 }, speculative:", yaml);
     }
 
     // ---- the bimodality test ----
@@ -139,6 +143,9 @@ public class StudyTests
         Assert.Equal(Verdict.Differs, Verdict.Speculative([1.02, 1.01, 0.9]));              // no regime with 15-20%
         Assert.Equal(Verdict.Differs, Verdict.Speculative([2.0, 1.0, 0.9]));                // far more than 20%
         Assert.Equal(Verdict.NotMeasured, Verdict.Speculative([]));
+        // In general is the study's own load when the loads include it: a gain there is not "little in general".
+        Assert.Equal(Verdict.Reproduced, Verdict.Speculative([1.2, 1.19, 1.18, 1.05], general: 1.05));
+        Assert.Equal(Verdict.Differs, Verdict.Speculative([1.2, 1.05, 1.02, 1.01], general: 1.2));
     }
 
     [Fact]
