@@ -81,6 +81,15 @@ public sealed record BenchOptions
     /// <summary>Closed-loop batches: send this many, wait for all, repeat.</summary>
     public int? ClosedBatches { get; init; }
 
+    /// <summary>Grade each answer that has a reference (docs/bench.md, "Grading").</summary>
+    public bool Evaluate { get; init; }
+
+    /// <summary>The grading rule (gsm8k, math500, aime24, gpqa); null takes the dataset's own.</summary>
+    public string? Grader { get; init; }
+
+    /// <summary>The grading rule --evaluate uses, or null without --evaluate.</summary>
+    public Grading.IAnswerGrader? AnswerGrader => Evaluate ? Grading.AnswerGraders.Get(Grader ?? DatasetName) : null;
+
     /// <summary>Scrape the server's Prometheus /metrics at this interval (null: no scraping).</summary>
     public double? ScrapeMetricsIntervalS { get; init; }
 
@@ -159,6 +168,15 @@ public sealed record BenchOptions
             throw new UserInputException($"--dataset-path: --dataset-name {DatasetName} reads a file; give its path");
         if (!BenchDatasets.Names.Contains(DatasetName))
             throw new UserInputException($"--dataset-name: unknown dataset '{DatasetName}'; known: {string.Join(", ", BenchDatasets.Names)}");
+        if (Grader is { } g)
+        {
+            if (!Evaluate) throw new UserInputException("--grader: only applies with --evaluate");
+            Grading.AnswerGraders.Get(g);
+        }
+        if (Evaluate && DatasetName != "gsm8k" && !(DatasetName == "custom" && Grader is not null))
+            throw new UserInputException(DatasetName == "custom"
+                ? $"--evaluate: name the rule for the custom dataset's \"answer\" fields with --grader {string.Join("|", Grading.AnswerGraders.Names)}"
+                : $"--evaluate: --dataset-name {DatasetName} has no reference answers{(Grading.AnswerGraders.Find(DatasetName) is not null ? " (its prompts are synthesised)" : "")}; grade gsm8k, or a custom JSONL with \"answer\" fields and --grader");
     }
 
     private static string F(double x) => x.ToString(CultureInfo.InvariantCulture);

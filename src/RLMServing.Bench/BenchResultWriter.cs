@@ -88,6 +88,9 @@ public static class BenchResultWriter
         new(new DataField<int>("reasoning_characters"), (g, f) => g.Write(f, rows.Select(r => r.ReasoningCharacters).ToArray())),
         new(new DataField<string>("output_text"), (g, f) => g.WriteStrings(f, rows.Select(r => r.OutputText).ToArray())),
         new(new DataField<string>("reference_answer"), (g, f) => g.WriteStrings(f, rows.Select(r => r.Prompt.ReferenceAnswer).ToArray())),
+        new(new DataField<string>("answer_extracted"), (g, f) => g.WriteStrings(f, rows.Select(r => r.AnswerExtracted).ToArray())),
+        new(new DataField<bool?>("correct"), (g, f) => g.WriteNullable(f, rows.Select(r => r.Correct).ToArray())),
+        new(new DataField<string>("graded_channel"), (g, f) => g.WriteStrings(f, rows.Select(r => r.GradedChannel).ToArray())),
     ];
 
     private static async Task WriteTimeseriesAsync(string path, IReadOnlyList<ServerSample> rows, IReadOnlyDictionary<string, string> metadata)
@@ -238,6 +241,8 @@ public static class BenchResultWriter
             ["mean_thinking_tokens"] = s.MeanThinkingTokens,
             ["length_capped_share"] = (double)r.Run.Outcomes.Count(o => o.IsCompleted && o.FinishReason == "length") / completed,
             ["output_throughput"] = s.OutputThroughput,
+            ["accuracy"] = r.Summary.Json["accuracy"]?.DeepClone(),
+            ["graded"] = r.Summary.Json["graded"]?.DeepClone(),
         };
     }
 }

@@ -98,6 +98,7 @@ public sealed class BenchRunner : IDisposable
             if (stop.IsCancellationRequested) break;
             string dir = budget is { } n ? Path.Combine(_options.ResultDir, $"budget-{n}") : _options.ResultDir;
             var run = await RunAsync(prompts, budget, c => onRunStart?.Invoke(budget, c), stop).ConfigureAwait(false);
+            if (_options.AnswerGrader is { } grader) Grading.OutcomeGrading.Apply(run.Outcomes, grader);
             var summary = BenchSummary.Build(run, _options);
             await BenchResultWriter.WriteAsync(dir, run, summary, _options).ConfigureAwait(false);
             results.Add(new BenchResult(dir, budget, run, summary));

@@ -100,6 +100,14 @@ public sealed record BenchSummary(RunSummary Summary, JsonObject Json, IReadOnly
         json["burstiness"] = o.Burstiness;
         json["max_concurrency"] = o.MaxConcurrency;
         if (o.ClosedBatches is { } n) json["closed_batches"] = n;
+        if (o.AnswerGrader is { } grader)
+        {
+            int graded = run.Outcomes.Count(x => x.Correct is not null);
+            json["grader"] = grader.Dataset;
+            json["graded"] = graded;
+            json["graded_from_reasoning"] = run.Outcomes.Count(x => x.GradedChannel == "reasoning");
+            json["accuracy"] = graded > 0 ? (double)run.Outcomes.Count(x => x.Correct == true) / graded : null;
+        }
         if (o.Goodput.Count > 0) json["goodput_slo_ms"] = new JsonObject(o.Goodput.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
         // --metadata fills identity keys the client cannot know (gpu) but never overwrites a measured value.
         foreach (var (k, v) in o.Metadata)

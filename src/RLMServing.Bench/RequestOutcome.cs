@@ -50,6 +50,42 @@ public sealed class RequestOutcome(BenchPrompt prompt, int maxTokens, double sch
 
     public string OutputText => AnswerText.ToString();
 
+    /// <summary>Reasoning text kept for grading (--evaluate only): the last <see cref="ReasoningTailChars"/> characters.</summary>
+    public const int ReasoningTailChars = 16_384;
+
+    private StringBuilder? _reasoningTail;
+
+    /// <summary>
+    /// Keeps the end of the reasoning, where a final answer would be, in bounded memory: the buffer is trimmed to the
+    /// cap whenever it reaches twice the cap, so each character is copied at most once more.
+    /// </summary>
+    internal void KeepReasoning(string text)
+    {
+        _reasoningTail ??= new StringBuilder();
+        _reasoningTail.Append(text);
+        if (_reasoningTail.Length >= 2 * ReasoningTailChars) _reasoningTail.Remove(0, _reasoningTail.Length - ReasoningTailChars);
+    }
+
+    /// <summary>The kept end of the reasoning ("" unless --evaluate kept it).</summary>
+    public string ReasoningTail
+    {
+        get
+        {
+            if (_reasoningTail is null) return "";
+            int skip = Math.Max(0, _reasoningTail.Length - ReasoningTailChars);
+            return _reasoningTail.ToString(skip, _reasoningTail.Length - skip);
+        }
+    }
+
+    /// <summary>--evaluate: the final answer found in the graded text (null: none found, or not graded).</summary>
+    public string? AnswerExtracted { get; internal set; }
+
+    /// <summary>--evaluate: whether the answer matched the reference; null when the request was not graded.</summary>
+    public bool? Correct { get; internal set; }
+
+    /// <summary>--evaluate: which text was graded: "answer" (content), or "reasoning" when the answer was empty.</summary>
+    public string? GradedChannel { get; internal set; }
+
     public bool IsCompleted => Status == Completed;
 
     /// <summary>Gaps between successive text-carrying chunks on either channel, in ms (vLLM's ITL).</summary>

@@ -55,6 +55,7 @@ internal sealed class StreamingClient(HttpClient http, IBenchBackend backend, Be
                     outcome.FirstTokenS ??= now;
                     outcome.Chunks.Add(new ChunkRow(sequence++, now, Channel.Reasoning, r.Length));
                     outcome.ReasoningCharacters += r.Length;
+                    if (options.Evaluate) outcome.KeepReasoning(r);
                     reasoningChunks++;
                 }
                 if (e.Answer is { } a)

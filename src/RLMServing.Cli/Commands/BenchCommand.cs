@@ -119,6 +119,12 @@ public sealed class BenchCommand : ICommand
     [Option("closed-batches", HelpText = "Closed loop: send N requests, wait for all, repeat.")]
     public int? ClosedBatches { get; set; }
 
+    [Option("evaluate", HelpText = "Grade each answer that has a reference (gsm8k; custom rows with \"answer\"): answer_extracted and correct per request, accuracy in summary.json.")]
+    public bool Evaluate { get; set; }
+
+    [Option("grader", HelpText = "The grading rule with --evaluate: gsm8k, math500, aime24 or gpqa (default: the dataset's own; required for custom).")]
+    public string? Grader { get; set; }
+
     [Option("scrape-metrics", HelpText = "Read the server's Prometheus /metrics at this interval (e.g. 1s, 500ms) into timeseries.parquet.")]
     public string? ScrapeMetrics { get; set; }
 
@@ -154,6 +160,11 @@ public sealed class BenchCommand : ICommand
         foreach (var r in results)
             if (r.Run.Interrupted)
                 Console.Error.WriteLine($"interrupted: {r.Run.Outcomes.Count} requests sent ({r.Run.NotSent} not sent) written to {r.Directory}");
+        if (options.Evaluate)
+            foreach (var r in results)
+                Console.WriteLine($"accuracy{(r.TokenBudget is { } b ? $" (budget {b})" : "")}: " + (r.Summary.Json["accuracy"]?.GetValue<double>() is { } a
+                    ? $"{(100 * a).ToString("F1", CultureInfo.InvariantCulture)}% of {r.Summary.Json["graded"]} graded ({options.AnswerGrader!.Dataset} rule)"
+                    : "no request was graded"));
         Console.WriteLine($"results: {options.ResultDir}");
         return results.Any(r => r.Run.Interrupted) ? 130 : 0;
     }
@@ -200,6 +211,8 @@ public sealed class BenchCommand : ICommand
             Metadata = Pairs("--metadata", Metadata, '='),
             TokenBudgets = TokenBudgets is null ? null : List(TokenBudgets).Select(x => (int)Number("--token-budgets", x, integer: true)).ToList(),
             ClosedBatches = ClosedBatches,
+            Evaluate = Evaluate,
+            Grader = Grader,
             ScrapeMetricsIntervalS = ScrapeMetrics is null ? null : Interval(ScrapeMetrics),
             VllmJson = VllmJson,
             Command = "rlms bench " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
@@ -295,6 +308,9 @@ public sealed class BenchCommand : ICommand
             }
         Row("mean output / thinking tokens", r => $"{N((double)r.Summary.Summary.TotalOutputTokens / Math.Max(1, r.Summary.Summary.Completed), "F0")} / {N(r.Summary.Summary.MeanThinkingTokens, "F0")}");
         Row("tokens counted from", r => string.Join(", ", (r.Summary.Json["token_count_source"] as JsonObject ?? []).Select(kv => $"{kv.Key} {kv.Value}")));
+        if (o.Evaluate)
+            Row("accuracy (correct / graded)", r => r.Summary.Json["accuracy"]?.GetValue<double>() is { } a
+                ? $"{N(100 * a)}% ({r.Run.Outcomes.Count(x => x.Correct == true)} / {J(r, "graded")})" : "none graded");
         Row("mean / max send lag (ms)", r => $"{N(J(r, "mean_send_lag_ms"), "F2")} / {N(J(r, "max_send_lag_ms"), "F2")}");
         return table;
     }
