@@ -30,8 +30,16 @@ public static class StudyLive
         if (s.Primary.Standard is { } st && standard is null) results.Server["standard_model"] = $"{st} not served: standard side not measured";
         int maxBudget = s.TokenBudgets[^1];
 
+        // Only GSM8K's questions are real (with their reference answers); the other presets' prompts are synthesised,
+        // so there is nothing to grade them against.
+        bool Graded(string dataset) => evaluate && dataset == "gsm8k";
+        if (evaluate && s.Datasets.Any(d => d != "gsm8k"))
+            results.Server["evaluate"] = $"graded: gsm8k; not graded (synthesised prompts, no reference answers): {string.Join(", ", s.Datasets.Where(d => d != "gsm8k"))}";
+        else if (evaluate) results.Server["evaluate"] = "graded: gsm8k";
+
         BenchOptions Base(string dataset, string model, string dir) => new()
         {
+            Evaluate = Graded(dataset),
             BaseUrl = baseUrl,
             Model = model,
             DatasetName = dataset,
@@ -42,7 +50,7 @@ public static class StudyLive
             ReadyCheckTimeoutSec = 120,
             ScrapeMetricsIntervalS = ScrapeIntervalS,
             Label = Path.GetFileName(dir),
-            Command = $"rlms bench --base-url {baseUrl} --model {model} --dataset-name {dataset} --num-prompts {s.Requests} --seed {s.Seed}",
+            Command = $"rlms bench --base-url {baseUrl} --model {model} --dataset-name {dataset} --num-prompts {s.Requests} --seed {s.Seed}{(Graded(dataset) ? " --evaluate" : "")}",
         };
         BenchOptions WithLoad(BenchOptions o) => s.Load.ClosedBatch is { } b
             ? o with { ClosedBatches = b, Command = o.Command + $" --closed-batches {b}" }
@@ -98,12 +106,11 @@ public static class StudyLive
                 {
                     var o = WithLoad(Base(d, model, Path.Combine(dir, $"{role}-{d}"))) with { MaxTokens = null, TokenBudgets = s.TokenBudgets };
                     o = o with { Command = o.Command + $" --token-budgets {string.Join(",", s.TokenBudgets)}" };
-                    results.Commands[Experiments.TokenBudget] = Command(o) + " (one run per model and dataset)";
+                    results.Commands.TryAdd(Experiments.TokenBudget, Command(o) + " (one run per model and dataset)");
                     foreach (var r in await Bench(o).ConfigureAwait(false))
                         results.Add(Outcome(Experiments.TokenBudget, $"{StudyPlan.PairName(s, 0, role)}-{d}-{r.TokenBudget}", r));
                 }
         }
-        if (evaluate) results.Server["evaluate"] = "answers graded by rlms bench --evaluate";
         return results;
     }
 
@@ -138,7 +145,10 @@ public static class StudyLive
         }
         catch (Exception e) when (e is HttpRequestException or System.Text.Json.JsonException or InvalidOperationException or TaskCanceledException)
         {
-            throw new UserInputException($"--live {baseUrl}: GET /v1/models failed: {e.Message}");
+            // Not every server lists its models (TGI does not): the study's names are sent as they are, and the
+            // bench's ready check says at once whether the server answers to them.
+            results.Server["served_models"] = $"GET /v1/models failed: {e.Message}";
+            return [];
         }
     }
 

@@ -283,4 +283,42 @@ public class StudyLiveTests
         Assert.StartsWith("rlms bench --base-url ", byId[FindingsBuilder.TokenBudgetId].Command);
         Assert.True(File.Exists(Path.Combine(dir, "out", "live", Experiments.TokenBudget, "reasoning-gsm8k", "budget-64", "summary.json")));
     }
+
+    [Fact]
+    public async Task LiveEvaluateReportsTheGradedAccuracyPerBudget()
+    {
+        // A fixture server that knows GSM8K's answers: right for some questions (fixed by the question), wrong for the rest.
+        var references = File.ReadLines(RLMServing.Bench.BenchDatasets.Gsm8kPath).Select(l => JsonNode.Parse(l)!)
+            .ToDictionary(n => (string)n["question"]!, n => ((string)n["answer"]!).Split("####")[^1].Trim().Replace(",", ""));
+        static bool Right(string q) => q.Sum(c => c) % 3 == 0;
+        await using var server = await RLMServing.Tests.Bench.FakeOpenAiServer.StartAsync((_, body) =>
+        {
+            string q = (string)body["messages"]![0]!["content"]!;
+            // math500's prompts are synthesised: not GSM8K questions, answered wrong like the rest.
+            string answer = references.TryGetValue(q, out var reference) && Right(q) ? reference : "-1";
+            return new RLMServing.Tests.Bench.FakeReply([
+                new(0, RLMServing.Tests.Bench.FakeOpenAiServer.Role()), new(0, RLMServing.Tests.Bench.FakeOpenAiServer.Reasoning("thinking ")),
+                new(0, RLMServing.Tests.Bench.FakeOpenAiServer.Content($"The answer is {answer}.", "stop")),
+                new(0, RLMServing.Tests.Bench.FakeOpenAiServer.Usage(20, 10, 5)), new(0, RLMServing.Tests.Bench.FakeOpenAiServer.Done)]);
+        });
+        var dir = RlmsProcess.TempDir();
+        var path = Path.Combine(dir, "s.yaml");
+        File.WriteAllText(path, LiveStudy.Replace("datasets: [gsm8k]", "datasets: [gsm8k, math500]")
+            .Replace("  bimodal_latency: {}\n", "").Replace("  batching: { dataset: gsm8k, batch: 4, policies: [static, continuous, chunked_prefill] }\n", ""));
+        var study = StudyLoader.Load(path, CatalogLoader.LoadDefault());
+        var results = await StudyLive.RunAsync(study, server.BaseUrl, evaluate: true, Path.Combine(dir, "out"), null, CancellationToken.None);
+        var f = FindingsBuilder.Build(study, results).Findings.Single(x => x.Id == FindingsBuilder.TokenBudgetId);
+        var asked = server.Bodies.Select(b => (string)b["messages"]![0]!["content"]!).Where(references.ContainsKey).Distinct().ToList();
+        var sent = results.Get(Experiments.TokenBudget, "reasoning-gsm8k-16")!;
+        Assert.Equal(12, sent.E2eMs.Length);
+        // The same 12 questions at both budgets (the ready check sends the first of them once more).
+        Assert.Equal(12, asked.Count);
+        var expected = Math.Round((double)asked.Count(Right) / 12, 4);
+        Assert.InRange(expected, 0.01, 0.99);   // some right, some wrong: the accuracy is not trivially 0 or 1
+        Assert.Equal(expected, f.Values["reasoning.gsm8k.16.accuracy"]);
+        Assert.Equal(expected, f.Values["reasoning.gsm8k.64.accuracy"]);
+        Assert.Null(f.Values["reasoning.math500.16.accuracy"]);   // synthesised prompts: nothing to grade against
+        Assert.Contains("not graded", results.Server["evaluate"]);
+        Assert.Contains("--evaluate", f.Command);
+    }
 }
