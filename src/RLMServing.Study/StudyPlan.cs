@@ -21,7 +21,7 @@ public sealed record ExperimentScenario(string Experiment, string Yaml)
     public string FileName => Experiment + ".yaml";
 
     /// <summary>The scenario tree, parsed from the text as the scenario loader parses a file.</summary>
-    public ConfigMap Tree(string path)
+    public ConfigMap Tree()
     {
         var stream = new YamlStream();
         stream.Load(new StringReader(Yaml));

@@ -56,7 +56,7 @@ public static class StudyRunner
             string path = Path.Combine(outDir, "scenarios", sc.FileName);
             try
             {
-                bound.Add((sc, ScenarioRunner.Prepare(ScenarioLoader.Expand(path, sc.Tree(path), [], null), inputs)));
+                bound.Add((sc, ScenarioRunner.Prepare(ScenarioLoader.Expand(path, sc.Tree(), [], null), inputs)));
             }
             catch (Exception e) when (e is UserInputException or RLMServing.Catalog.CatalogException)
             {

@@ -39,7 +39,7 @@ public sealed class StudyCommand : ICommand
     {
         if (Jobs is <= 0) throw new UserInputException($"--jobs: must be at least 1, got {Jobs}");
         if (Evaluate && Live is null) throw new UserInputException("--evaluate: grades live answers; give --live BASE_URL too");
-        if (Live is not null && !Uri.TryCreate(Live, UriKind.Absolute, out var uri) | uri is not { Scheme: "http" or "https" })
+        if (Live is not null && !(Uri.TryCreate(Live, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
             throw new UserInputException($"--live {Live}: expected a server root URL like http://127.0.0.1:8000");
         var catalog = CatalogLoader.LoadDefault(Catalog);
         var study = StudyLoader.Load(File, catalog);
