@@ -71,6 +71,19 @@ public class StudyTests
     }
 
     [Fact]
+    public void TheShippedStudyBindsEveryRun()
+    {
+        // scenarios/study/rlmserving.yaml: every experiment's runs bind through the scenario loader, as the study does first.
+        var catalog = CatalogLoader.LoadDefault();
+        var s = StudyLoader.Load(Path.Combine(RlmsProcess.RepoRoot(), "scenarios", "study", "rlmserving.yaml"), catalog);
+        Assert.Equal(64, s.Load.ClosedBatch);
+        var bound = StudyRunner.Bind(s, StudyPlan.Build(s), new RLMServing.IO.Scenarios.ScenarioInputs(catalog), RlmsProcess.TempDir());
+        Assert.Equal([Experiments.Bimodal, Experiments.Batching, Experiments.Speculative, Experiments.KvCompression, Experiments.TokenBudget],
+            bound.Select(b => b.Scenario.Experiment));
+        Assert.Equal(2 * 4 * 7, bound.Single(b => b.Scenario.Experiment == Experiments.TokenBudget).Runs.Count);
+    }
+
+    [Fact]
     public void ClosedBatchesBecomeTheStudysArrivalProcess()
     {
         var s = Load(Tiny.Replace("load: { rates: [2] }", "load: { closed_batches: 64 }"));
