@@ -53,17 +53,15 @@ internal static class ClusterDriver
     /// open-loop arrival would be (a state-reading router sees the batch's earlier requests as outstanding), and every
     /// replica runs until the batch has drained; the next batch arrives when the batch's last request finished (a
     /// rejection finishes at its arrival) plus the gap. Replicas are idle at each boundary, so draining them one after
-    /// another is exact. Returns each batch's arrival time.
+    /// another is exact.
     /// </summary>
-    public static IReadOnlyList<double> RunClosedBatches(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines, IRouter router,
+    public static void RunClosedBatches(IReadOnlyList<RequestSpec> requests, ReplicaEngine[] engines, IRouter router,
         ClosedBatchArrivals batches)
     {
         var records = engines[0].Records;   // the replicas share one list of rows
-        var starts = new List<double>();
         double atS = 0;
         for (int first = 0; first < requests.Count; first += batches.Batch)
         {
-            starts.Add(atS);
             int seen = records.Count;
             int end = Math.Min(requests.Count, first + batches.Batch);
             for (int i = first; i < end; i++)
@@ -79,7 +77,6 @@ internal static class ClusterDriver
             atS = lastS + batches.GapMs / 1000.0;
         }
         foreach (var e in engines) e.Run();
-        return starts;
     }
 
     /// <summary>

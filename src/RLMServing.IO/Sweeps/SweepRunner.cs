@@ -194,7 +194,7 @@ public sealed class SweepRunner
         {
             if (cap.PilotFraction <= 0) return false;
             var run = Prepare(c, seed, [(cap.RateKey, rate)], validate: false);
-            if (run.Scenario.Workload is not { Arrival.IsClosed: false } || run.Scenario.ClosedBatches is not null) return false;
+            if (run.Scenario.Workload is not { Arrival.IsClosed: false }) return false;
             int pilot = Math.Max(100, (int)Math.Ceiling(requests * cap.PilotFraction));
             return pilot < requests && ScenarioRunner.Simulate(WithRequests(run, pilot), c.Variant).Summary.Unstable;
         }
