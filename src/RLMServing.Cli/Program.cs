@@ -16,6 +16,7 @@ Type[] verbs =
     typeof(ReportCommand),
     typeof(ServeCommand),
     typeof(BenchCommand),
+    typeof(StudyCommand),
 ];
 
 return RLMServing.Cli.CliHost.Run(SimulateCommand.NormalizeReportOption(args), verbs);

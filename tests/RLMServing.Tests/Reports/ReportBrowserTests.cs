@@ -106,4 +106,15 @@ public class ReportBrowserTests
         };
         await Task.WhenAll(checks);
     }
+
+    [Fact]
+    public void TheStudyReportRendersOfflineWithEveryPanelDrawn()
+    {
+        var dir = RlmsProcess.TempDir();
+        var study = Path.Combine(dir, "study.yaml");
+        File.WriteAllText(study, RLMServing.Tests.Study.StudyTests.Tiny);
+        var o = RlmsProcess.Run("study", study, "--out", Path.Combine(dir, "out"), "--quiet");
+        Assert.True(o.ExitCode == 0, o.Stderr);
+        AssertRendered(Path.Combine(dir, "out", "report.html"), RLMServing.Study.StudyReport.ChartIds);
+    }
 }
