@@ -14,11 +14,14 @@ public static partial class ScenarioLoader
     /// <c>version</c>, <c>cuda_graph_sizes</c>, <c>enforce_eager</c> and <c>async_scheduling</c>. CUDA-graph sizes
     /// follow the scheduler's max_num_seqs, so the engine is completed once the scheduler is bound.
     /// </summary>
-    private static (string Name, string? Version, List<int>? GraphSizes, bool? Eager, bool? Async, MapReader? At) ReadEngine(MapReader r)
+    /// <summary>The <c>engine</c> key as written, before the scheduler it depends on is bound (CompleteEngine fills the defaults).</summary>
+    private sealed record EngineKeys(string Name, string? Version = null, List<int>? GraphSizes = null, bool? Eager = null, bool? Async = null);
+
+    private static EngineKeys ReadEngine(MapReader r)
     {
         var node = r.Raw("engine");
-        if (node is null or ConfigScalar { IsNull: true }) return (EngineConfig.VllmV1, null, null, null, null, null);
-        if (node is ConfigScalar) return (CheckEngineName(r, "engine", r.RequiredString("engine")), null, null, null, null, null);
+        if (node is null or ConfigScalar { IsNull: true }) return new EngineKeys(EngineConfig.VllmV1);
+        if (node is ConfigScalar) return new EngineKeys(CheckEngineName(r, "engine", r.RequiredString("engine")));
         var e = r.Map("engine")!;
         string name = CheckEngineName(e, "name", e.String("name") ?? EngineConfig.VllmV1);
         string? version = e.String("version");
@@ -40,7 +43,7 @@ public static partial class ScenarioLoader
         if (name == EngineConfig.Ort && (sizes is not null || async == true))
             throw e.Error(sizes is not null ? "cuda_graph_sizes" : "async_scheduling", "the ort engine runs eagerly and schedules in series");
         e.Done();
-        return (name, version, sizes, eager, async, e);
+        return new EngineKeys(name, version, sizes, eager, async);
     }
 
     private static string CheckEngineName(MapReader r, string key, string name)
@@ -66,7 +69,7 @@ public static partial class ScenarioLoader
         _ => new EngineDefaults(engine, BatchingPolicy.Continuous, 256, 8192, false, 0),
     };
 
-    private static EngineConfig CompleteEngine((string Name, string? Version, List<int>? GraphSizes, bool? Eager, bool? Async, MapReader? At) e, SchedulerConfig scheduler) =>
+    private static EngineConfig CompleteEngine(EngineKeys e, SchedulerConfig scheduler) =>
         e.Name switch
         {
             EngineConfig.VllmV1 => new EngineConfig(e.Name, e.Version ?? "0.19",
