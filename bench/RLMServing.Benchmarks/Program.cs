@@ -19,6 +19,8 @@ using RLMServing.Simulation;
 // `replay-windows ITERATIONS.parquet... [--window SECONDS]` (whether large batches ran while the machine was slow) lives in ReplayWindows.cs.
 // `client-overhead [REQUESTS] [STREAMS]` (rlms bench: streamed requests/s per core, timestamp error at 1,000 streams) lives in ClientOverhead.cs.
 // `serve-closed-loop [REQUESTS] [SCALE]` and `serve-soak [SECONDS] [STREAMS]` (rlms serve's twin under rlms bench) live in ServeBenchmarks.cs.
+// `whole-command RLMS [--requests N] [--runs R]` (rlms simulate bench-100k.yaml as a user runs it: wall, CPU, peak memory) lives in WholeCommand.cs.
+if (args is ["whole-command", ..]) return RLMServing.Benchmarks.WholeCommand.Run(args);
 if (args is ["serve-closed-loop", ..]) return RLMServing.Benchmarks.ServeBenchmarks.ClosedLoop(args);
 if (args is ["serve-soak", ..]) return RLMServing.Benchmarks.ServeBenchmarks.Soak(args);
 if (args is ["client-overhead", ..]) return RLMServing.Benchmarks.ClientOverhead.Run(args);
