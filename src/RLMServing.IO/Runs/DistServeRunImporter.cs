@@ -15,16 +15,21 @@ public sealed partial class DistServeRunImporter : MeasuredRunImporter
     public override string Format => "distserve-run";
     public override string Description => "DistServe measured run (.exp, with its -workload/.exp input) -> trace.parquet + requests.parquet";
 
-    [GeneratedRegex(@"'([A-Za-z_][A-Za-z0-9_]*)'\s*:")]
-    private static partial Regex PythonKey();
+    // Python's single-quoted strings (the keys, and a value that is not a number) and None, as JSON.
+    [GeneratedRegex(@"'([^'""\\]*)'")]
+    private static partial Regex PythonString();
+
+    [GeneratedRegex(@"\bNone\b")]
+    private static partial Regex PythonNone();
 
     public override (MeasuredRun Run, string Source) Read(string inputPath)
     {
         if (!File.Exists(inputPath)) throw new UserInputException($"{inputPath}: expected DistServe's measured .exp file");
         string first;
         using (var reader = new StreamReader(inputPath)) first = reader.ReadLine() ?? "";
-        // The list holds only numbers under quoted keys; with the keys double-quoted it is JSON.
-        var json = PythonKey().Replace(first, "\"$1\":");
+        // The list holds numbers under quoted keys; with its strings double-quoted and None as null it is JSON, so a
+        // value that is not a number is named by its field rather than failing the whole line.
+        var json = PythonNone().Replace(PythonString().Replace(first, "\"$1\""), "null");
         using var doc = ParseJson(inputPath, json, 1);
         if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new UserInputException($"{inputPath}: line 1: expected a list of per-request dicts");
         var rows = new List<(int Index, MeasuredRequest Request)>();

@@ -286,8 +286,20 @@ public static partial class ScenarioLoader
                 ? (t >= 0 ? t : throw s.Error("long_prefill_token_threshold", $"must be 0 (no cap) or positive, got {t}"))
                 : 0,
         };
+        CheckPartialPrefills(s);
         s.Done();
         return cfg;
+    }
+
+    /// <summary>
+    /// vLLM's max_num_partial_prefills: V1's scheduler has no such limit and the engine refuses any value but the
+    /// default 1 (vllm/engine/arg_utils.py, <c>_is_v1_supported_oracle</c>, "No Concurrent Partial Prefills so far"),
+    /// so the key is accepted to mirror a run's settings and only 1 is valid.
+    /// </summary>
+    private static void CheckPartialPrefills(MapReader s)
+    {
+        if (s.Int("max_num_partial_prefills") is { } n && n != 1)
+            throw s.Error("max_num_partial_prefills", $"only 1 is modelled, got {n}: vLLM V1 does not run concurrent partial prefills (vllm/engine/arg_utils.py)");
     }
 
     /// <summary>vLLM V1 preempts by recompute only (no swap space; vllm/v1/core/sched/scheduler.py, issue #18115).</summary>

@@ -74,11 +74,40 @@ public class EngineModelTests
     [InlineData("engine: { name: vllm-v1, cuda_graph_sizes: [8, 0] }\n", "engine.cuda_graph_sizes: item 1: expected a positive whole number")]
     [InlineData("engine: { name: ort, async_scheduling: true }\n", "engine.async_scheduling: the ort engine runs eagerly")]
     [InlineData("scheduler: { long_prefill_token_threshold: -5 }\n", "scheduler.long_prefill_token_threshold: must be 0 (no cap) or positive")]
+    [InlineData("scheduler: { max_num_partial_prefills: 2 }\n", "scheduler.max_num_partial_prefills: only 1 is modelled, got 2: vLLM V1 does not run concurrent partial prefills")]
     public void BadEngineSettingsAreOneLineNamingTheKey(string extra, string expected)
     {
         var e = Assert.Throws<UserInputException>(() => Prepare(Scenario("H100-SXM-80G", extra)));
         Assert.Contains(expected, e.Message);
         Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void MaxNumPartialPrefillsAcceptsVllmsDefaultToMirrorARunsSettings()
+    {
+        var s = Prepare(Scenario("H100-SXM-80G", "scheduler: { max_num_partial_prefills: 1 }\n")).Scenario;
+        Assert.Equal(BatchingPolicy.VllmV1, s.Scheduler.Batching);
+    }
+
+    [Fact]
+    public void VllmV0StepsArePrefillOnlyOrDecodeOnly_WholePrompts_WhileV1MixesChunksWithDecodes()
+    {
+        // 40 prompts of 900 tokens at 20 req/s with 20-token answers: new prompts keep arriving while others decode.
+        (List<BatchShape> Shapes, RLMServing.Simulation.SimulationResult Result) Run(string engine)
+        {
+            var run = Prepare(Scenario("H100-SXM-80G", $"engine: {engine}\n"));
+            var recording = new RecordingCostModel(run.Cost);
+            var result = RLMServing.Simulation.Simulator.Run(run.Scenario, run.Model, run.Gpu, recording);
+            return (recording.Shapes, result);
+        }
+        var (v0, v0Result) = Run("vllm-v0");
+        var withPrefill = v0.Where(x => x.Prefills.Length > 0).ToList();
+        Assert.NotEmpty(withPrefill);
+        Assert.All(withPrefill, x => Assert.Equal(0, x.DecodeCount));
+        Assert.All(withPrefill.SelectMany(x => x.Prefills.ToArray()), c => Assert.Equal((900, 0L), (c.Tokens, c.ContextTokens)));
+        Assert.Equal(40, v0Result.Requests.Count(r => r.OutputTokens == 20));
+        var (v1, _) = Run("vllm-v1");
+        Assert.Contains(v1, x => x.Prefills.Length > 0 && x.DecodeCount > 0);
     }
 
     [Fact]
@@ -119,6 +148,24 @@ public class EngineModelTests
         // Iterations: prefill steps + one decode step for the second token.
         Assert.Equal(2, free.Summary.Iterations);
         Assert.Equal(5, result.Summary.Iterations);
+    }
+
+    /// <summary>Prices as the inner model does and keeps every mixed or prefill iteration's shape.</summary>
+    private sealed class RecordingCostModel(ICostModel inner) : ICostModel
+    {
+        public List<BatchShape> Shapes { get; } = [];
+        public double PeakFlops => inner.PeakFlops;
+        public double PeakBandwidth => inner.PeakBandwidth;
+        public double FixedStepS => inner.FixedStepS;
+        public bool UsesKvSpread => inner.UsesKvSpread;
+
+        public IterationCost Iteration(in BatchShape shape)
+        {
+            Shapes.Add(shape with { Prefills = shape.Prefills.ToArray() });
+            return inner.Iteration(shape);
+        }
+
+        public IterationCost Decode(int decodeCount, long kvSum, KvSpread spread = default) => inner.Decode(decodeCount, kvSum, spread);
     }
 
     /// <summary>Records what it was asked to price; every iteration costs <see cref="TimeS"/>.</summary>

@@ -86,6 +86,23 @@ public sealed class MeasuredRunImporterTests : IDisposable
         Assert.False(Directory.Exists(outDir) && Directory.EnumerateFiles(outDir).Any());
     }
 
+    [Theory]
+    [InlineData("{'prompt_len': 5, 'output_len': 3, 'issue_time': 2.0, 'first_token_time': 2.5}", "request [1]: complete_time: missing")]
+    [InlineData("{'prompt_len': 5, 'output_len': 3, 'issue_time': 'soon', 'first_token_time': 2.5, 'complete_time': 3.0}", "request [1]: issue_time: not a number")]
+    [InlineData("{'prompt_len': 5, 'output_len': 3, 'issue_time': None, 'first_token_time': 2.5, 'complete_time': 3.0}", "request [1]: issue_time: missing")]
+    [InlineData("{'prompt_len': 5, 'output_len': 0, 'issue_time': 2.0, 'first_token_time': 2.5, 'complete_time': 3.0}", "request [1]: output_len: zero output tokens")]
+    public void DistServeRun_BadRequest_IsOneLineNamingFileLineAndField_AndWritesNothing(string second, string expected)
+    {
+        // The .exp file's first line is the Python-literal list of measured requests (in completion order).
+        var exp = _dir.File("vllm-1-1.exp", "[{'prompt_len': 5, 'output_len': 3, 'issue_time': 1.0, 'first_token_time': 1.5, 'complete_time': 2.0}, "
+            + second + "]\nsummary line\n");
+        var outDir = Path.Combine(_dir.Path, "out");
+        var e = Assert.Throws<UserInputException>(() => TestImporters.Registry.Get("distserve-run").Import(exp, outDir, new ImportOptions()));
+        Assert.StartsWith($"{exp}: line 1: {expected}", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.False(Directory.Exists(outDir) && Directory.EnumerateFiles(outDir).Any());
+    }
+
     [Fact]
     public void VllmBench_FailedRequestOrShortList_IsBadInput()
     {

@@ -151,6 +151,22 @@ public class MemoryPolicyTests
     }
 
     [Fact]
+    public void VllmV1PreemptsTheLatestAdmittedRequest_NeverTheOldest()
+    {
+        // vLLM V1 (vllm/v1/core/sched/scheduler.py) takes its victim from the end of the running list: the request
+        // admitted last. Twelve equal requests queued in id order: the oldest is never the victim, the newest are.
+        var requests = Enumerable.Range(0, 12).Select(i => new RequestSpec(i, 0, 200, 0, 600)).ToList();
+        var s = OneReplica(requests, prefixCaching: false);
+        var v1 = s with { Scheduler = s.Scheduler with { Batching = BatchingPolicy.VllmV1 } };
+        var result = TestScenarios.Run(v1, TestScenarios.SmallGpu(2));
+        Assert.True(result.Summary.Preemptions > 0);
+        var byId = result.Requests.OrderBy(r => r.RequestId).ToList();
+        Assert.Equal(0, byId[0].Preemptions);
+        Assert.True(byId.Take(6).Sum(r => r.Preemptions) < byId.Skip(6).Sum(r => r.Preemptions),
+            string.Join(",", byId.Select(r => r.Preemptions)));
+    }
+
+    [Fact]
     public void AWatermarkKeepsBlocksFreeForDecodes()
     {
         var requests = Enumerable.Range(0, 30).Select(i => new RequestSpec(i, 0, 100, 0, 400)).ToList();
