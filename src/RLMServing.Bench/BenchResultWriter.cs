@@ -97,7 +97,7 @@ public static class BenchResultWriter
     {
         var f = TimeseriesSchema.DataFields;
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(TimeseriesSchema, stream);
+        await using var writer = await ParquetWriter.CreateAsync(TimeseriesSchema, stream, ParquetColumns.WriterOptions());
         writer.CustomMetadata = new Dictionary<string, string>(metadata);
         using var g = writer.CreateRowGroup();
         // The shared columns hold the server's view; where it was not scraped they hold the client's (running = in flight).
@@ -139,7 +139,7 @@ public static class BenchResultWriter
             }
         var f = ChunkSchema.DataFields;
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(ChunkSchema, stream);
+        await using var writer = await ParquetWriter.CreateAsync(ChunkSchema, stream, ParquetColumns.WriterOptions());
         writer.CustomMetadata = new Dictionary<string, string>(metadata);
         using var g = writer.CreateRowGroup();
         await g.Write(f[0], request);

@@ -6,6 +6,14 @@ namespace RLMServing.IO.ParquetFiles;
 /// <summary>Typed column writes and reads over Parquet.Net's row-group API, so writers stay one line per column.</summary>
 public static class ParquetColumns
 {
+    /// <summary>
+    /// Options for every Parquet file rlms writes, in one place: Snappy, and whether a column is dictionary-encoded
+    /// decided on a sample of its values rather than by hashing all of them (a million unique latencies hashed only
+    /// to learn that a dictionary does not pay; encoding nine million-row columns took half the time in isolation).
+    /// Columns of few distinct values (status, replica) still show it in the sample; the files written are the same.
+    /// </summary>
+    public static ParquetOptions WriterOptions() => new() { CompressionMethod = CompressionMethod.Snappy, DictionaryEncodingSampleSize = 1000 };
+
     public static Task Write<T>(this ParquetRowGroupWriter g, DataField field, T[] values) where T : struct =>
         g.WriteAsync(field, (ReadOnlyMemory<T>)values);
 

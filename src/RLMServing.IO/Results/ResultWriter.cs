@@ -96,7 +96,7 @@ public static class ResultWriter
         if (extra is { Count: > 0 }) schema = new ParquetSchema(schema.Fields.Concat(extra.Select(c => c.Field)).ToArray());
         var f = schema.DataFields;
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(schema, stream);
+        await using var writer = await ParquetWriter.CreateAsync(schema, stream, ParquetColumns.WriterOptions());
         writer.CustomMetadata = new Dictionary<string, string>(metadata);
         using var g = writer.CreateRowGroup();
         await g.Write(f[0], rows.Select(r => r.RequestId).ToArray());
@@ -132,7 +132,7 @@ public static class ResultWriter
     {
         var f = TimeseriesSchema.DataFields;
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(TimeseriesSchema, stream);
+        await using var writer = await ParquetWriter.CreateAsync(TimeseriesSchema, stream, ParquetColumns.WriterOptions());
         writer.CustomMetadata = new Dictionary<string, string>(metadata);
         using var g = writer.CreateRowGroup();
         await g.Write(f[0], rows.Select(r => r.TimeS).ToArray());

@@ -59,7 +59,7 @@ public sealed class ResultsTable(IReadOnlyList<ResultColumn> columns, List<objec
         var schema = new ParquetSchema(Columns.Select(c => (Field)c.Field()).ToArray());
         var fields = schema.DataFields;
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(schema, stream);
+        await using var writer = await ParquetWriter.CreateAsync(schema, stream, ParquetColumns.WriterOptions());
         writer.CustomMetadata = new Dictionary<string, string>(metadata);
         using var g = writer.CreateRowGroup();
         for (int c = 0; c < Columns.Count; c++)

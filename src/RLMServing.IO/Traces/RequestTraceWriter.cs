@@ -1,4 +1,5 @@
 using Parquet;
+using RLMServing.IO.ParquetFiles;
 
 namespace RLMServing.IO.Traces;
 
@@ -28,7 +29,7 @@ public sealed class RequestTraceWriter : IDisposable
         _stream = File.Create(path);
         try
         {
-            var options = new ParquetOptions { CompressionMethod = CompressionMethod.Snappy };
+            var options = ParquetColumns.WriterOptions();
             _writer = ParquetWriter.CreateAsync(RequestTraceSchema.Schema, _stream, options).GetAwaiter().GetResult();
         }
         catch
