@@ -74,16 +74,23 @@ public sealed class TimedQuantileSketch(double relativeAccuracy = 0.005)
 
     /// <summary>
     /// The samples of the buckets whose middle lies in [<paramref name="startS"/>, <paramref name="endS"/>]: the window to
-    /// within half a bucket at each end. Null when no sample falls there.
+    /// within half a bucket at each end. A window inside one or two buckets (a run that starts late, so that the
+    /// buckets from 0 are wide against it) takes the buckets it overlaps. Null when no sample falls there.
     /// </summary>
     public QuantileSketch? Between(double startS, double endS)
     {
         var merged = new QuantileSketch(relativeAccuracy);
+        bool anyMiddle = false;
         for (int i = 0; i < MaxBuckets; i++)
         {
             double middle = (i + 0.5) * _width;
-            if (_buckets[i] is { } b && middle >= startS && middle <= endS) merged.Merge(b);
+            if (middle < startS || middle > endS) continue;
+            anyMiddle = true;
+            if (_buckets[i] is { } b) merged.Merge(b);
         }
+        if (!anyMiddle)
+            for (int i = 0; i < MaxBuckets; i++)
+                if (_buckets[i] is { } b && (i + 1) * _width > startS && i * _width <= endS) merged.Merge(b);
         return merged.Count > 0 ? merged : null;
     }
 }

@@ -24,6 +24,18 @@ public class TimedQuantileSketchTests
     }
 
     [Fact]
+    public void ARunThatStartsLateStillHasItsWindow()
+    {
+        // Arrivals from 100,000 s to 100,100 s: the buckets from 0 are 2,048 s wide, and the window lies inside one.
+        var s = new TimedQuantileSketch();
+        for (int i = 0; i < 1000; i++) s.Add(100_000 + i * 0.1, 7);
+        Assert.Equal(2048, s.WidthS);
+        var window = s.Between(100_010, 100_090)!;
+        Assert.Equal(1000, window.Count);
+        Assert.Equal(7, window.Quantile(0.5), 7 * 0.005);
+    }
+
+    [Fact]
     public void MemoryIsBoundedWhateverTheTimesAndNoSampleIsLost()
     {
         var s = new TimedQuantileSketch();
