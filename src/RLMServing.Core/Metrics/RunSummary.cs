@@ -115,6 +115,10 @@ public sealed record RunSummary
     /// <summary>The merged ITL sketch the ITL statistics came from, so further percentiles can be read (not written).</summary>
     [JsonIgnore]
     public QuantileSketch? ItlSketch { get; init; }
+
+    /// <summary>The ITL samples by time, from which the steady window's ITL percentiles are read (not written).</summary>
+    [JsonIgnore]
+    public TimedQuantileSketch? ItlByTime { get; init; }
     /// <summary>The steady window the stability verdict came from, so completing the summary does not analyse the run again (not written).</summary>
     [JsonIgnore]
     public SteadyWindow? SteadyWindow { get; init; }

@@ -113,6 +113,8 @@ public static class Simulator
         timeseries.Sort((a, b) => a.TimeS != b.TimeS ? a.TimeS.CompareTo(b.TimeS) : a.Replica.CompareTo(b.Replica));
         var itl = new QuantileSketch(0.005);
         foreach (var s in stats) itl.Merge(s.Itl);
+        var itlByTime = new TimedQuantileSketch(0.005);
+        foreach (var s in stats) itlByTime.Merge(s.ItlByTime);
         var totals = stats.Select((s, i) => new ReplicaTotals(s.BusyS, s.Flops, s.Bytes, s.Iterations, s.BatchRequestsSum,
             s.KvBlockSeconds, s.PeakBlocks, plans[groupOf[i]].TotalBlocks, s.Preemptions, groups[groupOf[i]].Cost.PeakFlops,
             groups[groupOf[i]].Cost.PeakBandwidth)).ToList();
@@ -127,6 +129,7 @@ public static class Simulator
             Batching = first.Scheduler.Batching.ToString(),
             Seed = scenario.Seed,
             KvCacheCapacityTokens = plans.Min(p => p.CapacityTokens),
+            ItlByTime = itlByTime,
         };
         var summary = SummaryBuilder.Build(identity, records, itl, totals, scenario.Slo, first.Scheduler.MaxNumSeqs);
         summary = PolicySummary.Add(summary, scenario.PoliciesOrNone, plans, stats, engines.Select(e => e.PolicyTotals).ToList());

@@ -162,7 +162,7 @@ public static class SweepColumns
     public static bool IsNumericSummaryMetric(string name) =>
         Summary.Any(c => c.Column.Name == name && c.Column.Kind is not (ColumnKind.String or ColumnKind.Bool or ColumnKind.NullableBool))
         || MetricPercentiles.TryParseKey(name, out _, out _)
-        || name.StartsWith(SteadyPrefix, StringComparison.Ordinal) && MetricPercentiles.TryParseKey(name[SteadyPrefix.Length..], out _, out var m) && m != "itl";
+        || name.StartsWith(SteadyPrefix, StringComparison.Ordinal) && MetricPercentiles.TryParseKey(name[SteadyPrefix.Length..], out _, out _);
 
     public static double? Metric(RunSummary s, string name)
     {
@@ -182,7 +182,8 @@ public static class SweepColumns
 
     /// <summary>
     /// The value that judges an SLO: over the steady window when the summary has it there (latency percentiles and
-    /// means of per-request metrics, goodput), else the whole run's (ITL, whose statistics are over all tokens).
+    /// means of per-request metrics, ITL percentiles, goodput), else the whole run's (a benchmark's ITL, which has no
+    /// times to cut a window by).
     /// </summary>
     public static double? SteadyMetric(RunSummary s, string name) =>
         s.SteadyState is not null && IsNumericSummaryMetric(SteadyPrefix + name) ? Metric(s, SteadyPrefix + name) ?? Metric(s, name) : Metric(s, name);
@@ -190,7 +191,7 @@ public static class SweepColumns
     private static double? Number(Dictionary<string, object>? values, string key) =>
         values is not null && values.TryGetValue(key, out var v) ? MetricPercentiles.ValueOf(v) : null;
 
-    /// <summary>Percentile columns beyond the fixed ones: pNN_metric_ms, then steady_state.pNN_metric_ms (no ITL there).</summary>
+    /// <summary>Percentile columns beyond the fixed ones: pNN_metric_ms, then steady_state.pNN_metric_ms.</summary>
     public static IEnumerable<(ResultColumn Column, Func<RunSummary, object?> Get)> PercentileColumns(IReadOnlyList<double> percentiles)
     {
         foreach (var p in percentiles)
@@ -201,7 +202,7 @@ public static class SweepColumns
                     yield return (new ResultColumn(key, ColumnKind.NullableDouble), s => Number(s.Percentiles, key));
             }
         foreach (var p in MetricPercentiles.WithFixed(percentiles))
-            foreach (var m in MetricPercentiles.Metrics.Where(m => m != "itl"))
+            foreach (var m in MetricPercentiles.Metrics)
             {
                 var key = MetricPercentiles.Key(p, m);
                 yield return (new ResultColumn(SteadyPrefix + key, ColumnKind.NullableDouble), s => Number(s.SteadyState?.Percentiles, key));

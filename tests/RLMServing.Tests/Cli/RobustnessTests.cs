@@ -396,6 +396,30 @@ public class RobustnessTests
         Assert.False(Directory.Exists(out_), "the folder this run created is removed");
     }
 
+    [Fact]
+    public async Task SigtermDuringATraceImportRemovesItsTemporaryAndExits130()
+    {
+        // A week of ServeGen traffic is millions of rows: the import is still writing its temporary when interrupted.
+        var dir = RlmsProcess.TempDir();
+        var out_ = Path.Combine(dir, "t.parquet");
+        var servegen = Path.Combine(RlmsProcess.RepoRoot(), "traces", "servegen-deepseek-r1");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rlms.dll"));
+        foreach (var a in new[] { "trace", "import", servegen, "--format", "servegen", "--duration", "600000", "--out", out_, "--quiet" }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var sw = Stopwatch.StartNew();
+        while (!Directory.EnumerateFiles(dir, "*.tmp").Any() && sw.Elapsed < TimeSpan.FromSeconds(60) && !p.HasExited) Thread.Sleep(20);
+        Assert.False(p.HasExited, "the import finished before it could be interrupted");
+        using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) kill.WaitForExit();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(130, p.ExitCode);
+        var said = await stderr;
+        Assert.Contains("interrupted", said);
+        Assert.Contains("was not written", said);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+    }
+
     // 9. Small contract slips.
 
     [Fact]

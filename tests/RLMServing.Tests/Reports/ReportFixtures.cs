@@ -86,6 +86,39 @@ public sealed class ReportFixtures
         return dir;
     }
 
+    /// <summary>
+    /// A capacity sweep over GPU types whose answers span a factor of 32 in GPUs and about 100 in cost (one outlier),
+    /// one configuration not converged: what the charts must still show readably.
+    /// </summary>
+    public static string WriteSkewedCapacitySweep()
+    {
+        var dir = RlmsProcess.TempDir();
+        string[] gpus = ["B200", "H200", "H100", "A100"];
+        double[] needed = [2, 4, 8, 64], cost = [0.367825, 0.9, 1.7, 38.2], ttft = [900, 700, 500, 300];
+        bool[] converged = [true, true, true, false];
+        var fields = new DataField[]
+        {
+            new DataField<int>("config_id"), new DataField<long>("seed"), new DataField<string>("hardware.gpu"), new DataField<double>("p99_ttft_ms"),
+            new DataField<double>("capacity.gpus_for_target"), new DataField<double>("cost.usd_per_million_tokens"), new DataField<bool>("capacity.converged"),
+        };
+        WriteParquet(Path.Combine(dir, "results.parquet"), fields, async g =>
+        {
+            await g.Write(fields[0], new[] { 0, 1, 2, 3 });
+            await g.Write(fields[1], new[] { 1L, 1L, 1L, 1L });
+            await g.WriteStrings(fields[2], gpus.Select(x => (string?)x).ToArray());
+            await g.Write(fields[3], ttft);
+            await g.Write(fields[4], needed);
+            await g.Write(fields[5], cost);
+            await g.Write(fields[6], converged);
+        });
+        File.WriteAllText(Path.Combine(dir, "sweep.json"), JsonSerializer.Serialize(new
+        {
+            schema = "rlms-sweep/v1", name = "skewed", configurations = 4, seeds = new[] { 1 },
+            axes = new[] { "hardware.gpu" }, pareto_latency = "p99_ttft_ms",
+        }));
+        return dir;
+    }
+
     /// <summary>A plain grid over arrival rate x GPU (no sweep.json, no capacity search): axes come from the columns.</summary>
     public static string WriteRateSweepWithoutManifest()
     {

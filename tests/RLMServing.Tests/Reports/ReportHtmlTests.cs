@@ -118,6 +118,26 @@ public class ReportHtmlTests
     }
 
     [Fact]
+    public async Task SkewedCapacityAnswersReadAtAGlance()
+    {
+        // GPUs needed span 2..64 and cost 0.37..38 $/M tokens: both axes go logarithmic with a note saying why, labels
+        // are formatted in words and units, and the unconverged answer is marked.
+        var report = await ReportBuilder.BuildAsync(ReportFixtures.WriteSkewedCapacitySweep());
+        var capacity = report.Charts.Single(c => c.Id == "capacity");
+        var (data, layout) = ChartKit.ToJson(capacity.Chart);
+        Assert.Contains("\"text\":\"GPUs (replicas × GPUs per replica), log scale\"},\"type\":\"log\"", layout);
+        Assert.Contains("Log axis: the largest needs 32 times the smallest.", capacity.Note);
+        Assert.Contains("$0.37 / M tokens", data);
+        Assert.DoesNotContain("0.367825", data);
+        Assert.Matches("A100[^\"]*\\(not converged\\)", data);
+        var pareto = report.Charts.Single(c => c.Id == "pareto");
+        var (_, paretoLayout) = ChartKit.ToJson(pareto.Chart);
+        Assert.Contains("\"text\":\"cost (USD per million output tokens), log scale\"},\"type\":\"log\"", paretoLayout);
+        Assert.Contains("Cost is on a log axis", pareto.Note);
+        Assert.DoesNotContain("capacity.gpus_for_target", layout);
+    }
+
+    [Fact]
     public void ParetoFrontierKeepsOnlyUndominatedPoints()
     {
         (double, double)?[] points = [(1, 10), (2, 5), (3, 5), (2, 8), null, (4, 1), (4, 1)];

@@ -68,6 +68,17 @@ public static class TestScenarios
         Xunit.Assert.Equal(System.Text.Json.JsonSerializer.Serialize(expected.Summary, RLMServing.IO.Results.ResultWriter.Json),
             System.Text.Json.JsonSerializer.Serialize(actual.Summary, RLMServing.IO.Results.ResultWriter.Json));
         Xunit.Assert.Equal(expected.Timeseries, actual.Timeseries);
+        // The ITL gaps by time (the steady window's ITL) are not in summary.json: bucket by bucket, the same.
+        var (e, a) = (expected.Summary.ItlByTime, actual.Summary.ItlByTime);
+        Xunit.Assert.Equal(e is null, a is null);
+        if (e is null || a is null) return;
+        Xunit.Assert.Equal(e.WidthS, a.WidthS);
+        for (int i = 0; i < RLMServing.Metrics.TimedQuantileSketch.MaxBuckets; i++)
+        {
+            var (eb, ab) = (e.Between(i * e.WidthS, (i + 1) * e.WidthS), a.Between(i * a.WidthS, (i + 1) * a.WidthS));
+            Xunit.Assert.Equal(eb?.Count, ab?.Count);
+            foreach (var q in new[] { 0.5, 0.99 }) Xunit.Assert.Equal(eb?.Quantile(q), ab?.Quantile(q));
+        }
     }
 
     /// <summary>

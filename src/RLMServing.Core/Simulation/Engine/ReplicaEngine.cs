@@ -352,7 +352,7 @@ internal sealed partial class ReplicaEngine : IReplicaScheduler, IPolicyHost, Ro
         _ledger.RegisterPrefix(r);
         _parking.Release(r, _waiting);
         bool recompute = r.Generated > 0;
-        if (recompute) Stats.Itl.Add((_clock - r.LastEmitS) * 1000);
+        if (recompute) Stats.AddItl(_clock, (_clock - r.LastEmitS) * 1000);
         r.Generated++;
         r.LastEmitS = _clock;
         r.FirstTokenS ??= _clock;
@@ -496,11 +496,11 @@ internal sealed partial class ReplicaEngine : IReplicaScheduler, IPolicyHost, Ro
         int steady = _decode.Count;
         if (first && _fresh.Count > 0)
         {
-            foreach (var r in _fresh) Stats.Itl.Add((_clock - r.LastEmitS) * 1000);
+            foreach (var r in _fresh) Stats.AddItl(_clock, (_clock - r.LastEmitS) * 1000);
             steady -= _fresh.Count;
             _fresh.Clear();
         }
-        if (steady > 0) Stats.Itl.Add((_clock - _lastDecodeEndS) * 1000, steady);
+        if (steady > 0) Stats.AddItl(_clock, (_clock - _lastDecodeEndS) * 1000, steady);
     }
 
     /// <summary>
