@@ -21,7 +21,9 @@ namespace RLMServing.Benchmarks;
 /// (2) Timestamp error: the server writes its monotonic clock (CLOCK_MONOTONIC, shared by processes) into every chunk
 /// just before writing it; the client's timestamp of that chunk minus the stamp is the delay the client adds, for the
 /// first chunk (TTFT) and all chunks, at 1 and at 1,000 concurrent streams.
-/// Usage: client-overhead [REQUESTS] [STREAMS]
+/// Usage: client-overhead [REQUESTS] [STREAMS] [kestrel|raw]. With `raw` the server is a bare socket loop that writes
+/// each pre-formatted chunk with one send() right after stamping it, so the delay measured is the loopback plus the
+/// client, not Kestrel's write path on the server's core.
 /// </summary>
 public static class ClientOverhead
 {
@@ -29,13 +31,14 @@ public static class ClientOverhead
     {
         int requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20_000;
         int streams = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1_000;
+        bool raw = args.Length > 3 && args[3] == "raw";
         bool pinned = Environment.ProcessorCount >= 2 && OperatingSystem.IsLinux();
         if (pinned && OperatingSystem.IsLinux()) Process.GetCurrentProcess().ProcessorAffinity = 1;
-        using var server = StartServer(pinned);
+        using var server = StartServer(pinned, raw);
         string baseUrl = server.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the server did not start");
         try
         {
-            Console.WriteLine($"client on core 0, instant server on core 1: {pinned}; server {baseUrl}");
+            Console.WriteLine($"client on core 0, instant {(raw ? "raw-socket" : "Kestrel")} server on core 1: {pinned}; server {baseUrl}");
             Throughput(baseUrl, Math.Min(2_000, requests), report: false);   // JIT and connection warm-up
             Throughput(baseUrl, requests, report: true);
             Delay(baseUrl, 1, chunks: 20);
@@ -111,11 +114,11 @@ public static class ClientOverhead
         return (run, sw.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
     }
 
-    private static Process StartServer(bool pinned)
+    private static Process StartServer(bool pinned, bool raw)
     {
         var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
-        psi.ArgumentList.Add("client-overhead-server");
+        psi.ArgumentList.Add(raw ? "client-overhead-raw-server" : "client-overhead-server");
         var p = Process.Start(psi)!;
         if (pinned && OperatingSystem.IsLinux()) p.ProcessorAffinity = 2;
         return p;
@@ -162,5 +165,87 @@ public static class ClientOverhead
         Console.Out.Flush();
         app.WaitForShutdownAsync().GetAwaiter().GetResult();
         return 0;
+    }
+
+    /// <summary>
+    /// The instant server without a web framework: HTTP/1.1 keep-alive on a bare socket, chunked transfer, each SSE event
+    /// formatted, stamped and handed to the kernel with one send(). Same chunks and pacing as <see cref="Serve"/>.
+    /// </summary>
+    public static int ServeRaw()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start(4096);
+        Console.WriteLine($"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}");
+        Console.Out.Flush();
+        while (true)
+        {
+            var socket = listener.AcceptSocket();
+            socket.NoDelay = true;
+            _ = Task.Run(() => RawConnection(socket));
+        }
+    }
+
+    private static async Task RawConnection(System.Net.Sockets.Socket socket)
+    {
+        var buffer = new byte[1 << 16];
+        int have = 0;
+        try
+        {
+            while (true)
+            {
+                int headerEnd;
+                while ((headerEnd = buffer.AsSpan(0, have).IndexOf("\r\n\r\n"u8)) < 0)
+                {
+                    int n = await socket.ReceiveAsync(buffer.AsMemory(have));
+                    if (n == 0) return;
+                    have += n;
+                }
+                string headers = Encoding.ASCII.GetString(buffer, 0, headerEnd);
+                int length = 0;
+                foreach (var line in headers.Split("\r\n"))
+                    if (line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)) length = int.Parse(line.AsSpan(15).Trim(), CultureInfo.InvariantCulture);
+                int total = headerEnd + 4 + length;
+                while (have < total)
+                {
+                    int n = await socket.ReceiveAsync(buffer.AsMemory(have));
+                    if (n == 0) return;
+                    have += n;
+                }
+                int chunks, id;
+                using (var doc = System.Text.Json.JsonDocument.Parse(buffer.AsMemory(headerEnd + 4, length)))
+                {
+                    chunks = doc.RootElement.GetProperty("max_completion_tokens").GetInt32();
+                    string prompt = doc.RootElement.GetProperty("messages")[0].GetProperty("content").GetString()!;
+                    id = int.Parse(prompt.AsSpan(0, prompt.IndexOf(' ') is var sp && sp > 0 ? sp : prompt.Length), CultureInfo.InvariantCulture);
+                }
+                Buffer.BlockCopy(buffer, total, buffer, 0, have - total);
+                have -= total;
+
+                double gapMs = chunks > 4 ? 50 : 0;
+                long start = Stopwatch.GetTimestamp();
+                double offsetMs = gapMs > 0 ? id % 1000 * gapMs / 1000 : 0;
+                await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"u8.ToArray());
+                for (int i = 0; i < chunks; i++)
+                {
+                    if (gapMs > 0)
+                    {
+                        double dueMs = offsetMs + (i + 1) * gapMs - Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                        if (dueMs > 0) await Task.Delay(TimeSpan.FromMilliseconds(dueMs));
+                    }
+                    string evt = $"data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture)};\"}},\"finish_reason\":null}}]}}\n\n";
+                    await socket.SendAsync(Encoding.ASCII.GetBytes($"{evt.Length:x}\r\n{evt}\r\n"));
+                }
+                string end = $"data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{chunks}}}}}\n\ndata: [DONE]\n\n";
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"{end.Length:x}\r\n{end}\r\n0\r\n\r\n"));
+            }
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            // The client closed the connection.
+        }
+        finally
+        {
+            socket.Dispose();
+        }
     }
 }

@@ -25,6 +25,7 @@ if (args is ["serve-closed-loop", ..]) return RLMServing.Benchmarks.ServeBenchma
 if (args is ["serve-soak", ..]) return RLMServing.Benchmarks.ServeBenchmarks.Soak(args);
 if (args is ["client-overhead", ..]) return RLMServing.Benchmarks.ClientOverhead.Run(args);
 if (args is ["client-overhead-server"]) return RLMServing.Benchmarks.ClientOverhead.Serve();
+if (args is ["client-overhead-raw-server"]) return RLMServing.Benchmarks.ClientOverhead.ServeRaw();
 if (args is ["trace-import", ..]) return RLMServing.Benchmarks.TraceImportBenchmark.Run(args[1..]);
 if (args is ["harness-overhead", ..]) return RLMServing.Benchmarks.HarnessOverhead.Run(args);
 if (args is ["sweep", ..]) return RLMServing.Benchmarks.SweepBenchmark.Run(args[1..]);
