@@ -251,8 +251,18 @@ public sealed class ServeHost : IAsyncDisposable
             using var onGone = ctx.RequestAborted.Register(() => _replica.Cancel(live));
             double? abortAt = failure?.Type == FailureType.Abort ? failure.Value.AbortAt : null;
             var reply = new Reply(this, live, req, chat, id, abortAt);
-            if (req.Stream) await reply.StreamAsync(ctx);
-            else await reply.RespondAsync(ctx);
+            try
+            {
+                if (req.Stream) await reply.StreamAsync(ctx);
+                else await reply.RespondAsync(ctx);
+            }
+            finally
+            {
+                // However the answer ended before its outcome — RequestAborted, or a write that failed on a reset
+                // connection (an IOException, which RequestAborted need not have preceded) — the engine frees its
+                // slot and KV now. A finished request makes this a no-op.
+                _replica.Cancel(live);
+            }
         }
         catch (ApiErrorException e)
         {
