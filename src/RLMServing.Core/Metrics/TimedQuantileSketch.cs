@@ -72,6 +72,15 @@ public sealed class TimedQuantileSketch(double relativeAccuracy = 0.005)
         }
     }
 
+    /// <summary>All the samples, whatever their time.</summary>
+    public QuantileSketch All()
+    {
+        var merged = new QuantileSketch(relativeAccuracy);
+        foreach (var b in _buckets)
+            if (b is not null) merged.Merge(b);
+        return merged;
+    }
+
     /// <summary>
     /// The samples of the buckets whose middle lies in [<paramref name="startS"/>, <paramref name="endS"/>]: the window to
     /// within half a bucket at each end. A window inside one or two buckets (a run that starts late, so that the

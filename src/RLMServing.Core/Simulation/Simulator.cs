@@ -111,10 +111,9 @@ public static class Simulator
 
         SortById(records);
         timeseries.Sort((a, b) => a.TimeS != b.TimeS ? a.TimeS.CompareTo(b.TimeS) : a.Replica.CompareTo(b.Replica));
-        var itl = new QuantileSketch(0.005);
-        foreach (var s in stats) itl.Merge(s.Itl);
         var itlByTime = new TimedQuantileSketch(0.005);
         foreach (var s in stats) itlByTime.Merge(s.ItlByTime);
+        var itl = itlByTime.All();
         var totals = stats.Select((s, i) => new ReplicaTotals(s.BusyS, s.Flops, s.Bytes, s.Iterations, s.BatchRequestsSum,
             s.KvBlockSeconds, s.PeakBlocks, plans[groupOf[i]].TotalBlocks, s.Preemptions, groups[groupOf[i]].Cost.PeakFlops,
             groups[groupOf[i]].Cost.PeakBandwidth)).ToList();

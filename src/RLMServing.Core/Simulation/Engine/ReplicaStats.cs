@@ -18,16 +18,16 @@ internal sealed class ReplicaStats(double itlAccuracy)
     public long SwapFallbacks;
     public double SwapTransferS;
     public double EndS;
-    public QuantileSketch Itl { get; } = new(itlAccuracy);
-
-    /// <summary>The same gaps by the time the token came out, so the steady window's ITL can be read after the run.</summary>
+    /// <summary>The inter-token gaps by the time the token came out, so the steady window's ITL can be read after the run.</summary>
     public TimedQuantileSketch ItlByTime { get; } = new(itlAccuracy);
 
-    public void AddItl(double timeS, double gapMs, double weight = 1)
-    {
-        Itl.Add(gapMs, weight);
-        ItlByTime.Add(timeS, gapMs, weight);
-    }
+    /// <summary>
+    /// Every gap of the run: its time buckets merged when read. The decode loop adds each gap once, to its time
+    /// bucket, rather than to a whole-run sketch as well.
+    /// </summary>
+    public QuantileSketch Itl => ItlByTime.All();
+
+    public void AddItl(double timeS, double gapMs, double weight = 1) => ItlByTime.Add(timeS, gapMs, weight);
 }
 
 /// <summary>Closed-loop clients: a finished request lets its client send the next one after a think time.</summary>
