@@ -96,26 +96,25 @@ public static class BenchResultWriter
     private static async Task WriteTimeseriesAsync(string path, IReadOnlyList<ServerSample> rows, IReadOnlyDictionary<string, string> metadata)
     {
         var f = TimeseriesSchema.DataFields;
-        await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(TimeseriesSchema, stream, ParquetColumns.WriterOptions());
-        writer.CustomMetadata = new Dictionary<string, string>(metadata);
-        using var g = writer.CreateRowGroup();
-        // The shared columns hold the server's view; where it was not scraped they hold the client's (running = in flight).
-        await g.Write(f[0], rows.Select(r => r.TimeS).ToArray());
-        await g.Write(f[1], new int[rows.Count]);
-        await g.Write(f[2], rows.Select(r => (int)(r.Waiting ?? 0)).ToArray());
-        await g.Write(f[3], rows.Select(r => (int)(r.Running ?? r.ClientInFlight)).ToArray());
-        await g.Write(f[4], new long[rows.Count]);
-        await g.Write(f[5], rows.Select(r => r.KvCacheUsage ?? 0).ToArray());
-        await g.Write(f[6], rows.Select(r => r.ClientInFlight).ToArray());
-        await g.Write(f[7], rows.Select(r => r.ClientSent).ToArray());
-        await g.Write(f[8], rows.Select(r => r.ClientFinished).ToArray());
-        await g.WriteNullable(f[9], rows.Select(r => r.Preemptions).ToArray());
-        await g.WriteNullable(f[10], rows.Select(r => r.PromptTokens).ToArray());
-        await g.WriteNullable(f[11], rows.Select(r => r.GenerationTokens).ToArray());
-        await g.WriteNullable(f[12], rows.Select(r => r.SpecDecodeDraftTokens).ToArray());
-        await g.WriteNullable(f[13], rows.Select(r => r.SpecDecodeAcceptedTokens).ToArray());
-        await g.WriteStrings(f[14], rows.Select(r => r.ScrapeError).ToArray());
+        await ParquetColumns.WriteFileAsync(path, TimeseriesSchema, metadata, async g =>
+        {
+            // The shared columns hold the server's view; where it was not scraped they hold the client's (running = in flight).
+            await g.Write(f[0], rows.Select(r => r.TimeS).ToArray());
+            await g.Write(f[1], new int[rows.Count]);
+            await g.Write(f[2], rows.Select(r => (int)(r.Waiting ?? 0)).ToArray());
+            await g.Write(f[3], rows.Select(r => (int)(r.Running ?? r.ClientInFlight)).ToArray());
+            await g.Write(f[4], new long[rows.Count]);
+            await g.Write(f[5], rows.Select(r => r.KvCacheUsage ?? 0).ToArray());
+            await g.Write(f[6], rows.Select(r => r.ClientInFlight).ToArray());
+            await g.Write(f[7], rows.Select(r => r.ClientSent).ToArray());
+            await g.Write(f[8], rows.Select(r => r.ClientFinished).ToArray());
+            await g.WriteNullable(f[9], rows.Select(r => r.Preemptions).ToArray());
+            await g.WriteNullable(f[10], rows.Select(r => r.PromptTokens).ToArray());
+            await g.WriteNullable(f[11], rows.Select(r => r.GenerationTokens).ToArray());
+            await g.WriteNullable(f[12], rows.Select(r => r.SpecDecodeDraftTokens).ToArray());
+            await g.WriteNullable(f[13], rows.Select(r => r.SpecDecodeAcceptedTokens).ToArray());
+            await g.WriteStrings(f[14], rows.Select(r => r.ScrapeError).ToArray());
+        });
     }
 
     private static async Task WriteChunksAsync(string path, IReadOnlyList<RequestOutcome> outcomes, IReadOnlyDictionary<string, string> metadata)
@@ -138,15 +137,14 @@ public static class BenchResultWriter
                 i++;
             }
         var f = ChunkSchema.DataFields;
-        await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(ChunkSchema, stream, ParquetColumns.WriterOptions());
-        writer.CustomMetadata = new Dictionary<string, string>(metadata);
-        using var g = writer.CreateRowGroup();
-        await g.Write(f[0], request);
-        await g.Write(f[1], sequence);
-        await g.Write(f[2], time);
-        await g.WriteStrings(f[3], channel);
-        await g.Write(f[4], characters);
+        await ParquetColumns.WriteFileAsync(path, ChunkSchema, metadata, async g =>
+        {
+            await g.Write(f[0], request);
+            await g.Write(f[1], sequence);
+            await g.Write(f[2], time);
+            await g.WriteStrings(f[3], channel);
+            await g.Write(f[4], characters);
+        });
     }
 
     /// <summary>

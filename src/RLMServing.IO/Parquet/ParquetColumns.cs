@@ -14,6 +14,20 @@ public static class ParquetColumns
     /// </summary>
     public static ParquetOptions WriterOptions() => new() { CompressionMethod = CompressionMethod.Snappy, DictionaryEncodingSampleSize = 1000 };
 
+    /// <summary>
+    /// Writes one Parquet file of one row group: the file, the writer with <see cref="WriterOptions"/>, the run's
+    /// metadata and the row group, then <paramref name="columns"/> writes the columns in schema order.
+    /// </summary>
+    public static async Task WriteFileAsync(string path, ParquetSchema schema, IReadOnlyDictionary<string, string> metadata,
+        Func<ParquetRowGroupWriter, Task> columns)
+    {
+        await using var stream = File.Create(path);
+        await using var writer = await ParquetWriter.CreateAsync(schema, stream, WriterOptions());
+        writer.CustomMetadata = new Dictionary<string, string>(metadata);
+        using var g = writer.CreateRowGroup();
+        await columns(g);
+    }
+
     public static Task Write<T>(this ParquetRowGroupWriter g, DataField field, T[] values) where T : struct =>
         g.WriteAsync(field, (ReadOnlyMemory<T>)values);
 

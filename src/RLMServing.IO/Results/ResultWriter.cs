@@ -95,38 +95,37 @@ public static class ResultWriter
         var schema = sampled ? SampledRequestSchema : RequestSchema;
         if (extra is { Count: > 0 }) schema = new ParquetSchema(schema.Fields.Concat(extra.Select(c => c.Field)).ToArray());
         var f = schema.DataFields;
-        await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(schema, stream, ParquetColumns.WriterOptions());
-        writer.CustomMetadata = new Dictionary<string, string>(metadata);
-        using var g = writer.CreateRowGroup();
-        var c = new ColumnBuffers(rows);
-        await g.Write(f[0], c.Of(r => r.RequestId));
-        await g.Write(f[1], c.Of(r => r.ArrivalTimeS));
-        await g.Write(f[2], c.Of(r => r.PromptTokens));
-        await g.Write(f[3], c.Of(r => r.OutputTokens));
-        await g.Write(f[4], c.Of(r => r.ThinkingTokens));
-        await g.WriteStrings(f[5], status is null
-            ? rows.Select(r => r.Status == RequestStatus.Completed ? "completed" : "rejected").ToArray()
-            : Enumerable.Range(0, rows.Count).Select(status).ToArray());
-        await g.WriteNullable(f[6], c.Of(r => r.FirstScheduledTimeS));
-        await g.WriteNullable(f[7], c.Of(r => r.FirstTokenTimeS));
-        await g.WriteNullable(f[8], c.Of(r => r.FirstAnswerTokenTimeS));
-        await g.WriteNullable(f[9], c.Of(r => r.CompletionTimeS));
-        await g.WriteNullable(f[10], c.Of(r => r.TtftMs));
-        await g.WriteNullable(f[11], c.Of(r => r.TpotMs));
-        await g.WriteNullable(f[12], c.Of(r => r.E2elMs));
-        await g.Write(f[13], c.Of(r => r.Preemptions));
-        await g.Write(f[14], c.Of(r => r.Replica));
-        await g.WriteNullable(f[15], c.Of(r => r.TtfatMs));
-        await g.Write(f[16], c.Of(r => r.ThinkingTruncated));
-        await g.WriteStrings(f[17], rows.Select(r => r.RejectReason).ToArray());
-        await g.Write(f[18], c.Of(r => r.CachedPromptTokens));
-        if (sampled)
+        await ParquetColumns.WriteFileAsync(path, schema, metadata, async g =>
         {
-            await g.Write(f[19], c.Of(r => r.PromptId ?? r.RequestId));
-            await g.Write(f[20], c.Of(r => r.SampleIndex));
-        }
-        foreach (var column in extra ?? []) await column.Write(g, column.Field);
+            var c = new ColumnBuffers(rows);
+            await g.Write(f[0], c.Of(r => r.RequestId));
+            await g.Write(f[1], c.Of(r => r.ArrivalTimeS));
+            await g.Write(f[2], c.Of(r => r.PromptTokens));
+            await g.Write(f[3], c.Of(r => r.OutputTokens));
+            await g.Write(f[4], c.Of(r => r.ThinkingTokens));
+            await g.WriteStrings(f[5], status is null
+                ? rows.Select(r => r.Status == RequestStatus.Completed ? "completed" : "rejected").ToArray()
+                : Enumerable.Range(0, rows.Count).Select(status).ToArray());
+            await g.WriteNullable(f[6], c.Of(r => r.FirstScheduledTimeS));
+            await g.WriteNullable(f[7], c.Of(r => r.FirstTokenTimeS));
+            await g.WriteNullable(f[8], c.Of(r => r.FirstAnswerTokenTimeS));
+            await g.WriteNullable(f[9], c.Of(r => r.CompletionTimeS));
+            await g.WriteNullable(f[10], c.Of(r => r.TtftMs));
+            await g.WriteNullable(f[11], c.Of(r => r.TpotMs));
+            await g.WriteNullable(f[12], c.Of(r => r.E2elMs));
+            await g.Write(f[13], c.Of(r => r.Preemptions));
+            await g.Write(f[14], c.Of(r => r.Replica));
+            await g.WriteNullable(f[15], c.Of(r => r.TtfatMs));
+            await g.Write(f[16], c.Of(r => r.ThinkingTruncated));
+            await g.WriteStrings(f[17], rows.Select(r => r.RejectReason).ToArray());
+            await g.Write(f[18], c.Of(r => r.CachedPromptTokens));
+            if (sampled)
+            {
+                await g.Write(f[19], c.Of(r => r.PromptId ?? r.RequestId));
+                await g.Write(f[20], c.Of(r => r.SampleIndex));
+            }
+            foreach (var column in extra ?? []) await column.Write(g, column.Field);
+        });
     }
 
     /// <summary>
@@ -150,16 +149,15 @@ public static class ResultWriter
     public static async Task WriteTimeseriesAsync(string path, IReadOnlyList<TimeseriesPoint> rows, IReadOnlyDictionary<string, string> metadata)
     {
         var f = TimeseriesSchema.DataFields;
-        await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(TimeseriesSchema, stream, ParquetColumns.WriterOptions());
-        writer.CustomMetadata = new Dictionary<string, string>(metadata);
-        using var g = writer.CreateRowGroup();
-        await g.Write(f[0], rows.Select(r => r.TimeS).ToArray());
-        await g.Write(f[1], rows.Select(r => r.Replica).ToArray());
-        await g.Write(f[2], rows.Select(r => r.Waiting).ToArray());
-        await g.Write(f[3], rows.Select(r => r.Running).ToArray());
-        await g.Write(f[4], rows.Select(r => r.KvBlocksUsed).ToArray());
-        await g.Write(f[5], rows.Select(r => r.KvUsage).ToArray());
+        await ParquetColumns.WriteFileAsync(path, TimeseriesSchema, metadata, async g =>
+        {
+            await g.Write(f[0], rows.Select(r => r.TimeS).ToArray());
+            await g.Write(f[1], rows.Select(r => r.Replica).ToArray());
+            await g.Write(f[2], rows.Select(r => r.Waiting).ToArray());
+            await g.Write(f[3], rows.Select(r => r.Running).ToArray());
+            await g.Write(f[4], rows.Select(r => r.KvBlocksUsed).ToArray());
+            await g.Write(f[5], rows.Select(r => r.KvUsage).ToArray());
+        });
     }
 
     /// <summary>Reads requests.parquet back (for validation, comparison and tests); simulated and measured runs alike.</summary>

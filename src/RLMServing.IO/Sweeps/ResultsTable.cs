@@ -58,28 +58,27 @@ public sealed class ResultsTable(IReadOnlyList<ResultColumn> columns, List<objec
     {
         var schema = new ParquetSchema(Columns.Select(c => (Field)c.Field()).ToArray());
         var fields = schema.DataFields;
-        await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(schema, stream, ParquetColumns.WriterOptions());
-        writer.CustomMetadata = new Dictionary<string, string>(metadata);
-        using var g = writer.CreateRowGroup();
-        for (int c = 0; c < Columns.Count; c++)
+        await ParquetColumns.WriteFileAsync(path, schema, metadata, async g =>
         {
-            var col = Rows.Select(r => r[c]);
-            var f = fields[c];
-            await (Columns[c].Kind switch
+            for (int c = 0; c < Columns.Count; c++)
             {
-                ColumnKind.Int32 => g.Write(f, col.Select(v => (int)v!).ToArray()),
-                ColumnKind.Int64 => g.Write(f, col.Select(v => (long)v!).ToArray()),
-                ColumnKind.Double => g.Write(f, col.Select(v => (double)v!).ToArray()),
-                ColumnKind.Bool => g.Write(f, col.Select(v => (bool)v!).ToArray()),
-                ColumnKind.String => g.WriteStrings(f, col.Select(v => (string?)v).ToArray()),
-                ColumnKind.NullableInt32 => g.WriteNullable(f, col.Select(v => (int?)v).ToArray()),
-                ColumnKind.NullableInt64 => g.WriteNullable(f, col.Select(v => (long?)v).ToArray()),
-                ColumnKind.NullableDouble => g.WriteNullable(f, col.Select(v => (double?)v).ToArray()),
-                ColumnKind.NullableBool => g.WriteNullable(f, col.Select(v => (bool?)v).ToArray()),
-                _ => throw new ArgumentOutOfRangeException(),
-            });
-        }
+                var col = Rows.Select(r => r[c]);
+                var f = fields[c];
+                await (Columns[c].Kind switch
+                {
+                    ColumnKind.Int32 => g.Write(f, col.Select(v => (int)v!).ToArray()),
+                    ColumnKind.Int64 => g.Write(f, col.Select(v => (long)v!).ToArray()),
+                    ColumnKind.Double => g.Write(f, col.Select(v => (double)v!).ToArray()),
+                    ColumnKind.Bool => g.Write(f, col.Select(v => (bool)v!).ToArray()),
+                    ColumnKind.String => g.WriteStrings(f, col.Select(v => (string?)v).ToArray()),
+                    ColumnKind.NullableInt32 => g.WriteNullable(f, col.Select(v => (int?)v).ToArray()),
+                    ColumnKind.NullableInt64 => g.WriteNullable(f, col.Select(v => (long?)v).ToArray()),
+                    ColumnKind.NullableDouble => g.WriteNullable(f, col.Select(v => (double?)v).ToArray()),
+                    ColumnKind.NullableBool => g.WriteNullable(f, col.Select(v => (bool?)v).ToArray()),
+                    _ => throw new ArgumentOutOfRangeException(),
+                });
+            }
+        });
     }
 
     public static Task<(ResultsTable Table, IReadOnlyDictionary<string, string> Metadata)> ReadAsync(string path)
