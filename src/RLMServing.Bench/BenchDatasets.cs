@@ -164,7 +164,7 @@ public static class BenchDatasets
                     throw new UserInputException($"{path}:{lineNo}: expected {{\"question\": ..., \"answer\": ...}} ({e.Message})");
                 }
             }
-        var sampler = new ReasoningPresetSampler(DatasetPresetLoader.Load("gsm8k"));
+        var sampler = Sampler("gsm8k", o);
         var order = Enumerable.Range(0, rows.Count).ToArray();
         random.Shuffle(order);
         var prompts = new List<BenchPrompt>(o.NumPrompts);
@@ -180,7 +180,7 @@ public static class BenchDatasets
     /// <summary>math500, aime24, gpqa: prompt and budget lengths drawn from catalog/datasets/NAME.yaml, prompts synthesised.</summary>
     private static List<BenchPrompt> Preset(BenchOptions o, Random random)
     {
-        var sampler = new ReasoningPresetSampler(DatasetPresetLoader.Load(o.DatasetName));
+        var sampler = Sampler(o.DatasetName, o);
         var prompts = new List<BenchPrompt>(o.NumPrompts);
         for (int i = 0; i < o.NumPrompts; i++)
         {
@@ -190,6 +190,9 @@ public static class BenchDatasets
         }
         return prompts;
     }
+
+    private static ReasoningPresetSampler Sampler(string preset, BenchOptions o) =>
+        new(DatasetPresetLoader.Load(preset), reasoningModel: o.PresetLengths != "standard");
 
     private static FileStream OpenFile(string path)
     {

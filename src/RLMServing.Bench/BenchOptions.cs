@@ -75,8 +75,19 @@ public sealed record BenchOptions
     public string? Label { get; init; }
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>Run the same prompts once per max_tokens budget, each into its own folder.</summary>
+    /// <summary>
+    /// Run the same prompts once per max_tokens budget, each into its own folder. With <see cref="IgnoreEos"/> a budget
+    /// caps each request's own length (the dataset's) instead of replacing it: a request generates min(length, budget),
+    /// as a model that would have stopped at its own length but is cut at the budget. Without it the budget is every
+    /// request's max_tokens and the server decides where to stop.
+    /// </summary>
     public IReadOnlyList<int>? TokenBudgets { get; init; }
+
+    /// <summary>
+    /// Which of a reasoning preset's length mixtures gsm8k, math500, aime24 and gpqa draw each request's max_tokens from:
+    /// "reasoning" (thinking + answer, the default) or "standard" (a standard model's answer alone).
+    /// </summary>
+    public string PresetLengths { get; init; } = "reasoning";
 
     /// <summary>Closed-loop batches: send this many, wait for all, repeat.</summary>
     public int? ClosedBatches { get; init; }
@@ -119,6 +130,8 @@ public sealed record BenchOptions
         if (InputLen < 1) throw new UserInputException($"--input-len: must be at least 1, got {InputLen}");
         if (OutputLen < 1) throw new UserInputException($"--output-len: must be at least 1, got {OutputLen}");
         if (MaxTokens is < 1) throw new UserInputException($"--max-tokens: must be at least 1, got {MaxTokens}");
+        if (PresetLengths is not ("reasoning" or "standard"))
+            throw new UserInputException($"--preset-lengths: must be reasoning or standard, got '{PresetLengths}'");
         if (!(RequestRate > 0)) throw new UserInputException($"--request-rate: must be a positive number or inf, got {F(RequestRate)}");
         if (!(Burstiness > 0)) throw new UserInputException($"--burstiness: must be a positive number, got {F(Burstiness)}");
         if (MaxConcurrency is < 1) throw new UserInputException($"--max-concurrency: must be at least 1, got {MaxConcurrency}");

@@ -175,7 +175,9 @@ public sealed class BenchRunner : IDisposable
             finally { gate?.Release(); }
         }
 
-        int Max(BenchPrompt p) => tokenBudget ?? p.MaxTokens;
+        // With ignore_eos the server generates exactly max_tokens, so a budget that replaced the request's own length
+        // would make every request the same length; it caps it instead (BenchOptions.TokenBudgets).
+        int Max(BenchPrompt p) => tokenBudget is { } b ? (_options.IgnoreEos ? Math.Min(b, p.MaxTokens) : b) : p.MaxTokens;
         try
         {
             if (_options.ClosedBatches is { } batch)

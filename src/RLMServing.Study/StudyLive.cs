@@ -52,6 +52,19 @@ public static class StudyLive
             Label = Path.GetFileName(dir),
             Command = $"rlms bench --base-url {baseUrl} --model {model} --dataset-name {dataset} --num-prompts {s.Requests} --seed {s.Seed}{(Graded(dataset) ? " --evaluate" : "")}",
         };
+        // A synthesised prompt says nothing about how long a model would think about the dataset's real question, so
+        // those requests carry the preset's own lengths (the model side's mixture) with ignore_eos, as vLLM's client
+        // does for synthetic data; the budget caps each length (BenchOptions.TokenBudgets). GSM8K's real questions
+        // are answered as long as the server's model decides, cut at the budget.
+        bool Synthesised(string dataset) => dataset != "gsm8k";
+        BenchOptions Lengths(BenchOptions o, string dataset, string role, int budget) => Synthesised(dataset)
+            ? o with
+            {
+                MaxTokens = null, IgnoreEos = true, PresetLengths = role, TokenBudgets = o.TokenBudgets ?? [budget],
+                Command = o.Command + $" --ignore-eos --preset-lengths {role}" + (o.TokenBudgets is null ? $" --token-budgets {budget}" : ""),
+            }
+            : o with { Command = o.Command + (o.TokenBudgets is null ? $" --max-tokens {budget}" : "") };
+
         BenchOptions WithLoad(BenchOptions o) => s.Load.ClosedBatch is { } b
             ? o with { ClosedBatches = b, Command = o.Command + $" --closed-batches {b}" }
             : o with { RequestRate = s.Load.Rates[0], Command = o.Command + $" --request-rate {s.Load.Rates[0].ToString("G6", CultureInfo.InvariantCulture)}" };
@@ -66,11 +79,11 @@ public static class StudyLive
         if (s.Bimodal is { } bm)
         {
             var dir = Path.Combine(outDir, "live", Experiments.Bimodal);
-            results.Commands[Experiments.Bimodal] = $"{Command(WithLoad(Base(bm.Datasets[0], reasoning, dir)))} --max-tokens {maxBudget} (one run per model and dataset)";
+            results.Commands[Experiments.Bimodal] = $"{Command(Lengths(WithLoad(Base(bm.Datasets[0], reasoning, dir)), bm.Datasets[0], "reasoning", maxBudget))} (one run per model and dataset)";
             foreach (var d in bm.Datasets)
                 foreach (var (role, model) in Roles(reasoning, standard))
                 {
-                    var r = await Bench(WithLoad(Base(d, model, Path.Combine(dir, $"{role}-{d}")))).ConfigureAwait(false);
+                    var r = await Bench(Lengths(WithLoad(Base(d, model, Path.Combine(dir, $"{role}-{d}"))), d, role, maxBudget)).ConfigureAwait(false);
                     results.Add(Outcome(Experiments.Bimodal, $"{StudyPlan.PairName(s, 0, role)}-{d}", r[0]));
                 }
         }
@@ -81,7 +94,7 @@ public static class StudyLive
             foreach (var p in ba.Policies)
             {
                 if (p is "static" or "chunked_prefill") continue;
-                var o = Base(ba.Dataset, reasoning, Path.Combine(dir, p));
+                var o = Lengths(Base(ba.Dataset, reasoning, Path.Combine(dir, p)), ba.Dataset, "reasoning", maxBudget);
                 // The study's static batching is a client that sends a batch and waits for all of it; continuous is
                 // the same concurrency kept full (--max-concurrency with every request due at once).
                 o = p == "static_closed_batches"
@@ -105,7 +118,7 @@ public static class StudyLive
                 foreach (var (role, model) in Roles(reasoning, standard))
                 {
                     var o = WithLoad(Base(d, model, Path.Combine(dir, $"{role}-{d}"))) with { MaxTokens = null, TokenBudgets = s.TokenBudgets };
-                    o = o with { Command = o.Command + $" --token-budgets {string.Join(",", s.TokenBudgets)}" };
+                    o = Lengths(o with { Command = o.Command + $" --token-budgets {string.Join(",", s.TokenBudgets)}" }, d, role, maxBudget);
                     results.Commands.TryAdd(Experiments.TokenBudget, Command(o) + " (one run per model and dataset)");
                     foreach (var r in await Bench(o).ConfigureAwait(false))
                         results.Add(Outcome(Experiments.TokenBudget, $"{StudyPlan.PairName(s, 0, role)}-{d}-{r.TokenBudget}", r));

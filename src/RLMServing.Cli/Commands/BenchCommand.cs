@@ -86,6 +86,9 @@ public sealed class BenchCommand : ICommand
     [Option("ignore-eos", HelpText = "Send ignore_eos (generate exactly max_tokens); on by default for --dataset-name random, as in vLLM.")]
     public bool IgnoreEos { get; set; }
 
+    [Option("preset-lengths", Default = "reasoning", HelpText = "gsm8k, math500, aime24, gpqa: draw each request's max_tokens from the preset's reasoning (thinking + answer) or standard (answer only) lengths.")]
+    public string PresetLengths { get; set; } = "reasoning";
+
     [Option("temperature", HelpText = "Sampling temperature (default 0, greedy, as vLLM's client).")]
     public double? Temperature { get; set; }
 
@@ -200,6 +203,7 @@ public sealed class BenchCommand : ICommand
             RequestTimeoutS = RequestTimeout,
             // vLLM sends ignore_eos for the random dataset so every request generates its full output length.
             IgnoreEos = IgnoreEos || (DatasetName == "random" && Backend != BenchBackends.Tgi),
+            PresetLengths = PresetLengths,
             Temperature = Temperature,
             TopP = TopP,
             ExtraBody = ParseExtraBody(ExtraBody),

@@ -70,6 +70,7 @@ public class BenchCommandTests
     [InlineData("--scrape-metrics", "often", "--scrape-metrics")]
     [InlineData("--percentile-metrics", "ttft,latency", "--percentile-metrics")]
     [InlineData("--burstiness", "0", "--burstiness")]
+    [InlineData("--preset-lengths", "long", "--preset-lengths")]
     public void BadFlagsAreOneLineAndExitTwo(string flag, string value, string named)
     {
         var dir = Path.Combine(RlmsProcess.TempDir(), "out");

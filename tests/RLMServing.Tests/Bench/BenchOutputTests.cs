@@ -124,6 +124,27 @@ public class BenchOutputTests
     }
 
     [Fact]
+    public async Task WithIgnoreEosEachBudgetCapsTheRequestsOwnLengthInsteadOfReplacingIt()
+    {
+        await using var server = await StartAsync((_, _) => new FakeReply([new(0, Content("a", "length")), new(0, Usage(5, 1, 0)), new(0, Done)]));
+        // math500's preset draws each request's length (hundreds to thousands of tokens); a standard model's answers are shorter.
+        var options = Options(server, prompts: 40) with { DatasetName = "math500", IgnoreEos = true, TokenBudgets = [64, 1_000_000] };
+        await RunAllAsync(options);
+        var bodies = server.Bodies.ToList();
+        Assert.All(bodies, b => Assert.True((bool)b["ignore_eos"]!));
+        var small = bodies.Take(40).Select(b => (int)b["max_completion_tokens"]!).ToList();
+        var large = bodies.Skip(40).Select(b => (int)b["max_completion_tokens"]!).ToList();
+        Assert.All(small, m => Assert.Equal(64, m));                  // every drawn length is above 64: cut at the budget
+        Assert.True(large.Distinct().Count() > 20);                    // under a budget nothing reaches: the lengths as drawn
+        Assert.All(large, m => Assert.InRange(m, 65, 999_999));
+
+        await using var standard = await StartAsync((_, _) => new FakeReply([new(0, Content("a", "length")), new(0, Usage(5, 1, 0)), new(0, Done)]));
+        await RunAllAsync(Options(standard, prompts: 40) with { DatasetName = "math500", IgnoreEos = true, PresetLengths = "standard", TokenBudgets = [1_000_000] });
+        var answers = standard.Bodies.Select(b => (int)b["max_completion_tokens"]!).ToList();
+        Assert.True(answers.Average() < large.Average() / 2, $"standard {answers.Average()} vs reasoning {large.Average()}");
+    }
+
+    [Fact]
     public async Task ScrapedServerMetricsLandInTheTimeseries()
     {
         await using var server = await StartAsync((_, _) => Chat(1, 1, gapMs: 150));

@@ -334,6 +334,11 @@ public class StudyLiveTests
         Assert.Equal(expected, f.Values["reasoning.gsm8k.64.accuracy"]);
         Assert.Null(f.Values["reasoning.math500.16.accuracy"]);   // synthesised prompts: nothing to grade against
         Assert.Contains("not graded", results.Server["evaluate"]);
+        // Synthesised prompts carry the preset's lengths (ignore_eos, cut at the budget); GSM8K's real questions do not.
+        var math = server.Bodies.Where(b => !references.ContainsKey((string)b["messages"]![0]!["content"]!)).ToList();
+        Assert.NotEmpty(math);
+        Assert.All(math, b => Assert.True((bool)b["ignore_eos"]!));
+        Assert.All(server.Bodies.Where(b => references.ContainsKey((string)b["messages"]![0]!["content"]!)), b => Assert.Null(b["ignore_eos"]));
         Assert.Contains("--evaluate", f.Command);
     }
 }
