@@ -326,8 +326,14 @@ public sealed class ServeHost : IAsyncDisposable
         private async IAsyncEnumerable<SseItem<Event>> Events(HttpContext ctx)
         {
             if (chat) yield return new SseItem<Event>(new Event(Kind.Role));
-            await foreach (var batch in live.Tokens.Reader.ReadAllAsync(ctx.RequestAborted))
+            var tokens = live.Tokens.Reader;
+            while (await tokens.WaitToReadAsync(ctx.RequestAborted))
             {
+                if (!tokens.TryRead(out var batch)) continue;
+                // What is ready goes out as one delta, as vLLM V1 coalesces a stream's pending outputs when the engine
+                // gets ahead of the consumer (RequestOutputCollector.put, vllm/v1/engine/output_processor.py): a
+                // stream that fell behind catches up in one write instead of one event per iteration it missed.
+                while (tokens.TryPeek(out var next) && next.Start < AbortAfterTokens && tokens.TryRead(out next)) batch = batch.Then(next);
                 if (batch.Start >= AbortAfterTokens)
                 {
                     ctx.Abort();

@@ -10,6 +10,18 @@ namespace RLMServing.Serve.Engine;
 public readonly record struct TokenBatch(int Start, int ReasoningTokens, int AnswerTokens, double TimeS, long[]? TokenIds)
 {
     public int Count => ReasoningTokens + AnswerTokens;
+
+    /// <summary>
+    /// This batch followed by the next one of the same request, as one: thinking comes before the answer in a
+    /// request, so the thinking tokens of both still precede their answer tokens.
+    /// </summary>
+    public TokenBatch Then(TokenBatch next)
+    {
+        if (next.Start != Start + Count) throw new ArgumentException($"token {next.Start} does not follow tokens {Start}..{Start + Count - 1}", nameof(next));
+        if (AnswerTokens > 0 && next.ReasoningTokens > 0) throw new ArgumentException("thinking after the answer began", nameof(next));
+        long[]? ids = TokenIds is null && next.TokenIds is null ? null : [.. TokenIds ?? [], .. next.TokenIds ?? []];
+        return new TokenBatch(Start, ReasoningTokens + next.ReasoningTokens, AnswerTokens + next.AnswerTokens, next.TimeS, ids);
+    }
 }
 
 /// <summary>Why a live request stopped.</summary>

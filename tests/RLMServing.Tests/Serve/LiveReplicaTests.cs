@@ -41,6 +41,17 @@ public class LiveReplicaTests
     }
 
     [Fact]
+    public void BatchesThatWaitedAreSentAsOneKeepingThinkingBeforeTheAnswer()
+    {
+        var merged = new TokenBatch(0, 3, 0, 1.0, null).Then(new TokenBatch(3, 1, 2, 1.5, null)).Then(new TokenBatch(6, 0, 4, 2.0, null));
+        Assert.Equal(new TokenBatch(0, 4, 6, 2.0, null), merged);
+        var ids = new TokenBatch(5, 1, 0, 0, [7]).Then(new TokenBatch(6, 0, 2, 1, [8, 9]));
+        Assert.Equal([7L, 8, 9], ids.TokenIds!);
+        Assert.Throws<ArgumentException>(() => new TokenBatch(0, 2, 0, 0, null).Then(new TokenBatch(3, 1, 0, 1, null)));   // a gap
+        Assert.Throws<ArgumentException>(() => new TokenBatch(0, 0, 2, 0, null).Then(new TokenBatch(2, 1, 0, 1, null)));   // thinking after the answer
+    }
+
+    [Fact]
     public async Task AnEngineWhoseClockMovesByItselfRunsAnIterationEveryTurn()
     {
         // Each scheduler turn's horizon lies just past the clock as the turn starts. Read again inside the turn, a

@@ -99,7 +99,9 @@ public class OpenAiClientTests(ITestOutputHelper output)
             usage ??= update.Usage;
             finish ??= update.FinishReason;
         }
-        Assert.True(updates >= 8);
+        // A role chunk, at least one delta, the finish and the usage: deltas that were ready together come as one
+        // (as vLLM V1 coalesces them), so the count of updates is not the count of tokens.
+        Assert.True(updates >= 3, $"{updates} updates");
         Assert.Equal(ChatFinishReason.Length, finish);
         Assert.Equal(8, usage?.OutputTokenCount);   // the SDK asks for include_usage itself
 
