@@ -28,7 +28,7 @@ row "LLMServingSim: vLLM 0.19.0, RTX PRO 6000, Llama-3.1-8B TP1, 300 ShareGPT re
   traces/public/llmservingsim/runs/rtxpro6000-llama-3.1-8b scenarios/validation/rtxpro6000-llama-3.1-8b-vllm019.yaml \
   "LLMServingSim −4.0% / −1.0% / −1.8% (p50 −8.6% / −0.0% / −1.2%; p90 −4.4% / +0.5% / −1.8%; its validation/summary.txt)"
 for r in 100-1 300-3; do
-  row "DistServe: early vLLM, A100-80GB, OPT-13B TP1, ShareGPT vllm-$r" \
+  row "DistServe: vLLM 0.2.3, A100-80GB, OPT-13B TP1, ShareGPT vllm-$r" \
     traces/public/distserve/runs/opt-13b-sharegpt-vllm-$r scenarios/validation/a100-opt-13b-distserve-vllm-$r.yaml \
     "— (DistServe's paper checks its simulator on SLO attainment, not on latency)"
 done

@@ -7,7 +7,8 @@ namespace RLMServing.Costs;
 /// Builds the cost model of one replica group from a bound scenario, the one way the runner, replay, sweeps and
 /// tests all use: the base model (roofline; a calibration's fitted model, or its per-layer operator tables, with the
 /// roofline outside its grid), then the
-/// decorators in the order an iteration meets them — one call per prefill chunk (engines that run chunks
+/// decorators in the order an iteration meets them — early vLLM's padding of a prefill step's prompts to the longest
+/// (scheduler.max_paddings), one call per prefill chunk (engines that run chunks
 /// separately), CUDA-graph padding of decode batches (the engine's), speculative drafting and verification, and
 /// the engine's host work per iteration outermost (once per scheduler turn; overlapped under async scheduling).
 /// The machine's speed over time (cost_model.slowdown) is applied by the engine, which knows when iterations start.
@@ -17,6 +18,7 @@ public static class CostModelFactory
     public static ICostModel Build(Scenario s, ModelArchitecture model, GpuSpec gpu, int tensorParallel, HardwareCatalog catalog)
     {
         var cost = Base(s, model, gpu, tensorParallel);
+        if (s.Scheduler.MaxPaddings is not null) cost = new PaddedPrefillCostModel(cost);
         if (s.CostModel.Calls == IterationCalls.PerPrefillChunk) cost = new PerCallCostModel(cost);
         if (s.Engine.CudaGraphSizes is { Count: > 0 } sizes) cost = new CudaGraphCostModel(cost, sizes);
         cost = WithSpeculation(cost, s, gpu, tensorParallel, catalog);

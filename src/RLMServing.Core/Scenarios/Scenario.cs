@@ -72,6 +72,14 @@ public sealed record SchedulerConfig(
 {
     /// <summary>The most prefill tokens one request takes in one step (vLLM's long_prefill_token_threshold); 0: no cap.</summary>
     public int LongPrefillTokenThreshold { get; init; }
+
+    /// <summary>
+    /// vLLM 0.2.2-0.2.x's padded prefill batches (its scheduler's max_paddings; scheduler.batching: vllm_v0 only): the
+    /// prompts of one prefill step run as a batch x longest-prompt tensor, the padded size counts against
+    /// max_num_batched_tokens, and no prompt joins a step whose padding would pass this many tokens. Null: prompts
+    /// are packed without padding (vLLM V0 0.6-0.8, V1).
+    /// </summary>
+    public int? MaxPaddings { get; init; }
 }
 
 public sealed record KvCacheConfig(int BlockSize, double GpuMemoryUtilization, double? ActivationReserveGib)

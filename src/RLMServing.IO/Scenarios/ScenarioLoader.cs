@@ -286,9 +286,23 @@ public static partial class ScenarioLoader
                 ? (t >= 0 ? t : throw s.Error("long_prefill_token_threshold", $"must be 0 (no cap) or positive, got {t}"))
                 : 0,
         };
+        cfg = cfg with { MaxPaddings = BindMaxPaddings(s, cfg.Batching) };
         CheckPartialPrefills(s);
         s.Done();
         return cfg;
+    }
+
+    /// <summary>
+    /// vLLM 0.2.2-0.2.x's max_paddings (vllm/core/scheduler.py, PR #1381): its padded prefill batches are modelled by
+    /// the vllm_v0 planner only, so the key needs that policy; absent, prompts are packed (later V0 and V1).
+    /// </summary>
+    private static int? BindMaxPaddings(MapReader s, BatchingPolicy batching)
+    {
+        if (s.Int("max_paddings") is not { } n) return null;
+        if (n < 0) throw s.Error("max_paddings", $"must be 0 or positive (padding tokens allowed in one prefill step), got {n}");
+        if (batching != BatchingPolicy.VllmV0)
+            throw s.Error("max_paddings", $"early vLLM's padded prefill batches are modelled under scheduler.batching: vllm_v0 (engine: vllm-v0) only, not {batching.Name}");
+        return n;
     }
 
     /// <summary>

@@ -74,6 +74,9 @@ public class EngineModelTests
     [InlineData("engine: { name: vllm-v1, cuda_graph_sizes: [8, 0] }\n", "engine.cuda_graph_sizes: item 1: expected a positive whole number")]
     [InlineData("engine: { name: ort, async_scheduling: true }\n", "engine.async_scheduling: the ort engine runs eagerly")]
     [InlineData("scheduler: { long_prefill_token_threshold: -5 }\n", "scheduler.long_prefill_token_threshold: must be 0 (no cap) or positive")]
+    [InlineData("engine: vllm-v0\nscheduler: { max_paddings: -1 }\n", "scheduler.max_paddings: must be 0 or positive (padding tokens allowed in one prefill step), got -1")]
+    [InlineData("scheduler: { max_paddings: 256 }\n", "scheduler.max_paddings: early vLLM's padded prefill batches are modelled under scheduler.batching: vllm_v0 (engine: vllm-v0) only, not vllm_v1")]
+    [InlineData("engine: vllm-v0\nscheduler: { batching: continuous, max_paddings: 256 }\n", "scheduler.max_paddings: early vLLM's padded prefill batches are modelled under scheduler.batching: vllm_v0 (engine: vllm-v0) only, not continuous")]
     [InlineData("scheduler: { max_num_partial_prefills: 2 }\n", "scheduler.max_num_partial_prefills: only 1 is modelled, got 2: vLLM V1 does not run concurrent partial prefills")]
     public void BadEngineSettingsAreOneLineNamingTheKey(string extra, string expected)
     {
@@ -148,6 +151,55 @@ public class EngineModelTests
         // Iterations: prefill steps + one decode step for the second token.
         Assert.Equal(2, free.Summary.Iterations);
         Assert.Equal(5, result.Summary.Iterations);
+    }
+
+    [Fact]
+    public void EarlyVllmPaddedPrefillSteps_CountBatchTimesLongestPromptAndStopAtMaxPaddings()
+    {
+        // 60 prompts of 100 to 1,000 tokens arriving together-ish: unpadded, V0 packs as many as the 8,192-token budget
+        // holds, whatever their lengths; vLLM 0.2.x counted prompts x longest and allowed 256 padding tokens a step.
+        const string burst = "workload: { requests: 60, arrival: { process: poisson, rate: 400 }, prompt_tokens: { dist: uniform, min: 100, max: 1000 }, output_tokens: { dist: constant, value: 4 } }\n";
+        string yaml = $"name: pad\nmodel: DeepSeek-R1-Distill-Qwen-7B\nhardware: {{ gpu: H100-SXM-80G }}\n{burst}engine: vllm-v0\n";
+        List<PrefillChunk[]> Steps(string scheduler)
+        {
+            var run = Prepare(yaml + scheduler);
+            var recording = new RecordingCostModel(run.Cost);
+            var result = RLMServing.Simulation.Simulator.Run(run.Scenario, run.Model, run.Gpu, recording);
+            Assert.Equal(60, result.Requests.Count(r => r.OutputTokens == 4));
+            return recording.Shapes.Where(x => x.Prefills.Length > 0).Select(x => x.Prefills.ToArray()).ToList();
+        }
+        static (long Padded, int Padding) Padding(PrefillChunk[] step) =>
+            ((long)step.Length * step.Max(c => c.Tokens), step.Length * step.Max(c => c.Tokens) - step.Sum(c => c.Tokens));
+
+        var packed = Steps("scheduler: { max_num_batched_tokens: 8192 }\n");
+        Assert.Contains(packed, step => Padding(step).Padding > 256);
+
+        var padded = Steps("scheduler: { max_num_batched_tokens: 8192, max_paddings: 256 }\n");
+        Assert.All(padded, step => Assert.True(Padding(step).Padded <= 8192 && Padding(step).Padding <= 256, $"{step.Length} prompts, padded {Padding(step)}"));
+        Assert.Contains(padded, step => step.Length > 1);
+        Assert.True(padded.Count > packed.Count, "the padding limit splits prefills into more steps");
+    }
+
+    [Fact]
+    public void EarlyVllmPricesAPrefillStepAtItsPaddedShape()
+    {
+        var inner = new CountingCostModel();
+        var padding = new PaddedPrefillCostModel(inner);
+        padding.Iteration(new BatchShape(new[] { new PrefillChunk(100, 0, true), new PrefillChunk(300, 0, true), new PrefillChunk(250, 0, true) }, 0, 0));
+        Assert.Equal([300, 300, 300], inner.LastShape.Prefills.ToArray().Select(c => c.Tokens));
+        padding.Iteration(new BatchShape(new[] { new PrefillChunk(700, 0, true) }, 0, 0));
+        Assert.Equal([700], inner.LastShape.Prefills.ToArray().Select(c => c.Tokens));
+        padding.Decode(12, 3000);
+        Assert.Equal((12, 3000L), inner.LastDecode);
+
+        // Built from the scenario: two prompts of 100 and 900 tokens cost what two of 900 cost, more than packed.
+        var uneven = new BatchShape(new[] { new PrefillChunk(100, 0, true), new PrefillChunk(900, 0, true) }, 0, 0);
+        var even = new BatchShape(new[] { new PrefillChunk(900, 0, true), new PrefillChunk(900, 0, true) }, 0, 0);
+        var run = Prepare(Scenario("A100-SXM-80G", "engine: vllm-v0\nscheduler: { max_paddings: 256 }\n"));
+        Assert.Equal(run.Cost.Iteration(even).TimeS, run.Cost.Iteration(uneven).TimeS);
+        var packed = Prepare(Scenario("A100-SXM-80G", "engine: vllm-v0\n"));
+        Assert.True(packed.Cost.Iteration(uneven).TimeS < run.Cost.Iteration(uneven).TimeS);
+        Assert.Null(packed.Scenario.Scheduler.MaxPaddings);
     }
 
     /// <summary>Prices as the inner model does and keeps every mixed or prefill iteration's shape.</summary>

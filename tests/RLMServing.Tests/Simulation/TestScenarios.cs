@@ -29,6 +29,10 @@ public static class TestScenarios
         int budget = Math.Max(maxSeqs, rng.Next(8, 400));
         var sched = new SchedulerConfig(batching, maxSeqs, budget, queue, PreemptionMode.Recompute,
             batching == BatchingPolicy.Static && rng.Next(2) == 0 ? rng.Next(1, 200) : 0, RouterKind.RoundRobin);
+        // Half the vllm_v0 draws pad their prefill steps as vLLM 0.2.x did, on a stream of their own (the rest of the
+        // scenario stays what the seed drew before).
+        var padding = new Random(seed ^ 0x9add);
+        if (batching == BatchingPolicy.VllmV0 && padding.Next(2) == 0) sched = sched with { MaxPaddings = padding.Next(0, 300) };
         int requests = rng.Next(1, 60);
         ArrivalProcess arrival = rng.Next(4) switch
         {

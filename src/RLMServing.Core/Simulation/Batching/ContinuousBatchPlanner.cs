@@ -1,3 +1,5 @@
+using RLMServing.Scenarios;
+
 namespace RLMServing.Simulation.Batching;
 
 /// <summary>
@@ -9,19 +11,27 @@ internal class ContinuousBatchPlanner : BatchPlanner
 {
     public override bool Step(IReplicaScheduler replica)
     {
-        int budget = replica.Config.MaxNumBatchedTokens;
-        while (replica.WaitingCount > 0 && replica.RunningCount < replica.Config.MaxNumSeqs)
+        var config = replica.Config;
+        int count = 0, sum = 0, longest = 0;
+        while (replica.WaitingCount > 0 && replica.RunningCount < config.MaxNumSeqs)
         {
             var r = replica.PeekWaiting();
             int tokens = r.PrefillLeft;
             // A prompt longer than the token budget runs alone rather than never.
-            if (tokens > budget && replica.PlannedChunks > 0) break;
+            if (replica.PlannedChunks > 0 && !Fits(config, count + 1, sum + tokens, Math.Max(longest, tokens))) break;
             if (!replica.TryAdmit(r, tokens)) break;
             if (r.State == RequestState.Decoding) continue;   // swapped back in: decodes, no prefill
             replica.PlanChunk(r, tokens);
-            budget -= tokens;
-            if (budget <= 0) break;
+            count++;
+            sum += tokens;
+            longest = Math.Max(longest, tokens);
+            if (sum >= config.MaxNumBatchedTokens) break;
         }
         return RunPlannedOrDecode(replica, withDecodes: false);
     }
+
+    /// <summary>Whether a prefill step of <paramref name="prompts"/> whole prompts may run together.</summary>
+    /// <param name="tokens">Their prompt tokens.</param>
+    /// <param name="longest">The longest of them.</param>
+    protected virtual bool Fits(SchedulerConfig config, int prompts, int tokens, int longest) => tokens <= config.MaxNumBatchedTokens;
 }
