@@ -54,6 +54,52 @@ public class SummaryBuilderTests
         Assert.Equal(expected, duplicated, ReferenceEqualityComparer.Instance);
     }
 
+    [Fact]
+    public void IdsThatAreNotConsecutiveAreSortedLikeTheComparisonSort()
+    {
+        var rng = new Random(5);
+        foreach (var ids in new[]
+        {
+            Enumerable.Range(1000, 3000).Select(i => (long)i).ToArray(),                           // consecutive, not from 0
+            Enumerable.Range(0, 3000).Select(i => (long)(i < 1500 ? i : i + 1)).ToArray(),         // one gap
+            Enumerable.Range(0, 3000).Select(i => (long)(i == 7 ? 8 : i)).ToArray(),               // a duplicate and a gap, n consecutive wide
+            Enumerable.Range(0, 3000).Select(_ => (long)rng.Next(-50, 50)).ToArray(),              // negative, many duplicates
+        })
+        {
+            var rows = ids.OrderBy(_ => rng.Next()).Select(id => Row(id, rng.NextDouble(), 1, rng)).ToList();
+            var expected = rows.ToList();
+            expected.Sort((a, b) => a.RequestId.CompareTo(b.RequestId));
+            Simulator.SortById(rows);
+            Assert.Equal(expected.Select(r => r.RequestId), rows.Select(r => r.RequestId));
+            if (ids.Distinct().Count() == ids.Length) Assert.Equal(expected, rows, ReferenceEqualityComparer.Instance);
+        }
+    }
+
+    /// <summary>The radix sort of large latency arrays gives the comparison sort's array, bit for bit.</summary>
+    [Property(MaxTest = 60)]
+    public void RadixSortEqualsArraySort(int seed)
+    {
+        var rng = new Random(seed);
+        int n = rng.Next(4) == 0 ? rng.Next(Percentiles.RadixMinimum) : Percentiles.RadixMinimum + rng.Next(40_000);
+        int kind = rng.Next(6);
+        var a = new double[n];
+        for (int i = 0; i < n; i++)
+            a[i] = kind switch
+            {
+                0 => rng.NextDouble() * 1000,                                   // latencies in ms
+                1 => Math.Round(rng.NextDouble() * 20, 1),                      // many ties
+                2 => (rng.NextDouble() - 0.5) * Math.Pow(10, rng.Next(-300, 300)),   // both signs, every magnitude
+                3 => rng.Next(8) switch { 0 => double.PositiveInfinity, 1 => double.NegativeInfinity, 2 => 0.0, 3 => double.Epsilon, 4 => -double.Epsilon, 5 => double.MaxValue, _ => rng.NextDouble() },
+                4 => rng.Next(50) == 0 ? -0.0 : rng.NextDouble() - 0.5,         // -0.0 beside 0.0: the comparison sort's own order
+                _ => rng.Next(50) == 0 ? double.NaN : rng.NextDouble(),         // NaN: likewise
+            };
+        if (kind == 4 && n > 0) a[rng.Next(n)] = 0.0;
+        var expected = (double[])a.Clone();
+        Array.Sort(expected);
+        Percentiles.Sort(a);
+        Assert.Equal(expected.Select(BitConverter.DoubleToInt64Bits), a.Select(BitConverter.DoubleToInt64Bits));
+    }
+
     private static RequestRecord Row(long id, double arrivalS, double scheduledS, Random rng) =>
         new(id, arrivalS, 100, 50, 20, RequestStatus.Completed, scheduledS, scheduledS + 0.1, scheduledS + 0.5,
             scheduledS + 1 + rng.NextDouble(), 0, 0, null, false);
