@@ -134,19 +134,24 @@ public static class FindingsBuilder
         var values = new SortedDictionary<string, double?>();
         var reasoning = new List<bool>();
         var parts = new List<string>();
+        int index = 0;
         foreach (var o in r.Of(Experiments.Bimodal))
         {
             if (o.E2eMs.Length < 10) continue;
             var t = Bimodality.Test(o.E2eMs);
+            double support = Bimodality.Support(o.E2eMs, unchecked(s.Seed * 7919 + index++ * Bimodality.Resamples));
+            bool bimodal = t.Bimodal && support >= Bimodality.Confidence;
             runs.Add((o.Variant, o.E2eMs, t));
             values[$"{o.Variant}.delta_bic"] = Math.Round(t.DeltaBic, 2);
             values[$"{o.Variant}.modes"] = t.ModesMs.Count;
-            if (IsReasoning(o.Variant)) reasoning.Add(t.Bimodal);
-            parts.Add($"{o.Variant}: {(t.Bimodal ? "bimodal" : "not bimodal")} (ΔBIC {t.DeltaBic:F1}, {t.ModesMs.Count} mode{(t.ModesMs.Count == 1 ? "" : "s")}{(t.ModesMs.Count >= 2 ? $" at {string.Join(" and ", t.ModesMs.Take(2).Select(Seconds))}" : "")}, n = {t.N})");
+            values[$"{o.Variant}.bimodal_support"] = Math.Round(support, 3);
+            if (IsReasoning(o.Variant)) reasoning.Add(bimodal);
+            parts.Add($"{o.Variant}: {(bimodal ? "bimodal" : "not bimodal")} (ΔBIC {t.DeltaBic:F1}, {t.ModesMs.Count} mode{(t.ModesMs.Count == 1 ? "" : "s")}{(t.ModesMs.Count >= 2 ? $" at {string.Join(" and ", t.ModesMs.Take(2).Select(Seconds))}" : "")}, bootstrap support {support:F2}, n = {t.N})");
         }
         values["reasoning_bimodal_share"] = reasoning.Count == 0 ? null : (double)reasoning.Count(b => b) / reasoning.Count;
-        string ours = $"Test: two-component Gaussian mixture on log end-to-end latency against one Gaussian, by BIC (EM fit); bimodal when ΔBIC > {Bimodality.StrongEvidence:F0} " +
-                      $"and the fitted mixture has two modes. Reasoning model bimodal on {reasoning.Count(b => b)} of {reasoning.Count} datasets. " + string.Join("; ", parts) + ".";
+        string ours = $"Test: two-component Gaussian mixture on log end-to-end latency against one Gaussian, by BIC (EM fit); bimodal when ΔBIC > {Bimodality.StrongEvidence:F0}, " +
+                      $"the fitted mixture has two modes, and both hold in {Bimodality.Confidence:P0} of {Bimodality.Resamples} bootstrap resamples. " +
+                      $"Reasoning model bimodal on {reasoning.Count(b => b)} of {reasoning.Count} datasets. " + string.Join("; ", parts) + ".";
         return (new Finding(BimodalId, BimodalClaim, ours, Verdict.Bimodal(reasoning), r.Commands.GetValueOrDefault(Experiments.Bimodal, ""), values), new BimodalPanel(runs));
     }
 
