@@ -38,11 +38,19 @@ public static class ClientOverhead
         string baseUrl = server.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the server did not start");
         try
         {
-            Console.WriteLine($"client on core 0, instant {(raw ? "raw-socket" : "Kestrel")} server on core 1: {pinned}; server {baseUrl}");
+            Console.WriteLine($"client on core 0, instant {(raw ? "raw-socket" : "Kestrel")} server on core 1: {pinned}; server {baseUrl}; " +
+                $"client sees {Environment.ProcessorCount} processors, socket completions inline: {Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1"}");
             Throughput(baseUrl, Math.Min(2_000, requests), report: false);   // JIT and connection warm-up
             Throughput(baseUrl, requests, report: true);
-            Delay(baseUrl, 1, chunks: 20);
-            Delay(baseUrl, streams, chunks: 20);
+            // The floor: one stream at a time, so every chunk finds the client idle; what remains is the server's
+            // send, the loopback and the wake-up of the client's core, plus the client's own path for one event.
+            var floor = Delay(baseUrl, streams: 1, requests: 40, chunks: 5);
+            Print("floor, 1 stream at a time", floor);
+            var load = Delay(baseUrl, streams, requests: 3 * streams, chunks: 20);
+            Print($"{streams} concurrent streams, steady state", load);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"added by {streams} concurrent streams (steady-state TTFT delay minus the floor): median {Q(load.Ttft, 0.5) - Q(floor.Ttft, 0.5):F3} ms, " +
+                $"p90 {Q(load.Ttft, 0.9) - Q(floor.Ttft, 0.5):F3} ms (against the floor's median); all chunks median {Q(load.All, 0.5) - Q(floor.All, 0.5):F3} ms"));
         }
         finally
         {
@@ -74,33 +82,52 @@ public static class ClientOverhead
             $"client CPU {cpuS:F2} s = {ok / cpuS:F0} req per CPU-second"));
     }
 
-    private static void Delay(string baseUrl, int streams, int chunks)
+    /// <summary>Delays from the server's stamp to the client's timestamp, in ms, of one delay run.</summary>
+    private sealed record DelayRun(List<double> Ttft, List<double> TtftFirstWave, List<double> All, double Busy, int Completed, int Requests);
+
+    /// <summary>
+    /// <paramref name="requests"/> requests of <paramref name="chunks"/> chunks each (50 ms apart), at most
+    /// <paramref name="streams"/> at once: with more requests than streams, a request that ends is replaced at once,
+    /// so the later requests' first chunks meet <paramref name="streams"/> open streams (steady state), while the
+    /// first wave's meet the client still sending the rest of the wave.
+    /// </summary>
+    private static DelayRun Delay(string baseUrl, int streams, int requests, int chunks)
     {
-        // The server paces each stream at 50 ms per chunk; every stream is open at once.
-        var options = Options(baseUrl, streams) with { OutputLen = chunks };
+        var options = Options(baseUrl, requests) with { OutputLen = chunks, MaxConcurrency = streams };
         using var runner = new BenchRunner(options);
         var (run, wall, cpuS) = Measure(runner, options);
-        double busy = cpuS / wall;
         long t0 = runner.Counters.StartTimestamp;
-        var first = new List<double>();
-        var all = new List<double>();
-        foreach (var o in run.Outcomes.Where(o => o.IsCompleted))
+        var result = new DelayRun([], [], [], cpuS / wall, run.Outcomes.Count(o => o.IsCompleted), requests);
+        for (int r = 0; r < run.Outcomes.Count; r++)
         {
+            var o = run.Outcomes[r];
+            if (!o.IsCompleted) continue;
             var stamps = o.OutputText.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
             for (int i = 0; i < o.Chunks.Count && i < stamps.Length; i++)
             {
-                double clientTicks = t0 + o.Chunks[i].TimeS * Stopwatch.Frequency;
-                double ms = (clientTicks - stamps[i]) * 1000.0 / Stopwatch.Frequency;
-                all.Add(ms);
-                if (i == 0) first.Add(ms);
+                // TimeS is seconds from t0 on the client's monotonic clock; the stamp is the server's, same clock.
+                double ms = (o.Chunks[i].TimeS * Stopwatch.Frequency - (stamps[i] - t0)) * 1000.0 / Stopwatch.Frequency;
+                result.All.Add(ms);
+                if (i == 0) (r < streams && streams > 1 ? result.TtftFirstWave : result.Ttft).Add(ms);
             }
         }
-        first.Sort();
-        all.Sort();
-        double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[Math.Min(xs.Count - 1, (int)(q * xs.Count))];
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"added delay at {streams} concurrent streams ({run.Outcomes.Count(o => o.IsCompleted)} completed): first chunk (TTFT) median {Q(first, 0.5):F3} ms, " +
-            $"p99 {Q(first, 0.99):F3} ms; all {all.Count} chunks median {Q(all, 0.5):F3} ms, p99 {Q(all, 0.99):F3} ms; client core busy {busy:P0}"));
+        result.Ttft.Sort();
+        result.TtftFirstWave.Sort();
+        result.All.Sort();
+        return result;
+    }
+
+    private static double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[Math.Min(xs.Count - 1, (int)(q * xs.Count))];
+
+    private static void Print(string what, DelayRun d)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string wave = d.TtftFirstWave.Count > 0
+            ? string.Create(inv, $"; first wave (all sent at once) median {Q(d.TtftFirstWave, 0.5):F3}, p99 {Q(d.TtftFirstWave, 0.99):F3}")
+            : "";
+        Console.WriteLine(string.Create(inv,
+            $"{what} ({d.Completed} of {d.Requests} completed): TTFT delay median {Q(d.Ttft, 0.5):F3} ms, p90 {Q(d.Ttft, 0.9):F3}, p99 {Q(d.Ttft, 0.99):F3} " +
+            $"({d.Ttft.Count} requests){wave}; all {d.All.Count} chunks median {Q(d.All, 0.5):F3} ms, p99 {Q(d.All, 0.99):F3}; client core busy {d.Busy:P0}"));
     }
 
     /// <summary>One run of the client: what it measured, its wall time and the process's CPU time over it.</summary>
@@ -119,6 +146,8 @@ public static class ClientOverhead
         var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
         psi.ArgumentList.Add(raw ? "client-overhead-raw-server" : "client-overhead-server");
+        // The server stays the same whatever socket settings the client is tried with.
+        psi.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS");
         var p = Process.Start(psi)!;
         if (pinned && OperatingSystem.IsLinux()) p.ProcessorAffinity = 2;
         return p;
@@ -185,9 +214,15 @@ public static class ClientOverhead
         }
     }
 
+    private const int StampDigits = 19;
+
     private static async Task RawConnection(System.Net.Sockets.Socket socket)
     {
         var buffer = new byte[1 << 16];
+        string evt = $"data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{new string('0', StampDigits)};\"}},\"finish_reason\":null}}]}}\n\n";
+        string head = $"{evt.Length:x}\r\n";
+        byte[] chunk = Encoding.ASCII.GetBytes($"{head}{evt}\r\n");
+        int stampAt = head.Length + evt.IndexOf('0', evt.IndexOf("content", StringComparison.Ordinal));
         int have = 0;
         try
         {
@@ -232,8 +267,10 @@ public static class ClientOverhead
                         double dueMs = offsetMs + (i + 1) * gapMs - Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                         if (dueMs > 0) await Task.Delay(TimeSpan.FromMilliseconds(dueMs));
                     }
-                    string evt = $"data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture)};\"}},\"finish_reason\":null}}]}}\n\n";
-                    await socket.SendAsync(Encoding.ASCII.GetBytes($"{evt.Length:x}\r\n{evt}\r\n"));
+                    // The stamp goes into a fixed-width slot of the ready-made chunk, so nothing but the send follows it.
+                    long stamp = Stopwatch.GetTimestamp();
+                    System.Buffers.Text.Utf8Formatter.TryFormat(stamp, chunk.AsSpan(stampAt, StampDigits), out _, new System.Buffers.StandardFormat('D', StampDigits));
+                    await socket.SendAsync(chunk);
                 }
                 string end = $"data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{chunks}}}}}\n\ndata: [DONE]\n\n";
                 await socket.SendAsync(Encoding.ASCII.GetBytes($"{end.Length:x}\r\n{end}\r\n0\r\n\r\n"));
