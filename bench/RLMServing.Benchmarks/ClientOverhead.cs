@@ -19,8 +19,9 @@ namespace RLMServing.Benchmarks;
 /// core; the client (the real BenchRunner path: HTTP, SSE parsing, per-chunk records) runs pinned to the first.
 /// (1) Throughput: streamed requests per second, and per second of the client's CPU time, at --max-concurrency 64.
 /// (2) Timestamp error: the server writes its monotonic clock (CLOCK_MONOTONIC, shared by processes) into every chunk
-/// just before writing it; the client's timestamp of that chunk minus the stamp is the delay the client adds, for the
-/// first chunk (TTFT) and all chunks, at 1 and at 1,000 concurrent streams.
+/// just before writing it; the client's timestamp of that chunk minus the stamp is the delay from the server's write
+/// to the client's record, for the first chunk (TTFT) and all chunks: the floor (one stream at a time, an idle
+/// client), at STREAMS open streams in steady state, and the difference, which is what the open streams add.
 /// Usage: client-overhead [REQUESTS] [STREAMS] [kestrel|raw]. With `raw` the server is a bare socket loop that writes
 /// each pre-formatted chunk with one send() right after stamping it, so the delay measured is the loopback plus the
 /// client, not Kestrel's write path on the server's core.
@@ -44,13 +45,13 @@ public static class ClientOverhead
             Throughput(baseUrl, requests, report: true);
             // The floor: one stream at a time, so every chunk finds the client idle; what remains is the server's
             // send, the loopback and the wake-up of the client's core, plus the client's own path for one event.
-            var floor = Delay(baseUrl, streams: 1, requests: 40, chunks: 5);
+            var floor = Floor(baseUrl, requests: 40, chunks: 5);
             Print("floor, 1 stream at a time", floor);
-            var load = Delay(baseUrl, streams, requests: 3 * streams, chunks: 20);
+            var load = Steady(baseUrl, streams, requests: 4 * streams, chunks: 20);
             Print($"{streams} concurrent streams, steady state", load);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"added by {streams} concurrent streams (steady-state TTFT delay minus the floor): median {Q(load.Ttft, 0.5) - Q(floor.Ttft, 0.5):F3} ms, " +
-                $"p90 {Q(load.Ttft, 0.9) - Q(floor.Ttft, 0.5):F3} ms (against the floor's median); all chunks median {Q(load.All, 0.5) - Q(floor.All, 0.5):F3} ms"));
+                $"added by {streams} concurrent streams (TTFT delay minus the floor's): median {Q(load.Ttft, 0.5) - Q(floor.Ttft, 0.5):F3} ms, " +
+                $"p90 {Q(load.Ttft, 0.9) - Q(floor.Ttft, 0.9):F3} ms; all chunks median {Q(load.All, 0.5) - Q(floor.All, 0.5):F3} ms"));
         }
         finally
         {
@@ -82,53 +83,82 @@ public static class ClientOverhead
             $"client CPU {cpuS:F2} s = {ok / cpuS:F0} req per CPU-second"));
     }
 
-    /// <summary>Delays from the server's stamp to the client's timestamp, in ms, of one delay run.</summary>
-    private sealed record DelayRun(List<double> Ttft, List<double> TtftFirstWave, List<double> All, double Busy, int Completed, int Requests);
+    /// <summary>Delays from the server's stamp to the client's timestamp, in ms, of one delay run, and the open streams they met.</summary>
+    private sealed record DelayRun(List<double> Ttft, List<double> All, double MeanOpenStreams, double Busy, int Completed, int Requests);
+
+    /// <summary>The server paces a delay run's chunks this far apart.</summary>
+    private const double GapS = 0.050;
 
     /// <summary>
-    /// <paramref name="requests"/> requests of <paramref name="chunks"/> chunks each (50 ms apart), at most
-    /// <paramref name="streams"/> at once: with more requests than streams, a request that ends is replaced at once,
-    /// so the later requests' first chunks meet <paramref name="streams"/> open streams (steady state), while the
-    /// first wave's meet the client still sending the rest of the wave.
+    /// The floor: <paramref name="requests"/> requests one after another, so every chunk finds the client idle.
     /// </summary>
-    private static DelayRun Delay(string baseUrl, int streams, int requests, int chunks)
+    private static DelayRun Floor(string baseUrl, int requests, int chunks)
     {
-        var options = Options(baseUrl, requests) with { OutputLen = chunks, MaxConcurrency = streams };
+        var options = Options(baseUrl, requests) with { OutputLen = chunks, MaxConcurrency = 1 };
+        return Delay(options, measureFromS: 0, measureToS: double.PositiveInfinity);
+    }
+
+    /// <summary>
+    /// Steady state at <paramref name="streams"/> open streams: Poisson arrivals at streams / (a request's length), so
+    /// that many are open at once on average once the first request's length has passed; a fixed number in flight would
+    /// instead end and replace whole waves together. Only requests sent after the ramp-up and done before the
+    /// ramp-down count.
+    /// </summary>
+    private static DelayRun Steady(string baseUrl, int streams, int requests, int chunks)
+    {
+        // A request lasts its chunks plus the server's spread of streams over one gap (half a gap on average).
+        double lengthS = (chunks + 0.5) * GapS;
+        var options = Options(baseUrl, requests) with { OutputLen = chunks, RequestRate = streams / lengthS };
+        double lastSendS = requests / options.RequestRate;
+        return Delay(options, measureFromS: lengthS + 2 * GapS, measureToS: lastSendS - lengthS - 2 * GapS);
+    }
+
+    private static DelayRun Delay(BenchOptions options, double measureFromS, double measureToS)
+    {
         using var runner = new BenchRunner(options);
         var (run, wall, cpuS) = Measure(runner, options);
         long t0 = runner.Counters.StartTimestamp;
-        var result = new DelayRun([], [], [], cpuS / wall, run.Outcomes.Count(o => o.IsCompleted), requests);
-        for (int r = 0; r < run.Outcomes.Count; r++)
+        var done = run.Outcomes.Where(o => o.IsCompleted).ToList();
+        var sends = done.Select(o => o.SendS).Order().ToList();
+        var ends = done.Select(o => o.EndS!.Value).Order().ToList();
+        int OpenAt(double t) => Below(sends, t) - Below(ends, t);
+        var result = new DelayRun([], [], 0, cpuS / wall, done.Count, options.NumPrompts);
+        double open = 0;
+        foreach (var o in done.Where(o => o.SendS >= measureFromS && o.SendS <= measureToS))
         {
-            var o = run.Outcomes[r];
-            if (!o.IsCompleted) continue;
             var stamps = o.OutputText.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
             for (int i = 0; i < o.Chunks.Count && i < stamps.Length; i++)
             {
                 // TimeS is seconds from t0 on the client's monotonic clock; the stamp is the server's, same clock.
                 double ms = (o.Chunks[i].TimeS * Stopwatch.Frequency - (stamps[i] - t0)) * 1000.0 / Stopwatch.Frequency;
                 result.All.Add(ms);
-                if (i == 0) (r < streams && streams > 1 ? result.TtftFirstWave : result.Ttft).Add(ms);
+                if (i == 0)
+                {
+                    result.Ttft.Add(ms);
+                    open += OpenAt(o.Chunks[i].TimeS);
+                }
             }
         }
         result.Ttft.Sort();
-        result.TtftFirstWave.Sort();
         result.All.Sort();
-        return result;
+        return result with { MeanOpenStreams = result.Ttft.Count == 0 ? 0 : open / result.Ttft.Count };
+    }
+
+    /// <summary>How many of the sorted <paramref name="xs"/> are at or below <paramref name="t"/>.</summary>
+    private static int Below(List<double> xs, double t)
+    {
+        int i = xs.BinarySearch(t);
+        if (i < 0) return ~i;
+        while (i < xs.Count && xs[i] <= t) i++;
+        return i;
     }
 
     private static double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[Math.Min(xs.Count - 1, (int)(q * xs.Count))];
 
-    private static void Print(string what, DelayRun d)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        string wave = d.TtftFirstWave.Count > 0
-            ? string.Create(inv, $"; first wave (all sent at once) median {Q(d.TtftFirstWave, 0.5):F3}, p99 {Q(d.TtftFirstWave, 0.99):F3}")
-            : "";
-        Console.WriteLine(string.Create(inv,
-            $"{what} ({d.Completed} of {d.Requests} completed): TTFT delay median {Q(d.Ttft, 0.5):F3} ms, p90 {Q(d.Ttft, 0.9):F3}, p99 {Q(d.Ttft, 0.99):F3} " +
-            $"({d.Ttft.Count} requests){wave}; all {d.All.Count} chunks median {Q(d.All, 0.5):F3} ms, p99 {Q(d.All, 0.99):F3}; client core busy {d.Busy:P0}"));
-    }
+    private static void Print(string what, DelayRun d) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{what} ({d.Completed} of {d.Requests} completed; {d.Ttft.Count} measured, meeting {d.MeanOpenStreams:F0} open streams on average): " +
+        $"TTFT delay median {Q(d.Ttft, 0.5):F3} ms, p90 {Q(d.Ttft, 0.9):F3}, p99 {Q(d.Ttft, 0.99):F3}; " +
+        $"all {d.All.Count} chunks median {Q(d.All, 0.5):F3} ms, p99 {Q(d.All, 0.99):F3}; client core busy {d.Busy:P0}"));
 
     /// <summary>One run of the client: what it measured, its wall time and the process's CPU time over it.</summary>
     private static (BenchRun Run, double WallS, double CpuS) Measure(BenchRunner runner, BenchOptions options)
