@@ -19,8 +19,9 @@ namespace RLMServing.Benchmarks;
 /// core; the client (the real BenchRunner path: HTTP, SSE parsing, per-chunk records) runs pinned to the first.
 /// (1) Throughput: streamed requests per second, and per second of the client's CPU time, at --max-concurrency 64.
 /// (2) Timestamp error: the server writes its monotonic clock (CLOCK_MONOTONIC, shared by processes) into every chunk
-/// just before writing it; the client's timestamp of that chunk minus the stamp is the delay the client adds, for the
-/// first chunk (TTFT) and all chunks, at 1 and at 1,000 concurrent streams.
+/// just before writing it; the client's timestamp of that chunk minus the stamp is the delay from the server's write
+/// to the client's record, for the first chunk (TTFT) and all chunks: the floor (one stream at a time, an idle
+/// client), at STREAMS open streams in steady state, and the difference, which is what the open streams add.
 /// Usage: client-overhead [REQUESTS] [STREAMS] [kestrel|raw]. With `raw` the server is a bare socket loop that writes
 /// each pre-formatted chunk with one send() right after stamping it, so the delay measured is the loopback plus the
 /// client, not Kestrel's write path on the server's core.
@@ -38,11 +39,19 @@ public static class ClientOverhead
         string baseUrl = server.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the server did not start");
         try
         {
-            Console.WriteLine($"client on core 0, instant {(raw ? "raw-socket" : "Kestrel")} server on core 1: {pinned}; server {baseUrl}");
+            Console.WriteLine($"client on core 0, instant {(raw ? "raw-socket" : "Kestrel")} server on core 1: {pinned}; server {baseUrl}; " +
+                $"client sees {Environment.ProcessorCount} processors, socket completions inline: {Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1"}");
             Throughput(baseUrl, Math.Min(2_000, requests), report: false);   // JIT and connection warm-up
             Throughput(baseUrl, requests, report: true);
-            Delay(baseUrl, 1, chunks: 20);
-            Delay(baseUrl, streams, chunks: 20);
+            // The floor: one stream at a time, so every chunk finds the client idle; what remains is the server's
+            // send, the loopback and the wake-up of the client's core, plus the client's own path for one event.
+            var floor = Floor(baseUrl, requests: 40, chunks: 5);
+            Print("floor, 1 stream at a time", floor);
+            var load = Steady(baseUrl, streams, requests: 4 * streams, chunks: 20);
+            Print($"{streams} concurrent streams, steady state", load);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"added by {streams} concurrent streams (TTFT delay minus the floor's): median {Q(load.Ttft, 0.5) - Q(floor.Ttft, 0.5):F3} ms, " +
+                $"p90 {Q(load.Ttft, 0.9) - Q(floor.Ttft, 0.9):F3} ms; all chunks median {Q(load.All, 0.5) - Q(floor.All, 0.5):F3} ms"));
         }
         finally
         {
@@ -74,34 +83,82 @@ public static class ClientOverhead
             $"client CPU {cpuS:F2} s = {ok / cpuS:F0} req per CPU-second"));
     }
 
-    private static void Delay(string baseUrl, int streams, int chunks)
+    /// <summary>Delays from the server's stamp to the client's timestamp, in ms, of one delay run, and the open streams they met.</summary>
+    private sealed record DelayRun(List<double> Ttft, List<double> All, double MeanOpenStreams, double Busy, int Completed, int Requests);
+
+    /// <summary>The server paces a delay run's chunks this far apart.</summary>
+    private const double GapS = 0.050;
+
+    /// <summary>
+    /// The floor: <paramref name="requests"/> requests one after another, so every chunk finds the client idle.
+    /// </summary>
+    private static DelayRun Floor(string baseUrl, int requests, int chunks)
     {
-        // The server paces each stream at 50 ms per chunk; every stream is open at once.
-        var options = Options(baseUrl, streams) with { OutputLen = chunks };
+        var options = Options(baseUrl, requests) with { OutputLen = chunks, MaxConcurrency = 1 };
+        return Delay(options, measureFromS: 0, measureToS: double.PositiveInfinity);
+    }
+
+    /// <summary>
+    /// Steady state at <paramref name="streams"/> open streams: Poisson arrivals at streams / (a request's length), so
+    /// that many are open at once on average once the first request's length has passed; a fixed number in flight would
+    /// instead end and replace whole waves together. Only requests sent after the ramp-up and done before the
+    /// ramp-down count.
+    /// </summary>
+    private static DelayRun Steady(string baseUrl, int streams, int requests, int chunks)
+    {
+        // A request lasts its chunks plus the server's spread of streams over one gap (half a gap on average).
+        double lengthS = (chunks + 0.5) * GapS;
+        var options = Options(baseUrl, requests) with { OutputLen = chunks, RequestRate = streams / lengthS };
+        double lastSendS = requests / options.RequestRate;
+        return Delay(options, measureFromS: lengthS + 2 * GapS, measureToS: lastSendS - lengthS - 2 * GapS);
+    }
+
+    private static DelayRun Delay(BenchOptions options, double measureFromS, double measureToS)
+    {
         using var runner = new BenchRunner(options);
         var (run, wall, cpuS) = Measure(runner, options);
-        double busy = cpuS / wall;
         long t0 = runner.Counters.StartTimestamp;
-        var first = new List<double>();
-        var all = new List<double>();
-        foreach (var o in run.Outcomes.Where(o => o.IsCompleted))
+        var done = run.Outcomes.Where(o => o.IsCompleted).ToList();
+        var sends = done.Select(o => o.SendS).Order().ToList();
+        var ends = done.Select(o => o.EndS!.Value).Order().ToList();
+        int OpenAt(double t) => Below(sends, t) - Below(ends, t);
+        var result = new DelayRun([], [], 0, cpuS / wall, done.Count, options.NumPrompts);
+        double open = 0;
+        foreach (var o in done.Where(o => o.SendS >= measureFromS && o.SendS <= measureToS))
         {
             var stamps = o.OutputText.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
             for (int i = 0; i < o.Chunks.Count && i < stamps.Length; i++)
             {
-                double clientTicks = t0 + o.Chunks[i].TimeS * Stopwatch.Frequency;
-                double ms = (clientTicks - stamps[i]) * 1000.0 / Stopwatch.Frequency;
-                all.Add(ms);
-                if (i == 0) first.Add(ms);
+                // TimeS is seconds from t0 on the client's monotonic clock; the stamp is the server's, same clock.
+                double ms = (o.Chunks[i].TimeS * Stopwatch.Frequency - (stamps[i] - t0)) * 1000.0 / Stopwatch.Frequency;
+                result.All.Add(ms);
+                if (i == 0)
+                {
+                    result.Ttft.Add(ms);
+                    open += OpenAt(o.Chunks[i].TimeS);
+                }
             }
         }
-        first.Sort();
-        all.Sort();
-        double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[Math.Min(xs.Count - 1, (int)(q * xs.Count))];
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"added delay at {streams} concurrent streams ({run.Outcomes.Count(o => o.IsCompleted)} completed): first chunk (TTFT) median {Q(first, 0.5):F3} ms, " +
-            $"p99 {Q(first, 0.99):F3} ms; all {all.Count} chunks median {Q(all, 0.5):F3} ms, p99 {Q(all, 0.99):F3} ms; client core busy {busy:P0}"));
+        result.Ttft.Sort();
+        result.All.Sort();
+        return result with { MeanOpenStreams = result.Ttft.Count == 0 ? 0 : open / result.Ttft.Count };
     }
+
+    /// <summary>How many of the sorted <paramref name="xs"/> are at or below <paramref name="t"/>.</summary>
+    private static int Below(List<double> xs, double t)
+    {
+        int i = xs.BinarySearch(t);
+        if (i < 0) return ~i;
+        while (i < xs.Count && xs[i] <= t) i++;
+        return i;
+    }
+
+    private static double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[Math.Min(xs.Count - 1, (int)(q * xs.Count))];
+
+    private static void Print(string what, DelayRun d) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{what} ({d.Completed} of {d.Requests} completed; {d.Ttft.Count} measured, meeting {d.MeanOpenStreams:F0} open streams on average): " +
+        $"TTFT delay median {Q(d.Ttft, 0.5):F3} ms, p90 {Q(d.Ttft, 0.9):F3}, p99 {Q(d.Ttft, 0.99):F3}; " +
+        $"all {d.All.Count} chunks median {Q(d.All, 0.5):F3} ms, p99 {Q(d.All, 0.99):F3}; client core busy {d.Busy:P0}"));
 
     /// <summary>One run of the client: what it measured, its wall time and the process's CPU time over it.</summary>
     private static (BenchRun Run, double WallS, double CpuS) Measure(BenchRunner runner, BenchOptions options)
@@ -119,6 +176,8 @@ public static class ClientOverhead
         var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
         psi.ArgumentList.Add(raw ? "client-overhead-raw-server" : "client-overhead-server");
+        // The server stays the same whatever socket settings the client is tried with.
+        psi.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS");
         var p = Process.Start(psi)!;
         if (pinned && OperatingSystem.IsLinux()) p.ProcessorAffinity = 2;
         return p;
@@ -185,9 +244,15 @@ public static class ClientOverhead
         }
     }
 
+    private const int StampDigits = 19;
+
     private static async Task RawConnection(System.Net.Sockets.Socket socket)
     {
         var buffer = new byte[1 << 16];
+        string evt = $"data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{new string('0', StampDigits)};\"}},\"finish_reason\":null}}]}}\n\n";
+        string head = $"{evt.Length:x}\r\n";
+        byte[] chunk = Encoding.ASCII.GetBytes($"{head}{evt}\r\n");
+        int stampAt = head.Length + evt.IndexOf('0', evt.IndexOf("content", StringComparison.Ordinal));
         int have = 0;
         try
         {
@@ -232,8 +297,10 @@ public static class ClientOverhead
                         double dueMs = offsetMs + (i + 1) * gapMs - Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                         if (dueMs > 0) await Task.Delay(TimeSpan.FromMilliseconds(dueMs));
                     }
-                    string evt = $"data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture)};\"}},\"finish_reason\":null}}]}}\n\n";
-                    await socket.SendAsync(Encoding.ASCII.GetBytes($"{evt.Length:x}\r\n{evt}\r\n"));
+                    // The stamp goes into a fixed-width slot of the ready-made chunk, so nothing but the send follows it.
+                    long stamp = Stopwatch.GetTimestamp();
+                    System.Buffers.Text.Utf8Formatter.TryFormat(stamp, chunk.AsSpan(stampAt, StampDigits), out _, new System.Buffers.StandardFormat('D', StampDigits));
+                    await socket.SendAsync(chunk);
                 }
                 string end = $"data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{chunks}}}}}\n\ndata: [DONE]\n\n";
                 await socket.SendAsync(Encoding.ASCII.GetBytes($"{end.Length:x}\r\n{end}\r\n0\r\n\r\n"));

@@ -16,6 +16,8 @@ internal sealed class StreamingClient(HttpClient http, IBenchBackend backend, Be
 
     public double NowS => Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds;
 
+    private double SecondsAt(long timestamp) => (timestamp - startTimestamp) / (double)Stopwatch.Frequency;
+
     public async Task SendAsync(RequestOutcome outcome, CancellationToken stop)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
@@ -35,13 +37,14 @@ internal sealed class StreamingClient(HttpClient http, IBenchBackend backend, Be
                 outcome.Status = RequestOutcome.Failed;
                 return;
             }
-            await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await using var stream = new ReadTimedStream(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false));
             int reasoningChunks = 0, answerChunks = 0, sequence = 0;
             int? completionTokens = null, reasoningTokens = null;
-            var parser = SseParser.Create(stream, (type, data) => backend.Read(type, data));
+            var parser = SseParser.Create(stream, backend.Read);
             await foreach (var item in parser.EnumerateAsync(ct).ConfigureAwait(false))
             {
-                double now = NowS;
+                // When the read that completed this event returned, not after the parsing (see ReadTimedStream).
+                double now = SecondsAt(stream.LastReadTimestamp);
                 var e = item.Data;
                 if (e.Error is { } error)
                 {

@@ -20,8 +20,8 @@ public sealed record FakeReply(IReadOnlyList<FakeStep> Steps, int Status = 200, 
 
 /// <summary>
 /// An OpenAI-compatible server on 127.0.0.1 (Kestrel, an ephemeral port) that streams scripted chunks with known
-/// timings. It notes, on the same monotonic clock the client uses, when each event was flushed, so tests can check the
-/// client's timestamps against the moments the server actually sent.
+/// timings. It notes, on the same monotonic clock the client uses, when it began writing each event, so tests can check
+/// the client's timestamps against the moments the server actually sent.
 /// </summary>
 public sealed class FakeOpenAiServer : IAsyncDisposable
 {
@@ -74,9 +74,11 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
                     var step = reply.Steps[i];
                     if (step.DelayMs > 0) await Task.Delay(TimeSpan.FromMilliseconds(step.DelayMs), ctx.RequestAborted);
                     var text = (step.Event is { } e ? $"event: {e}\n" : "") + $"data: {step.Data}\n\n";
+                    // Noted before the write: the client cannot have read the event before this moment.
+                    long sent = Stopwatch.GetTimestamp();
                     await ctx.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(text), ctx.RequestAborted);
                     await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-                    self.Sent.Enqueue((Stopwatch.GetTimestamp(), index, i));
+                    self.Sent.Enqueue((sent, index, i));
                 }
                 if (reply.Cut)
                 {
@@ -98,7 +100,7 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
         return self;
     }
 
-    /// <summary>The server's flush time of a request's step, in seconds from <paramref name="startTimestamp"/>.</summary>
+    /// <summary>When the server began writing a request's step, in seconds from <paramref name="startTimestamp"/>.</summary>
     public double SentAtS(int requestIndex, int step, long startTimestamp) =>
         Stopwatch.GetElapsedTime(startTimestamp, Sent.Single(s => s.RequestIndex == requestIndex && s.Step == step).Timestamp).TotalSeconds;
 

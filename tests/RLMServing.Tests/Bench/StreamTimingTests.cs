@@ -60,6 +60,29 @@ public class StreamTimingTests
     }
 
     [Fact]
+    public async Task DeltasAreStampedWhenTheirBytesArriveNotAfterParsing()
+    {
+        // Two deltas in one write reach the client in one read: both were in hand at that read's return, so they share
+        // its time exactly. Stamped after parsing, the second would be later by the first one's JSON parse.
+        string twoInOne = Reasoning("a") + "\n\ndata: " + Content("b");
+        await using var server = await StartAsync((_, _) => new FakeReply(
+            [new(0, Role()), new(30, twoInOne), new(30, Content("c", "stop")), new(0, Usage(4, 3, 1)), new(0, Done)]));
+        var options = Options(server);
+        using var runner = new BenchRunner(options);
+        var run = await runner.RunAsync(BenchDatasets.Load(options));
+        long t0 = runner.Counters.StartTimestamp;
+        var o = Assert.Single(run.Outcomes);
+        Assert.Equal(RequestOutcome.Completed, o.Status);
+        Assert.Equal([Channel.Reasoning, Channel.Answer, Channel.Answer], o.Chunks.Select(c => c.Channel));
+        Assert.Equal(o.Chunks[0].TimeS, o.Chunks[1].TimeS);
+        Assert.True(o.Chunks[0].TimeS >= server.SentAtS(0, 1, t0), "stamped before the server began writing the deltas");
+        Assert.True(o.Chunks[2].TimeS >= server.SentAtS(0, 2, t0));
+        Assert.Equal(o.Chunks[0].TimeS, o.FirstTokenS);
+        Assert.Equal(o.Chunks[1].TimeS, o.FirstAnswerS);
+        Assert.Equal("bc", o.OutputText);
+    }
+
+    [Fact]
     public async Task ItlIsTheGapBetweenSuccessiveTextChunks()
     {
         await using var server = await StartAsync((_, _) => Chat(thinking: 3, answer: 3, gapMs: 40));
