@@ -146,11 +146,11 @@ public static class FindingsBuilder
             values[$"{o.Variant}.modes"] = t.ModesMs.Count;
             values[$"{o.Variant}.bimodal_support"] = Math.Round(support, 3);
             if (IsReasoning(o.Variant)) reasoning.Add(bimodal);
-            parts.Add($"{o.Variant}: {(bimodal ? "bimodal" : "not bimodal")} (ΔBIC {t.DeltaBic:F1}, {t.ModesMs.Count} mode{(t.ModesMs.Count == 1 ? "" : "s")}{(t.ModesMs.Count >= 2 ? $" at {string.Join(" and ", t.ModesMs.Take(2).Select(Seconds))}" : "")}, bootstrap support {support:F2}, n = {t.N})");
+            parts.Add($"{o.Variant}: {(bimodal ? "bimodal" : "not bimodal")} (ΔBIC {t.DeltaBic:F1}, {t.ModesMs.Count} mode{(t.ModesMs.Count == 1 ? "" : "s")}{(t.ModesMs.Count >= 2 ? $" at {string.Join(" and ", t.ModesMs.Take(2).Select(Seconds))}" : "")}, support {support:F2}, n = {t.N})");
         }
         values["reasoning_bimodal_share"] = reasoning.Count == 0 ? null : (double)reasoning.Count(b => b) / reasoning.Count;
         string ours = $"Test: two-component Gaussian mixture on log end-to-end latency against one Gaussian, by BIC (EM fit); bimodal when ΔBIC > {Bimodality.StrongEvidence:F0}, " +
-                      $"the fitted mixture has two modes, and both hold in {Bimodality.Confidence:P0} of {Bimodality.Resamples} bootstrap resamples. " +
+                      $"the fitted mixture has two modes, and both hold on {Bimodality.Confidence:P0} of {Bimodality.Resamples} random halves of the sample. " +
                       $"Reasoning model bimodal on {reasoning.Count(b => b)} of {reasoning.Count} datasets. " + string.Join("; ", parts) + ".";
         return (new Finding(BimodalId, BimodalClaim, ours, Verdict.Bimodal(reasoning), r.Commands.GetValueOrDefault(Experiments.Bimodal, ""), values), new BimodalPanel(runs));
     }

@@ -141,13 +141,13 @@ public class StudyTests
     }
 
     [Fact]
-    public void TheBootstrapSupportsClearModesAndNotABorderlineSample()
+    public void HalvesOfTheSampleSupportClearModesAndNotABorderlineSample()
     {
         var clear = Sample(r => r.NextDouble() < 0.6 ? LogNormal.Sample(r, Math.Log(2000), 0.3) : LogNormal.Sample(r, Math.Log(30_000), 0.3), 400, 1);
         Assert.Equal(1.0, Bimodality.Support(clear, seed: 5, resamples: 60));
         Assert.Equal(0.0, Bimodality.Support(Sample(r => LogNormal.Sample(r, Math.Log(5000), 0.8), 400, 2), seed: 5, resamples: 60));
         // Two groups 2.6 standard deviations apart, 400 draws: one draw passes the test, another of the same
-        // population does not. The bootstrap says so on either: the verdict must not rest on which one was drawn.
+        // population does not. Its halves say so on either: the verdict must not rest on which one was drawn.
         double[] Borderline(int seed) => Sample(r => r.NextDouble() < 0.6 ? LogNormal.Sample(r, 7.3, 0.5) : LogNormal.Sample(r, 8.6, 0.5), 400, seed);
         Assert.True(Bimodality.Test(Borderline(1)).Bimodal);
         Assert.False(Bimodality.Test(Borderline(2)).Bimodal);
@@ -155,6 +155,7 @@ public class StudyTests
         double support = Bimodality.Support(borderline, seed: 5, resamples: 60);
         Assert.InRange(support, 0.05, 0.8);
         Assert.Equal(support, Bimodality.Support(borderline, seed: 5, resamples: 60));   // reproducible from the seed
+        Assert.Equal(0.0, Bimodality.Support(clear[..19], seed: 5, resamples: 10));     // halves below the test's minimum
     }
 
     // ---- verdicts on constructed numbers ----
