@@ -19,6 +19,17 @@ public class StreamTimingTests
         ResultDir = Cli.RlmsProcess.TempDir(),
     };
 
+    /// <summary>One request against the server; its outcome (completed) and the run's start timestamp.</summary>
+    private static async Task<(RequestOutcome Outcome, long T0)> RunOneAsync(FakeOpenAiServer server)
+    {
+        var options = Options(server);
+        using var runner = new BenchRunner(options);
+        var run = await runner.RunAsync(BenchDatasets.Load(options));
+        var o = Assert.Single(run.Outcomes);
+        Assert.Equal(RequestOutcome.Completed, o.Status);
+        return (o, runner.Counters.StartTimestamp);
+    }
+
     internal static async Task<BenchRun> RunAsync(BenchOptions options)
     {
         using var runner = new BenchRunner(options);
@@ -41,12 +52,7 @@ public class StreamTimingTests
             new(0, Usage(12, 4, 2)),
             new(0, Done),
         ]));
-        var options = Options(server);
-        using var runner = new BenchRunner(options);
-        var run = await runner.RunAsync(BenchDatasets.Load(options));
-        long t0 = runner.Counters.StartTimestamp;
-        var o = Assert.Single(run.Outcomes);
-        Assert.Equal(RequestOutcome.Completed, o.Status);
+        var (o, t0) = await RunOneAsync(server);
         double roleSent = server.SentAtS(0, 0, t0), firstReasoningSent = server.SentAtS(0, 1, t0);
         double firstAnswerSent = server.SentAtS(0, 3, t0);
         // Not the role chunk: the first text was flushed 150 ms after it, and the client cannot have seen it earlier.
@@ -67,12 +73,7 @@ public class StreamTimingTests
         string twoInOne = Reasoning("a") + "\n\ndata: " + Content("b");
         await using var server = await StartAsync((_, _) => new FakeReply(
             [new(0, Role()), new(30, twoInOne), new(30, Content("c", "stop")), new(0, Usage(4, 3, 1)), new(0, Done)]));
-        var options = Options(server);
-        using var runner = new BenchRunner(options);
-        var run = await runner.RunAsync(BenchDatasets.Load(options));
-        long t0 = runner.Counters.StartTimestamp;
-        var o = Assert.Single(run.Outcomes);
-        Assert.Equal(RequestOutcome.Completed, o.Status);
+        var (o, t0) = await RunOneAsync(server);
         Assert.Equal([Channel.Reasoning, Channel.Answer, Channel.Answer], o.Chunks.Select(c => c.Channel));
         Assert.Equal(o.Chunks[0].TimeS, o.Chunks[1].TimeS);
         Assert.True(o.Chunks[0].TimeS >= server.SentAtS(0, 1, t0), "stamped before the server began writing the deltas");
