@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using RLMServing.IO.Traces;
 using RLMServing.IO.Workloads;
+using RLMServing.Workloads;
 using RLMServing.Workloads.Presets;
 
 namespace RLMServing.Bench;
@@ -165,13 +166,14 @@ public static class BenchDatasets
                 }
             }
         var sampler = Sampler("gsm8k", o);
+        var lengthRandom = LengthRandom(o);
         var order = Enumerable.Range(0, rows.Count).ToArray();
         random.Shuffle(order);
         var prompts = new List<BenchPrompt>(o.NumPrompts);
         for (int i = 0; i < o.NumPrompts; i++)
         {
             var (question, answer) = rows[order[i % order.Length]];
-            var lengths = sampler.Sample(random);
+            var lengths = sampler.Sample(lengthRandom);
             prompts.Add(new BenchPrompt(i, question, EstimateTokens(question), lengths.ThinkingTokens + lengths.AnswerTokens, ReferenceAnswer: answer));
         }
         return prompts;
@@ -181,15 +183,23 @@ public static class BenchDatasets
     private static List<BenchPrompt> Preset(BenchOptions o, Random random)
     {
         var sampler = Sampler(o.DatasetName, o);
+        var lengthRandom = LengthRandom(o);
         var prompts = new List<BenchPrompt>(o.NumPrompts);
         for (int i = 0; i < o.NumPrompts; i++)
         {
-            var lengths = sampler.Sample(random);
+            var lengths = sampler.Sample(lengthRandom);
             int promptTokens = Math.Max(1, lengths.PromptTokens);
             prompts.Add(new BenchPrompt(i, SyntheticPrompt(i, promptTokens, random), promptTokens, Math.Max(1, lengths.ThinkingTokens + lengths.AnswerTokens)));
         }
         return prompts;
     }
+
+    /// <summary>
+    /// The preset lengths' own stream, the one a scenario with <c>workload.dataset</c> and the same seed draws its
+    /// requests' lengths from (SyntheticWorkload.Mix(seed, 2)): the bench's k-th request has the simulator's k-th
+    /// request's lengths, so a live run and its simulation differ by the server alone, not by the sample.
+    /// </summary>
+    private static Random LengthRandom(BenchOptions o) => new(SyntheticWorkload.Mix(o.Seed, 2));
 
     private static ReasoningPresetSampler Sampler(string preset, BenchOptions o) =>
         new(DatasetPresetLoader.Load(preset), reasoningModel: o.PresetLengths != "standard");

@@ -10,14 +10,14 @@ namespace RLMServing.Tests.Scenarios;
 /// <summary>workload.arrival: { process: closed_batches, batch: N, gap_ms: G } in scenario files.</summary>
 public class ClosedBatchScenarioTests
 {
-    private static Scenario Bind(string workload, string extra = "")
+    private static Scenario Bind(string workload, string extra = "", string model = "DeepSeek-R1-Distill-Qwen-7B")
     {
         var path = Path.Combine(RlmsProcess.TempDir(), "s.yaml");
         File.WriteAllText(path, $"""
             name: t
             seed: 7
             hardware: {"{"} gpu: H100-SXM-80G {"}"}
-            model: DeepSeek-R1-Distill-Qwen-7B
+            model: {model}
             workload: {workload}
             {extra}
             """);
@@ -35,6 +35,22 @@ public class ClosedBatchScenarioTests
         Assert.Equal(new ClosedBatchArrivals(64, 250), s.ClosedBatches);
         Assert.All(s.Requests(), r => Assert.Equal(0, r.ArrivalTimeS));
         Assert.Equal(0, Assert.IsType<ClosedBatchArrivals>(Bind(Synthetic.Replace("ARRIVAL", "{ process: closed_batches, batch: 1 }")).Workload!.Arrival).GapMs);
+    }
+
+    [Theory]
+    [InlineData("math500", "DeepSeek-R1-Distill-Qwen-7B", "reasoning")]
+    [InlineData("aime24", "Qwen2.5-7B-Instruct", "standard")]
+    [InlineData("gsm8k", "DeepSeek-R1-Distill-Qwen-7B", "reasoning")]
+    public void TheBenchDrawsTheSimulatorsLengthsForTheSameSeed(string dataset, string model, string lengths)
+    {
+        // So a live run and its simulation differ by the server alone, not by the sample.
+        var s = Bind($"{{ dataset: {dataset}, requests: 40, arrival: {{ process: closed_batches, batch: 8 }} }}", model: model);
+        var simulated = s.ReplayRequests!.Select(r => r.ThinkingTokens + r.AnswerTokens).ToList();
+        var bench = RLMServing.Bench.BenchDatasets.Load(new RLMServing.Bench.BenchOptions
+        {
+            BaseUrl = "http://127.0.0.1:9", Model = "m", DatasetName = dataset, NumPrompts = 40, Seed = 7, PresetLengths = lengths,
+        }).Select(p => p.MaxTokens).ToList();
+        Assert.Equal(simulated, bench);
     }
 
     [Fact]
