@@ -130,9 +130,9 @@ public static class TestScenarios
     }
 
     /// <summary>One replica group of the tiny model on <paramref name="gpu"/>, as many replicas as the scenario's hardware.</summary>
+    /// <summary>The scenario's hardware as one replica group, its cost model built as every run builds it (CostModelFactory).</summary>
     public static ReplicaGroup Group(Scenario s, GpuSpec gpu) =>
-        new("default", s.Hardware.Replicas, gpu, 1, s.Scheduler, new RooflineCostModel(Tiny, gpu, 1, s.CostModel.ComputeEfficiency,
-            s.CostModel.BandwidthEfficiency, s.CostModel.StepOverheadMs, s.CostModel.AllReduceLatencyUs));
+        new("default", s.Hardware.Replicas, gpu, 1, s.Scheduler, CostModelFactory.Build(s, Tiny, gpu, 1, Catalog));
 
     public static SimulationResult RunGroups(Scenario s, IReadOnlyList<ReplicaGroup> groups, bool check = true, bool lockstep = false) =>
         Simulator.Run(s, Tiny, groups, checkInvariants: check, lockstep: lockstep);
