@@ -13,6 +13,9 @@ namespace RLMServing.Tests.Serve;
 /// The closed loop over HTTP: <c>rlms bench</c> replays a trace against <c>rlms serve --engine twin</c> and measures
 /// what <c>rlms simulate</c> predicts for the same trace.
 /// </summary>
+// Wall-clock means of a client process: alone on the cores, as the other timing tests (beside the suite's parallel
+// CPU-heavy tests, in a clean-clone CI run, the client process's mean TTFT came out 4x the served one).
+[Collection("timing")]
 public class ServeClosedLoopTests
 {
     private const double TimeScale = 2;
