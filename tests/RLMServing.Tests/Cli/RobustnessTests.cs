@@ -372,25 +372,34 @@ public class RobustnessTests
 
     // 8. Leftovers.
 
+    /// <summary>
+    /// Runs <c>rlms ARGS</c>, sends it SIGTERM once <paramref name="working"/> holds, and returns its stderr after it
+    /// exited with 130 (the interrupted exit code).
+    /// </summary>
+    private static async Task<string> InterruptedAsync(string[] args, Func<bool> working)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rlms.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var sw = Stopwatch.StartNew();
+        while (!working() && sw.Elapsed < TimeSpan.FromSeconds(60) && !p.HasExited) Thread.Sleep(20);
+        Assert.False(p.HasExited, $"rlms {args[0]} finished before it could be interrupted");
+        using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) kill.WaitForExit();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(130, p.ExitCode);
+        return await stderr;
+    }
+
     [Fact]
     public async Task SigtermDuringASimulationRemovesWhatItStartedAndExits130()
     {
         var dir = RlmsProcess.TempDir();
         var scenario = Write(dir, "s.yaml", Valid.Replace("requests: 20", "requests: 1000000").Replace("rate: 4.0", "rate: 400"));
         var out_ = Path.Combine(dir, "o");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rlms.dll"));
-        foreach (var a in new[] { "simulate", scenario, "--out", out_, "--quiet" }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        // Wait until the run holds its folder (it is working), then interrupt it.
-        var sw = Stopwatch.StartNew();
-        while (!File.Exists(Path.Combine(out_, ".rlms.lock")) && sw.Elapsed < TimeSpan.FromSeconds(60) && !p.HasExited) Thread.Sleep(20);
-        Assert.False(p.HasExited, "the run finished before it could be interrupted");
-        using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) kill.WaitForExit();
-        Assert.True(p.WaitForExit(60_000));
-        Assert.Equal(130, p.ExitCode);
-        var said = await stderr;
+        // Interrupted once the run holds its folder (it is working).
+        var said = await InterruptedAsync(["simulate", scenario, "--out", out_, "--quiet"], () => File.Exists(Path.Combine(out_, ".rlms.lock")));
         Assert.Contains("interrupted", said);
         Assert.Contains("nothing was written", said);
         Assert.False(Directory.Exists(out_), "the folder this run created is removed");
@@ -403,18 +412,8 @@ public class RobustnessTests
         var dir = RlmsProcess.TempDir();
         var out_ = Path.Combine(dir, "t.parquet");
         var servegen = Path.Combine(RlmsProcess.RepoRoot(), "traces", "servegen-deepseek-r1");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rlms.dll"));
-        foreach (var a in new[] { "trace", "import", servegen, "--format", "servegen", "--duration", "600000", "--out", out_, "--quiet" }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        var sw = Stopwatch.StartNew();
-        while (!Directory.EnumerateFiles(dir, "*.tmp").Any() && sw.Elapsed < TimeSpan.FromSeconds(60) && !p.HasExited) Thread.Sleep(20);
-        Assert.False(p.HasExited, "the import finished before it could be interrupted");
-        using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) kill.WaitForExit();
-        Assert.True(p.WaitForExit(60_000));
-        Assert.Equal(130, p.ExitCode);
-        var said = await stderr;
+        var said = await InterruptedAsync(["trace", "import", servegen, "--format", "servegen", "--duration", "600000", "--out", out_, "--quiet"],
+            () => Directory.EnumerateFiles(dir, "*.tmp").Any());
         Assert.Contains("interrupted", said);
         Assert.Contains("was not written", said);
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
