@@ -74,7 +74,7 @@ public static class Bimodality
                 int k = random.Next(j, pool.Length);
                 (pool[j], pool[k]) = (pool[k], pool[j]);
             }
-            bimodal[i] = Test(pool.AsSpan(0, m).ToArray()).Bimodal;
+            bimodal[i] = Test(pool[..m]).Bimodal;
         });
         return (double)bimodal.Count(b => b) / resamples;
     }
